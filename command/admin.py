@@ -1,0 +1,148 @@
+"""Admin for the whole domain, with map widgets. Edits of derived data go through services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.gis.admin import GISModelAdmin
+from django.http import HttpRequest
+
+from command import models
+from command.services.places import building_save, camera_save, grid_cell_save
+
+
+class MapAdmin(GISModelAdmin):
+    gis_widget_kwargs = {"attrs": {"default_lon": 117.2, "default_lat": 39.1, "default_zoom": 14}}
+
+
+@admin.register(models.GridCell)
+class GridCellAdmin(MapAdmin):
+    list_display = ("code", "name", "level", "parent")
+    list_filter = ("level",)
+    search_fields = ("code", "name")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        saved = grid_cell_save(
+            code=obj.code, name=obj.name, geom=obj.geom, level=obj.level, parent=obj.parent, actor_id=request.user.pk
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(models.Road)
+class RoadAdmin(MapAdmin):
+    list_display = ("name", "road_class")
+    list_filter = ("road_class",)
+    search_fields = ("name",)
+
+
+@admin.register(models.Building)
+class BuildingAdmin(MapAdmin):
+    list_display = ("id", "name", "address", "use", "floors", "household_count", "grid_cell")
+    list_filter = ("use", "grid_cell")
+    search_fields = ("name", "address")
+    readonly_fields = ("grid_cell",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        saved = building_save(
+            footprint=obj.footprint,
+            address=obj.address,
+            use=obj.use,
+            floors=obj.floors,
+            name=obj.name,
+            household_count=obj.household_count,
+            building=obj if change else None,
+            actor_id=request.user.pk,
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(models.Household)
+class HouseholdAdmin(admin.ModelAdmin):
+    list_display = ("building", "unit", "resident_type", "members")
+    list_filter = ("resident_type",)
+    raw_id_fields = ("building",)
+
+
+@admin.register(models.Camera)
+class CameraAdmin(MapAdmin):
+    list_display = ("code", "name", "status", "heading", "fov", "range_m", "grid_cell")
+    list_filter = ("status",)
+    search_fields = ("code", "name")
+    readonly_fields = ("grid_cell",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        saved = camera_save(
+            code=obj.code,
+            name=obj.name,
+            location=obj.location,
+            heading=obj.heading,
+            fov=obj.fov,
+            range_m=obj.range_m,
+            status=obj.status,
+            owner=obj.owner,
+            stream_url=obj.stream_url,
+            snapshot_url=obj.snapshot_url,
+            actor_id=request.user.pk,
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(models.Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("code", "name_zh", "name_en", "is_field_team")
+
+
+@admin.register(models.Worker)
+class WorkerAdmin(MapAdmin):
+    list_display = ("display_name", "team", "on_duty", "last_position_at")
+    list_filter = ("team", "on_duty")
+    filter_horizontal = ("cells",)
+
+
+@admin.register(models.Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("code", "name_zh", "name_en", "default_team", "priority", "sla_minutes")
+
+
+@admin.register(models.Incident)
+class IncidentAdmin(MapAdmin):
+    list_display = ("id", "category", "status", "priority", "grid_cell", "team", "worker", "opened_at", "due_at")
+    list_filter = ("status", "category", "team")
+    date_hierarchy = "opened_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # incidents come from reports (command.services.reports)
+
+
+@admin.register(models.Report)
+class ReportAdmin(MapAdmin):
+    list_display = ("client_id", "category", "source", "grid_cell", "outside_grid", "received_at")
+    list_filter = ("source", "category", "outside_grid")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(models.Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("seq", "kind", "layer", "object_id", "actor", "created_at")
+    list_filter = ("kind", "layer")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(models.PersonalDataAccess)
+class PersonalDataAccessAdmin(EventAdmin):
+    list_display = ("at", "user", "channel", "layer", "detail", "object_ids")
+    list_filter = ("channel", "layer")

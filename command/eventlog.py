@@ -1,0 +1,149 @@
+"""The event log: append inside the writing transaction, wake the screens after commit.
+
+``seq`` is allocated from the single ``EventCounter`` row with ``UPDATE ... RETURNING``; the
+row lock is held until the transaction ends, so transactions that write events commit in
+``seq`` order and a reader never sees seq N+1 before N (tests/command/test_eventlog.py proves it
+with concurrent writers). Services append their events as their last step, so the lock is held
+only for the tail of the transaction.
+
+After commit one small "wake" per event goes to the channel-layer group ``WAKE_GROUP``; it
+carries the event itself so the common case costs subscribers no query. The wake is a hint:
+if it is lost, the consumers' heartbeat and gap detection read the log (realtime/).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Literal
+
+from django.db import connection, transaction
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict
+
+from command.models import Event
+
+logger = logging.getLogger(__name__)
+
+WAKE_GROUP = "gc.events"
+
+EventKind = Literal[
+    "report.created",
+    "incident.created",
+    "incident.updated",
+    "worker.moved",
+    "worker.updated",
+    "camera.updated",
+    "building.updated",
+    "layer.reloaded",
+    "cell.updated",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeaturePayload(_Strict):
+    """What every event carries: the object as a GeoJSON feature (all fields; redacted per
+    subscriber on delivery by ``command.layers``)."""
+
+    id: str
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any]
+
+
+class LayerReloadedPayload(_Strict):
+    id: str
+    geometry: None = None
+    properties: dict[str, int]
+
+
+class EventRecord(_Strict):
+    """An event as delivered: the schema every emitted event must satisfy."""
+
+    seq: int
+    kind: EventKind
+    layer: str
+    object_id: str
+    actor_id: int | None
+    payload: FeaturePayload | LayerReloadedPayload
+    created_at: datetime
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """The wire form of one event (also what the wake carries)."""
+    return {
+        "seq": event.seq,
+        "kind": event.kind,
+        "layer": event.layer,
+        "object_id": event.object_id,
+        "actor_id": event.actor_id,
+        "payload": event.payload,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def _next_seq(count: int = 1) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE command_eventcounter SET last_seq = last_seq + %s WHERE id = 1 RETURNING last_seq", [count]
+        )
+        row = cursor.fetchone()
+    if row is None:  # pragma: no cover - the row is created by migration 0002
+        raise RuntimeError("command_eventcounter has no row: run migrations")
+    return int(row[0])
+
+
+def event_append(
+    *, kind: EventKind, layer: str, object_id: Any, actor_id: int | None, payload: dict[str, Any]
+) -> Event:
+    """Append one event inside the current transaction; wake the screens after commit."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_append must run inside the writing transaction (transaction.atomic)")
+    record = EventRecord.model_validate(
+        {
+            "seq": 0,
+            "kind": kind,
+            "layer": layer,
+            "object_id": str(object_id),
+            "actor_id": actor_id,
+            "payload": payload,
+            "created_at": timezone.now(),
+        }
+    )
+    seq = _next_seq()
+    event = Event.objects.create(
+        seq=seq,
+        kind=kind,
+        layer=layer,
+        object_id=str(object_id),
+        actor_id=actor_id,
+        payload=record.payload.model_dump(mode="json"),
+        created_at=record.created_at,
+    )
+    wire = event_record(event)
+    transaction.on_commit(lambda: wake_send(wire))
+    return event
+
+
+def latest_seq() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_seq FROM command_eventcounter WHERE id = 1")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def wake_send(wire: dict[str, Any]) -> None:
+    """Tell every screen that ``wire['seq']`` committed. Never raises: a lost wake is healed by
+    the heartbeat, and the write has already committed."""
+    try:
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        async_to_sync(layer.group_send)(WAKE_GROUP, {"type": "event.wake", "seq": wire["seq"], "event": wire})
+    except Exception:  # any failure of Redis must not undo or fail a committed write
+        logger.warning("wake for seq %s not sent; the heartbeat will deliver it", wire.get("seq"), exc_info=True)

@@ -1,0 +1,212 @@
+"""The layer registry and the access policy: one answer for every channel.
+
+For each map layer: its table and geometry, its public fields, its sensitive (personal-data)
+fields, and the permission needed to see it. ``layers_for_user`` answers "which layers, and
+which fields of each, may this user see"; the GeoJSON, tile, OGC, export, REST and websocket
+channels all ask it and nothing else.
+
+This module imports no models (models import it for the permission list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PERSONAL_DATA_PERMISSION = "command.view_personal_data"
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    title_zh: str
+    title_en: str
+    table: str
+    geometry: str  # column holding the geometry
+    geometry_type: str  # Point, LineString, Polygon
+    public_fields: tuple[str, ...]
+    sensitive_fields: tuple[str, ...] = ()
+    time_field: str | None = None
+    filters: tuple[str, ...] = field(default=())  # fields that may be filtered on (category, status)
+
+    @property
+    def permission_codename(self) -> str:
+        return f"view_layer_{self.name}"
+
+    @property
+    def permission(self) -> str:
+        return f"command.{self.permission_codename}"
+
+
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer(
+            "cells",
+            "网格",
+            "Grid cells",
+            "command_gridcell",
+            "geom",
+            "Polygon",
+            ("id", "code", "name", "level", "parent_id"),
+        ),
+        Layer("roads", "道路", "Roads", "command_road", "geom", "LineString", ("id", "name", "road_class")),
+        Layer(
+            "buildings",
+            "建筑",
+            "Buildings",
+            "command_building",
+            "footprint",
+            "Polygon",
+            ("id", "name", "address", "use", "floors", "household_count", "grid_cell_id"),
+        ),
+        Layer(
+            "households",
+            "住户",
+            "Households",
+            "command_household",
+            "building__footprint",
+            "Polygon",
+            ("id", "building_id", "unit", "resident_type", "members"),
+            sensitive_fields=("head_name", "phone", "vulnerable"),
+        ),
+        Layer(
+            "cameras",
+            "摄像头",
+            "Cameras",
+            "command_camera",
+            "location",
+            "Point",
+            ("id", "code", "name", "heading", "fov", "range_m", "status", "owner", "grid_cell_id"),
+        ),
+        Layer(
+            "camera_cones",
+            "摄像头视域",
+            "Camera view cones",
+            "command_camera",
+            "view_cone",
+            "Polygon",
+            ("id", "code", "heading", "fov", "range_m", "status"),
+        ),
+        Layer(
+            "incidents",
+            "事件",
+            "Incidents",
+            "command_incident",
+            "location",
+            "Point",
+            (
+                "id",
+                "category_id",
+                "status",
+                "priority",
+                "grid_cell_id",
+                "outside_grid",
+                "building_id",
+                "team_id",
+                "worker_id",
+                "report_count",
+                "opened_at",
+                "due_at",
+                "updated_at",
+            ),
+            time_field="opened_at",
+            filters=("category", "status"),
+        ),
+        Layer(
+            "reports",
+            "上报",
+            "Reports",
+            "command_report",
+            "location",
+            "Point",
+            (
+                "id",
+                "client_id",
+                "category_id",
+                "incident_id",
+                "grid_cell_id",
+                "outside_grid",
+                "building_id",
+                "received_at",
+                "source",
+            ),
+            sensitive_fields=("reporter_id", "note"),
+            time_field="received_at",
+            filters=("category",),
+        ),
+        Layer(
+            "workers",
+            "在岗人员",
+            "Workers on duty",
+            "command_worker",
+            "last_position",
+            "Point",
+            ("id", "team_id", "on_duty", "last_position_at"),
+            sensitive_fields=("display_name", "phone"),
+        ),
+        Layer(
+            "hotspots",
+            "热点",
+            "Hotspots",
+            "command_incident",
+            "location",
+            "Polygon",
+            ("cluster", "count", "category_id"),
+        ),
+    )
+}
+
+LAYER_PERMISSIONS: list[tuple[str, str]] = [
+    *((layer.permission_codename, f"Can view the {layer.title_en.lower()} layer") for layer in LAYERS.values()),
+    ("view_personal_data", "Can view residents' and workers' personal data (every view is logged)"),
+]
+
+# Roles are Django groups; the migration command/migrations/0002_roles.py grants these.
+ROLE_LAYERS: dict[str, tuple[str, ...]] = {
+    "admin": tuple(LAYERS),
+    "operator": tuple(LAYERS),
+    "grid_worker": (
+        "cells",
+        "roads",
+        "buildings",
+        "households",
+        "cameras",
+        "camera_cones",
+        "incidents",
+        "reports",
+        "workers",
+        "hotspots",
+    ),
+    "police": ("cells", "roads", "buildings", "cameras", "camera_cones", "incidents", "hotspots"),
+}
+ROLE_PERSONAL_DATA: dict[str, bool] = {"admin": True, "operator": True, "grid_worker": True, "police": False}
+
+
+@dataclass(frozen=True)
+class LayerGrant:
+    layer: Layer
+    fields: tuple[str, ...]  # the fields this viewer may see
+    personal_data: bool  # True when sensitive fields are included (each view is logged)
+
+
+def layers_for_user(user: Any) -> dict[str, LayerGrant]:
+    """The one policy: which layers and which of their fields may ``user`` see."""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return {}
+    perms = user.get_all_permissions()
+    personal = user.is_superuser or PERSONAL_DATA_PERMISSION in perms
+    grants: dict[str, LayerGrant] = {}
+    for name, layer in LAYERS.items():
+        if user.is_superuser or layer.permission in perms:
+            fields = layer.public_fields + (layer.sensitive_fields if personal else ())
+            grants[name] = LayerGrant(layer, fields, personal and bool(layer.sensitive_fields))
+    return grants
+
+
+def redact(layer_name: str, properties: dict[str, Any], grant: LayerGrant | None) -> dict[str, Any] | None:
+    """The properties of one feature as ``grant`` may see them, or None when the layer is not granted."""
+    if grant is None or grant.layer.name != layer_name:
+        return None
+    allowed = set(grant.fields)
+    return {key: value for key, value in properties.items() if key in allowed}

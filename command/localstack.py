@@ -1,0 +1,246 @@
+"""The private PostgreSQL + PostGIS cluster and Redis under ``.local/``.
+
+Used by ``make demo`` / ``make test`` (``python -m command.localstack start``) when
+``DATABASE_URL`` / ``REDIS_URL`` are not set. Both listen on unix sockets only, in
+``.local/run``, so they never collide with a system PostgreSQL on 5432 or Redis on 6379,
+nor with another checkout of the project on the same machine.
+
+Standard library only: it runs before Django is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL = BASE_DIR / ".local"
+RUN_DIR = LOCAL / "run"
+PG_DATA = LOCAL / "pgdata"
+PG_LOG = LOCAL / "log" / "postgres.log"
+PG_PORT = 55432  # only names the socket file: the cluster has no TCP listener
+PG_USER = "gridcommand"
+PG_DB = "gridcommand"
+REDIS_SOCKET = RUN_DIR / "redis.sock"
+REDIS_DIR = LOCAL / "redis"
+
+
+def default_database_url() -> str:
+    return f"postgres://{PG_USER}@/{PG_DB}?host={RUN_DIR}&port={PG_PORT}"
+
+
+def default_redis_url() -> str:
+    return f"unix://{REDIS_SOCKET}"
+
+
+def _pg_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    for pg_ctl in candidates:
+        version = pg_ctl.parent.parent.name
+        if Path(f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
+            return pg_ctl.parent
+    if candidates:
+        return candidates[0].parent
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    sys.exit("PostgreSQL server binaries not found: run `make deps` (apt-get install postgresql-15-postgis-3).")
+
+
+def _as_pg_owner() -> list[str]:
+    """initdb/postgres refuse to run as root: run them as the `postgres` user then."""
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def _chown_to_pg_owner(path: Path) -> None:
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("postgres")
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def _psql(bindir: Path, sql: str, db: str = "postgres") -> str:
+    out = _run(
+        [str(bindir / "psql"), "-h", str(RUN_DIR), "-p", str(PG_PORT), "-U", PG_USER, "-d", db, "-tAc", sql],
+        capture_output=True,
+    )
+    return str(out.stdout).strip()
+
+
+def _pg_running(bindir: Path) -> bool:
+    if not (PG_DATA / "PG_VERSION").exists():
+        return False
+    status = subprocess.run(
+        [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA), "status"], capture_output=True, text=True
+    )
+    return status.returncode == 0
+
+
+def start_postgres() -> None:
+    bindir = _pg_bindir()
+    for d in (LOCAL, RUN_DIR, PG_LOG.parent):
+        d.mkdir(parents=True, exist_ok=True)
+    for d in (RUN_DIR, PG_LOG.parent):
+        _chown_to_pg_owner(d)
+    if not (PG_DATA / "PG_VERSION").exists():
+        PG_DATA.mkdir(parents=True, exist_ok=True)
+        _chown_to_pg_owner(PG_DATA)
+        print(f"localstack: initdb {PG_DATA}")
+        _run(
+            [
+                *_as_pg_owner(),
+                str(bindir / "initdb"),
+                "-D",
+                str(PG_DATA),
+                "-U",
+                PG_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture_output=True,
+        )
+    if not _pg_running(bindir):
+        print("localstack: starting PostgreSQL on", RUN_DIR)
+        _run(
+            [
+                *_as_pg_owner(),
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(PG_DATA),
+                "-l",
+                str(PG_LOG),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-c listen_addresses='' -k {RUN_DIR} -p {PG_PORT} -c max_connections=300 -c shared_buffers=256MB",
+                "start",
+            ],
+            capture_output=True,
+        )
+    exists_sql = f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'"  # noqa: S608 - a constant
+    if _psql(bindir, exists_sql) != "1":
+        _psql(bindir, f"CREATE DATABASE {PG_DB}")
+    _psql(bindir, "CREATE EXTENSION IF NOT EXISTS postgis", db=PG_DB)
+    # pytest-django creates test databases from template1: give them PostGIS too.
+    _psql(bindir, "CREATE EXTENSION IF NOT EXISTS postgis", db="template1")
+
+
+def stop_postgres() -> None:
+    bindir = _pg_bindir()
+    if _pg_running(bindir):
+        print("localstack: stopping PostgreSQL")
+        _run([*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "stop"], capture_output=True)
+
+
+def redis_ping(path: Path = REDIS_SOCKET) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(str(path))
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start_redis_server(sock: Path, workdir: Path) -> None:
+    """Start a socket-only Redis (also used by tests that restart Redis mid-stream)."""
+    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(redis_server).exists():
+        sys.exit("redis-server not found: run `make deps` (apt-get install redis-server).")
+    workdir.mkdir(parents=True, exist_ok=True)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    _run(
+        [
+            redis_server,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(workdir / "redis.pid"),
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+    )
+    for _ in range(100):
+        if redis_ping(sock):
+            return
+        time.sleep(0.05)
+    sys.exit(f"Redis did not answer on {sock}; see {workdir / 'redis.log'}")
+
+
+def stop_redis_server(sock: Path, workdir: Path) -> None:
+    pidfile = workdir / "redis.pid"
+    if not pidfile.exists():
+        return
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 15)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.05)
+    except (ProcessLookupError, ValueError):
+        pass
+    pidfile.unlink(missing_ok=True)
+
+
+def start_redis() -> None:
+    if redis_ping():
+        return
+    print("localstack: starting Redis on", REDIS_SOCKET)
+    start_redis_server(REDIS_SOCKET, REDIS_DIR)
+
+
+def stop_redis() -> None:
+    if redis_ping():
+        print("localstack: stopping Redis")
+    stop_redis_server(REDIS_SOCKET, REDIS_DIR)
+
+
+def main(argv: list[str]) -> int:
+    action = argv[1] if len(argv) > 1 else "start"
+    if action == "start":
+        if os.environ.get("DATABASE_URL"):
+            print("localstack: DATABASE_URL is set, not starting a private PostgreSQL")
+        else:
+            start_postgres()
+        if os.environ.get("REDIS_URL"):
+            print("localstack: REDIS_URL is set, not starting a private Redis")
+        else:
+            start_redis()
+        return 0
+    if action == "stop":
+        stop_redis()
+        if (PG_DATA / "PG_VERSION").exists():
+            stop_postgres()
+        return 0
+    print("usage: python -m command.localstack start|stop", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

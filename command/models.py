@@ -1,0 +1,390 @@
+"""The domain model of GridCommand.
+
+Geometry is stored in SRID 4326 (WGS 84). Writes go through ``command/services``; the models
+hold no business logic. Derived fields (a building's grid cell, a camera's view cone) are
+computed by services, never by ``save()``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from command.layers import LAYER_PERMISSIONS
+
+
+class LayerAccess(models.Model):
+    """Carries the per-layer permissions (``view_layer_<name>``); it has no table."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = LAYER_PERMISSIONS  # type: ignore[assignment]
+        verbose_name = _("layer access")
+
+
+class GridCell(models.Model):
+    class Level(models.TextChoices):
+        BIG = "big", _("big grid")
+        CELL = "cell", _("grid cell")
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    level = models.CharField(_("level"), max_length=8, choices=Level.choices, default=Level.CELL)
+    parent = models.ForeignKey(
+        "self", verbose_name=_("big grid"), null=True, blank=True, on_delete=models.PROTECT, related_name="cells"
+    )
+    geom = models.PolygonField(_("boundary"), srid=4326)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("grid cell")
+        verbose_name_plural = _("grid cells")
+        constraints = [
+            models.CheckConstraint(condition=Q(geom__isvalid=True), name="gridcell_geom_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Road(models.Model):
+    class RoadClass(models.TextChoices):
+        MAIN = "main", _("main road")
+        SECONDARY = "secondary", _("secondary road")
+        LANE = "lane", _("lane")
+
+    name = models.CharField(_("name"), max_length=100)
+    road_class = models.CharField(_("class"), max_length=16, choices=RoadClass.choices)
+    geom = models.LineStringField(_("centre line"), srid=4326)
+
+    class Meta:
+        verbose_name = _("road")
+        verbose_name_plural = _("roads")
+        constraints = [models.CheckConstraint(condition=Q(geom__isvalid=True), name="road_geom_valid")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Building(models.Model):
+    class Use(models.TextChoices):
+        RESIDENTIAL = "residential", _("residential")
+        COMMERCIAL = "commercial", _("commercial")
+        PUBLIC = "public", _("public")
+        INDUSTRIAL = "industrial", _("industrial")
+
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    address = models.CharField(_("address"), max_length=200)
+    use = models.CharField(_("use"), max_length=16, choices=Use.choices, default=Use.RESIDENTIAL)
+    floors = models.PositiveSmallIntegerField(_("floors"), default=1)
+    household_count = models.PositiveIntegerField(_("households"), default=0)
+    footprint = models.PolygonField(_("footprint"), srid=4326)
+    grid_cell = models.ForeignKey(
+        GridCell, verbose_name=_("grid cell"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("building")
+        verbose_name_plural = _("buildings")
+        constraints = [models.CheckConstraint(condition=Q(footprint__isvalid=True), name="building_footprint_valid")]
+
+    def __str__(self) -> str:
+        return self.name or self.address
+
+
+class Household(models.Model):
+    """Residents' personal data: masked unless the viewer's role allows it (see command.layers)."""
+
+    class ResidentType(models.TextChoices):
+        REGISTERED = "registered", _("registered resident")
+        TENANT = "tenant", _("tenant")
+
+    class Vulnerable(models.TextChoices):
+        ELDERLY_ALONE = "elderly_alone", _("elderly living alone")
+        DISABLED = "disabled", _("disabled")
+        LOW_INCOME = "low_income", _("low income")
+        CHRONIC_ILLNESS = "chronic_illness", _("chronic illness")
+        LEFT_BEHIND_CHILD = "left_behind_child", _("left-behind child")
+
+    building = models.ForeignKey(
+        Building, verbose_name=_("building"), on_delete=models.CASCADE, related_name="households"
+    )
+    unit = models.CharField(_("unit / door"), max_length=32)
+    resident_type = models.CharField(_("resident type"), max_length=16, choices=ResidentType.choices)
+    members = models.PositiveSmallIntegerField(_("members"), default=1)
+    head_name = models.CharField(_("head of household"), max_length=64)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    vulnerable = ArrayField(
+        models.CharField(max_length=32, choices=Vulnerable.choices),
+        verbose_name=_("vulnerable groups"),
+        default=list,
+        blank=True,
+    )
+
+    class Meta:
+        verbose_name = _("household")
+        verbose_name_plural = _("households")
+        constraints = [models.UniqueConstraint(fields=["building", "unit"], name="household_unit_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.building_id}/{self.unit}"
+
+
+class Camera(models.Model):
+    class Status(models.TextChoices):
+        ONLINE = "online", _("online")
+        OFFLINE = "offline", _("offline")
+        MAINTENANCE = "maintenance", _("maintenance")
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    location = models.PointField(_("location"), srid=4326)
+    heading = models.FloatField(_("heading (degrees from north, clockwise)"), default=0)
+    fov = models.FloatField(_("field of view (degrees)"), default=90)
+    range_m = models.FloatField(_("range (m)"), default=50)
+    stream_url = models.CharField(_("stream URL"), max_length=500, blank=True)
+    snapshot_url = models.CharField(_("snapshot URL"), max_length=500, blank=True)
+    owner = models.CharField(_("owner"), max_length=100, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ONLINE)
+    view_cone = models.PolygonField(_("view cone"), srid=4326, null=True, blank=True, editable=False)
+    grid_cell = models.ForeignKey(
+        GridCell, verbose_name=_("grid cell"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("camera")
+        verbose_name_plural = _("cameras")
+        constraints = [
+            models.CheckConstraint(condition=Q(heading__gte=0, heading__lt=360), name="camera_heading_range"),
+            models.CheckConstraint(condition=Q(fov__gt=0, fov__lte=360), name="camera_fov_range"),
+            models.CheckConstraint(condition=Q(range_m__gt=0, range_m__lte=2000), name="camera_range_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Team(models.Model):
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=64)
+    name_en = models.CharField(_("name (English)"), max_length=64)
+    is_field_team = models.BooleanField(_("field team of the full-scope grid"), default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self) -> str:
+        return self.name_zh
+
+
+class Worker(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="worker")
+    team = models.ForeignKey(Team, verbose_name=_("team"), on_delete=models.PROTECT, related_name="workers")
+    display_name = models.CharField(_("name"), max_length=64)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    cells = models.ManyToManyField(GridCell, verbose_name=_("grid cells"), blank=True, related_name="workers")
+    on_duty = models.BooleanField(_("on duty"), default=False)
+    last_position = models.PointField(_("last position"), srid=4326, null=True, blank=True)
+    last_position_at = models.DateTimeField(_("last position at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class LocationPing(models.Model):
+    """A worker's track while on duty, kept WORKER_TRACK_RETENTION_DAYS."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="pings")
+    location = models.PointField(srid=4326)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["worker", "recorded_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "recorded_at"], name="locationping_worker_time_unique")
+        ]
+
+
+class Category(models.Model):
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=64)
+    name_en = models.CharField(_("name (English)"), max_length=64)
+    default_team = models.ForeignKey(Team, verbose_name=_("default team"), on_delete=models.PROTECT)
+    priority = models.PositiveSmallIntegerField(_("priority (1 = most urgent)"), default=3)
+    sla_minutes = models.PositiveIntegerField(_("SLA (minutes)"), default=240)
+    icon = models.CharField(_("icon"), max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["priority", "code"]
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        constraints = [models.CheckConstraint(condition=Q(priority__gte=1, priority__lte=4), name="category_priority")]
+
+    def __str__(self) -> str:
+        return self.name_zh
+
+
+class Incident(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", _("new")
+        DISPATCHED = "dispatched", _("dispatched")
+        ACCEPTED = "accepted", _("accepted")
+        ON_SCENE = "on_scene", _("on scene")
+        RESOLVED = "resolved", _("resolved")
+        CLOSED = "closed", _("closed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    OPEN_STATUSES = (Status.NEW, Status.DISPATCHED, Status.ACCEPTED, Status.ON_SCENE)
+
+    category = models.ForeignKey(Category, verbose_name=_("category"), on_delete=models.PROTECT)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEW)
+    priority = models.PositiveSmallIntegerField(_("priority"), default=3)
+    location = models.PointField(_("location"), srid=4326)
+    grid_cell = models.ForeignKey(
+        GridCell, verbose_name=_("grid cell"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outside_grid = models.BooleanField(_("outside the grid"), default=False)
+    building = models.ForeignKey(
+        Building, verbose_name=_("building"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    worker = models.ForeignKey(
+        Worker, verbose_name=_("worker"), null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    report_count = models.PositiveIntegerField(_("reports"), default=0)
+    note = models.TextField(_("note"), blank=True)
+    resolution_note = models.TextField(_("resolution note"), blank=True)
+    opened_at = models.DateTimeField(_("opened at"))
+    last_report_at = models.DateTimeField(_("last report at"))
+    due_at = models.DateTimeField(_("due at"))
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+        indexes = [
+            models.Index(fields=["status", "category"]),
+            models.Index(fields=["opened_at"]),
+        ]
+        permissions = [("dispatch_incident", "Can dispatch, reassign, close and cancel incidents")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.category_id} {self.status}"
+
+
+class Report(models.Model):
+    class Source(models.TextChoices):
+        FIELD = "field", _("field worker")
+        OPEN311 = "open311", _("Open311 client")
+        RESIDENT = "resident", _("resident")
+        ALARM = "alarm", _("alarm device")
+        HISTORY = "history", _("imported history")
+
+    client_id = models.UUIDField(_("client id"), unique=True, default=uuid.uuid4)
+    content_hash = models.CharField(max_length=64)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.FIELD)
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    category = models.ForeignKey(Category, verbose_name=_("category"), on_delete=models.PROTECT)
+    location = models.PointField(_("location"), srid=4326)
+    accuracy_m = models.FloatField(_("accuracy (m)"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    client_time = models.DateTimeField(_("time on the phone"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"))
+    grid_cell = models.ForeignKey(GridCell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outside_grid = models.BooleanField(_("outside the grid"), default=False)
+    building = models.ForeignKey(Building, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="reports")
+
+    class Meta:
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        indexes = [models.Index(fields=["received_at"])]
+
+    def __str__(self) -> str:
+        return str(self.client_id)
+
+
+def photo_path(instance: ReportPhoto, filename: str) -> str:
+    return f"photos/{instance.report.client_id}/{filename}"
+
+
+class ReportPhoto(models.Model):
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="photos")
+    sha256 = models.CharField(max_length=64)
+    image = models.FileField(upload_to=photo_path)
+    thumbnail = models.FileField(upload_to=photo_path)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["report", "sha256"], name="reportphoto_unique_per_report")]
+
+
+class EventCounter(models.Model):
+    """One row; ``UPDATE ... SET last_seq = last_seq + 1`` inside the writing transaction
+    holds its row lock until commit, so commit order equals ``seq`` order (DESIGN.md)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="eventcounter_single_row")]
+
+
+class Event(models.Model):
+    """The event log: the audit trail and the source of truth for real-time delivery."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=48)
+    layer = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"]), models.Index(fields=["layer", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.kind}"
+
+
+class PersonalDataAccess(models.Model):
+    """Append-only log of every unmasked view of residents' personal data."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    channel = models.CharField(max_length=32)
+    layer = models.CharField(max_length=32)
+    object_ids = ArrayField(models.CharField(max_length=64), default=list)
+    detail = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["at"])]

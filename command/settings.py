@@ -1,0 +1,274 @@
+"""GridCommand settings: everything that differs between machines comes from the environment.
+
+Every variable is listed in the README ("Settings"). Without ``DATABASE_URL`` / ``REDIS_URL``
+the private PostgreSQL and Redis under ``.local/`` (see ``command/localstack.py``) are used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from command import localstack
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1/0, true/false, yes/no or on/off, not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    """``postgres://user:password@host:port/name?host=/socket/dir&port=5432&sslmode=...``."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql", "postgis"}:
+        raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, not {parsed.scheme!r}")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = query.pop("host", None) or unquote(parsed.hostname or "")
+    port = query.pop("port", None) or (str(parsed.port) if parsed.port else "")
+    return {
+        "ENGINE": "django.contrib.gis.db.backends.postgis",
+        "NAME": unquote(parsed.path.lstrip("/")) or "gridcommand",
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": port,
+        "OPTIONS": dict(query),
+    }
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if DEBUG or env_bool("GRIDCOMMAND_TESTING", False):
+        SECRET_KEY = "insecure-development-key-never-use-in-production"  # noqa: S105
+    else:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Production has no default secret key; "
+            "`make demo` generates one in .local/secret_key, or set DJANGO_DEBUG=1 for development."
+        )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS hardening; off for the plain-HTTP demo on 127.0.0.1, on for production.
+SECURE = env_bool("DJANGO_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = SECURE
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "rest_framework_gis",
+    "drf_spectacular",
+    "channels",
+    "command",
+    "field_api",
+    "realtime",
+    "maps",
+    "fixtures",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "command.urls"
+ASGI_APPLICATION = "command.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL") or localstack.default_database_url()
+_default_db = database_from_url(DATABASE_URL)
+# A new connection costs ~11 ms here (SETUP-NOTES): keep them in psycopg's pool. Under ASGI
+# every request may run in a new thread, so CONN_MAX_AGE would not reuse them; the pool does.
+DB_POOL_MAX = env_int("DB_POOL_MAX", 20)
+if DB_POOL_MAX > 0:
+    _options = dict(_default_db["OPTIONS"])  # type: ignore[call-overload]
+    _options["pool"] = {"min_size": env_int("DB_POOL_MIN", 2), "max_size": DB_POOL_MAX, "timeout": 10}
+    _default_db["OPTIONS"] = _options
+_default_db["CONN_MAX_AGE"] = 0
+_default_db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME") or None}
+DATABASES = {"default": _default_db}
+
+REDIS_URL = env_str("REDIS_URL") or localstack.default_redis_url()
+CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": CHANNEL_LAYER_BACKEND,
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # redis-py 8 reads with a 5 s timeout while channels_redis blocks 5 s in
+                    # BRPOP: idle consumers crash without this (SETUP-NOTES).
+                    "socket_timeout": None,
+                    # redis-py 8's asyncio pool raises past max_connections instead of waiting.
+                    "max_connections": env_int("REDIS_MAX_CONNECTIONS", 10000),
+                }
+            ],
+            # Separates the channel layers of several deployments (or test runs) on one Redis.
+            "prefix": env_str("CHANNEL_PREFIX", "gc"),
+            "capacity": env_int("CHANNEL_CAPACITY", 1000),
+            "expiry": 60,
+        },
+    }
+}
+if CHANNEL_LAYER_BACKEND.endswith("RedisPubSubChannelLayer"):
+    _layer_config: dict[str, object] = CHANNEL_LAYERS["default"]["CONFIG"]  # type: ignore[assignment]
+    _layer_config.pop("capacity")
+    _layer_config.pop("expiry")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "command" / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / ".local" / "static")))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / ".local" / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 6
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GridCommand API",
+    "DESCRIPTION": "Field reporting, assignments and map layers of GridCommand.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- GridCommand ---------------------------------------------------------------------------
+# Basemap tile URL template ({z}/{x}/{y}); empty means our own layers on a plain background.
+BASEMAP_URL = env_str("BASEMAP_URL", "")
+BASEMAP_ATTRIBUTION = env_str("BASEMAP_ATTRIBUTION", "")
+# Coordinate system of the basemap: "wgs84" (also CGCS2000) or "gcj02" (common Chinese web maps).
+BASEMAP_CRS = env_str("BASEMAP_CRS", "wgs84").lower()
+if BASEMAP_CRS not in {"wgs84", "cgcs2000", "gcj02"}:
+    raise ImproperlyConfigured("BASEMAP_CRS must be wgs84, cgcs2000 or gcj02")
+# How long the event log keeps events that clients can resume from.
+EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72)
+# Seconds between the websocket heartbeats that carry the latest seq.
+REALTIME_HEARTBEAT_SECONDS = env_int("REALTIME_HEARTBEAT_SECONDS", 3)
+# How many days location tracks of workers are kept.
+WORKER_TRACK_RETENTION_DAYS = env_int("WORKER_TRACK_RETENTION_DAYS", 30)
+
+# GDAL < 3.9 cannot forbid file/network access while it parses a spatial reference (gis.W001).
+# Our defence: only the SRIDs below are ever accepted from a client (command/geometry.py,
+# tested in tests/command/test_geometry.py), and no client-supplied SRS definition ever
+# reaches GDAL. With that in place the warning is silenced on purpose.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+ACCEPTED_SRIDS = (4326,)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

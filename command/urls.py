@@ -1,0 +1,18 @@
+"""URL map: each app owns its own urls module; this file only wires them in."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from command import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("field_api.urls")),
+    path("", include("maps.urls")),
+]

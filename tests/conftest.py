@@ -1,0 +1,60 @@
+"""Shared fixtures. Tests run against the real PostGIS and Redis (see README)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.gis.geos import Polygon
+
+from command.models import Category, GridCell, Team
+from command.services.accounts import user_ensure
+from command.services.dataset import reference_data_ensure
+from command.services.places import grid_cell_save
+
+# A hand-drawn grid near Tianjin (lon, lat), 0.001 degrees ≈ 86 m east-west, 111 m north-south:
+#
+#   39.001 +---------+---------+
+#          |  A-01   |  A-02   |      big grid "A" covers both
+#   39.000 +---------+---------+
+#       117.000   117.001   117.002
+CELL_A01 = Polygon.from_bbox((117.000, 39.000, 117.001, 39.001))
+CELL_A02 = Polygon.from_bbox((117.001, 39.000, 117.002, 39.001))
+BIG_A = Polygon.from_bbox((117.000, 39.000, 117.002, 39.001))
+for _poly in (CELL_A01, CELL_A02, BIG_A):
+    _poly.srid = 4326
+
+
+@pytest.fixture
+def reference(db: None) -> dict[str, Category]:
+    reference_data_ensure()
+    return {c.code: c for c in Category.objects.select_related("default_team")}
+
+
+@pytest.fixture
+def teams(reference: dict[str, Category]) -> dict[str, Team]:
+    return {t.code: t for t in Team.objects.all()}
+
+
+@pytest.fixture
+def grid(db: None) -> dict[str, GridCell]:
+    big = grid_cell_save(code="A", name="A 大网格", geom=BIG_A, level=GridCell.Level.BIG)
+    a01 = grid_cell_save(code="A-01", name="A-01 网格", geom=CELL_A01, parent=big)
+    a02 = grid_cell_save(code="A-02", name="A-02 网格", geom=CELL_A02, parent=big)
+    return {"A": big, "A-01": a01, "A-02": a02}
+
+
+@pytest.fixture
+def make_user(db: None, reference: dict[str, Category]) -> Callable[..., User]:
+    """``make_user("police")``: a login with one role; ``team="road"`` also makes it a worker."""
+
+    def make(role: str, username: str | None = None, team: str | None = None, password: str = "pw-for-tests-1") -> User:
+        return user_ensure(
+            username=username or f"{role}-{User.objects.count() + 1}",
+            password=password,
+            role=role,
+            team=Team.objects.get(code=team) if team else None,
+        )
+
+    return make
