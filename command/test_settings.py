@@ -7,6 +7,8 @@ DATABASE_URL / REDIS_URL are set).
 import os
 
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
+# Plain HTTP on 127.0.0.1 in tests; `make test` runs `check --deploy` with DJANGO_SECURE=1.
+os.environ.setdefault("DJANGO_SECURE", "0")
 # Each test run gets its own channel-layer namespace on the shared Redis; a Daphne process
 # started by a test inherits it through the environment.
 os.environ.setdefault("CHANNEL_PREFIX", f"gctest{os.getpid()}")

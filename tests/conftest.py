@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,6 +13,10 @@ from command.models import Category, GridCell, Team
 from command.services.accounts import user_ensure
 from command.services.dataset import reference_data_ensure
 from command.services.places import grid_cell_save
+from tests.support import DaphneServer, chromium_launch_kwargs, daphne_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # A hand-drawn grid near Tianjin (lon, lat), 0.001 degrees ≈ 86 m east-west, 111 m north-south:
 #
@@ -58,3 +63,23 @@ def make_user(db: None, reference: dict[str, Category]) -> Callable[..., User]:
         )
 
     return make
+
+
+@pytest.fixture
+def live_daphne(transactional_db: None) -> Iterator[DaphneServer]:
+    """A real Daphne process serving the app on the test database (committed data only)."""
+    with daphne_server() as server:
+        yield server
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium_launch_kwargs())  # type: ignore[arg-type]
+        try:
+            yield browser
+        finally:
+            browser.close()

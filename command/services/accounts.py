@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 
+from command.layers import ROLE_LAYERS, ROLE_PERSONAL_DATA
 from command.models import Team, Worker
 
-ROLES = ("admin", "operator", "grid_worker", "police")
+ROLES = tuple(ROLE_LAYERS)
+
+
+@transaction.atomic
+def roles_ensure() -> None:
+    """The role groups with their permissions (as migration 0002 creates them; also after a
+    test flush)."""
+    for role, layers in ROLE_LAYERS.items():
+        codenames = [f"view_layer_{name}" for name in layers]
+        if ROLE_PERSONAL_DATA[role]:
+            codenames.append("view_personal_data")
+        if role in {"admin", "operator"}:
+            codenames.append("dispatch_incident")
+        group, _created = Group.objects.get_or_create(name=role)
+        group.permissions.set(Permission.objects.filter(content_type__app_label="command", codename__in=codenames))
 
 
 @transaction.atomic
@@ -23,6 +38,8 @@ def user_ensure(
     user.is_superuser = role == "admin"
     user.is_active = True
     user.save()
+    if not Group.objects.filter(name=role).exists():
+        roles_ensure()
     user.groups.set([Group.objects.get(name=role)])
     if team is not None:
         Worker.objects.update_or_create(
