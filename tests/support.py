@@ -100,7 +100,7 @@ def daphne_server(extra_env: dict[str, str] | None = None, port: int | None = No
             if process.poll() is not None:
                 raise RuntimeError(f"daphne exited with {process.returncode}:\n{log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response:  # noqa: S310 - our own server
+                with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
