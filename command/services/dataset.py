@@ -28,6 +28,21 @@ from command.services.places import buildings_assign_cells
 
 BATCH = 5000
 
+# Derive the grid cell of point objects loaded in bulk (same rule as selectors.grid_cell_for_point).
+POINT_CELL_SQL = """
+UPDATE {table} t SET grid_cell_id = (
+    SELECT c.id FROM command_gridcell c WHERE c.level = 'cell' AND ST_Covers(c.geom, t.{column})
+    ORDER BY c.code LIMIT 1)
+"""
+POINT_OUTSIDE_SQL = "UPDATE {table} SET outside_grid = grid_cell_id IS NULL"
+# The nearest building footprint within 30 m (as report_submit does), for loaded history.
+NEAREST_BUILDING_SQL = """
+UPDATE {table} t SET building_id = (
+    SELECT b.id FROM command_building b
+    WHERE b.footprint && ST_Expand(t.location, 0.0006) AND ST_DWithin(b.footprint::geography, t.location::geography, 30)
+    ORDER BY ST_Distance(b.footprint::geography, t.location::geography), b.id LIMIT 1)
+"""
+
 
 def _bulk(model: Any, rows: Iterable[Any]) -> int:
     objs = list(rows)
@@ -50,6 +65,8 @@ def dataset_load(
     incidents: Sequence[Incident] = (),
     reports: Sequence[Report] = (),
     replace: bool = False,
+    nearest_buildings: bool = True,
+    derive: bool = True,
     actor_id: int | None = None,
 ) -> dict[str, int]:
     """Write prepared (unsaved, already checked) objects in bulk, derive building and camera
@@ -78,14 +95,8 @@ def dataset_load(
     )
     counts["incidents"] = _bulk(Incident, incidents)
     counts["reports"] = _bulk(Report, reports)
-    if counts["buildings"] or counts["cells"]:
-        buildings_assign_cells()
-    if counts["cameras"] or counts["cells"]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE command_camera k SET grid_cell_id = (SELECT c.id FROM command_gridcell c "
-                "WHERE c.level = 'cell' AND ST_Covers(c.geom, k.location) ORDER BY c.code LIMIT 1)"
-            )
+    if derive:
+        dataset_derive(nearest_buildings=nearest_buildings)
     for layer, count in counts.items():
         if count and layer not in {"teams", "categories"}:
             event_append(
@@ -96,6 +107,19 @@ def dataset_load(
                 payload={"id": "*", "properties": {layer: count}},
             )
     return counts
+
+
+def dataset_derive(*, nearest_buildings: bool = True) -> None:
+    """Derive what bulk loads leave out: building and point grid cells, nearest buildings."""
+    buildings_assign_cells()
+    with connection.cursor() as cursor:
+        for table in ("command_camera", "command_incident", "command_report"):
+            cursor.execute(POINT_CELL_SQL.format(table=table, column="location"))
+            if table != "command_camera":
+                cursor.execute(POINT_OUTSIDE_SQL.format(table=table))
+        if nearest_buildings:
+            for table in ("command_incident", "command_report"):
+                cursor.execute(NEAREST_BUILDING_SQL.format(table=table))
 
 
 @transaction.atomic
