@@ -73,6 +73,8 @@ def dataset_load(
     cells, and append one ``layer.reloaded`` event per layer touched."""
     if replace:
         with connection.cursor() as cursor:
+            # Rows inserted earlier in this transaction have deferred FK checks pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
                 "TRUNCATE command_reportphoto, command_report, command_incident, command_locationping, "
                 "command_worker_cells, command_worker, command_household, command_camera, command_building, "
