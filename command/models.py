@@ -329,11 +329,16 @@ class Report(models.Model):
 
 
 def photo_path(instance: ReportPhoto, filename: str) -> str:
-    return f"photos/{instance.report.client_id}/{filename}"
+    owner = f"r-{instance.report.client_id}" if instance.report is not None else f"i-{instance.incident_id}"
+    return f"photos/{owner}/{filename}"
 
 
 class ReportPhoto(models.Model):
-    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="photos")
+    """A photo of a report, or of an incident's resolution (then ``report`` is empty). Stored
+    re-encoded without metadata; served only through the authorising view (field_api)."""
+
+    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.CASCADE, related_name="photos")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="photos")
     sha256 = models.CharField(max_length=64)
     image = models.FileField(upload_to=photo_path)
     thumbnail = models.FileField(upload_to=photo_path)
@@ -342,7 +347,15 @@ class ReportPhoto(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["report", "sha256"], name="reportphoto_unique_per_report")]
+        constraints = [
+            models.UniqueConstraint(fields=["report", "sha256"], name="reportphoto_unique_per_report"),
+            models.UniqueConstraint(
+                fields=["incident", "sha256"], condition=Q(report__isnull=True), name="reportphoto_unique_per_incident"
+            ),
+            models.CheckConstraint(
+                condition=Q(report__isnull=False) | Q(incident__isnull=False), name="reportphoto_has_owner"
+            ),
+        ]
 
 
 class EventCounter(models.Model):

@@ -272,3 +272,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+
+# --- Field reporting (field_api, issue 4) --------------------------------------------------
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "field_api.errors.exception_handler"
+# Requests per user per scope (DRF rate syntax); FIELD_API_RATE_<SCOPE> overrides one scope.
+FIELD_API_RATES = {
+    scope: env_str(f"FIELD_API_RATE_{scope.upper()}", default)
+    for scope, default in {
+        "reports": "120/min",
+        "pings": "60/min",
+        "incident_actions": "120/min",
+        "auth": "20/min",
+        "reads": "600/min",
+    }.items()
+}
+FIELD_API_MAX_JSON_BYTES = env_int("FIELD_API_MAX_JSON_BYTES", 64 * 1024)
+PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)
+PHOTO_MAX_COUNT = DATA_UPLOAD_MAX_NUMBER_FILES
+FIELD_API_MAX_BODY_BYTES = PHOTO_MAX_COUNT * PHOTO_MAX_BYTES + 1024 * 1024

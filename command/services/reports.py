@@ -1,12 +1,24 @@
-"""Field reports: the one way a report enters the system."""
+"""Field reports: the one way a report enters the system.
+
+``report_submit`` is on the hot path (every phone report, the latency benchmark): it makes a
+fixed, small number of round trips (pinned by tests/command/test_services_reports.py):
+
+1. take the category's grouping lock, find the grid cell and the nearest building (one query),
+2. find an open incident nearby, locked (one query),
+3. route a worker and insert the incident, or bump the found incident (one or two),
+4. insert the report (the idempotency key's unique index decides here), its photos,
+5. append the events (command.eventlog).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
@@ -16,13 +28,18 @@ from django.utils.translation import gettext as _
 
 from command.eventlog import event_append
 from command.features import incident_feature, report_feature
-from command.geometry import check_geometry
-from command.models import Category, Incident, Report
-from command.selectors import cell_and_building_for_point
+from command.geometry import check_geometry, metres_to_degrees
+from command.models import Category, Incident, Report, ReportPhoto
+from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
 
 # A report joins an open incident of the same category this close in space and time.
 INCIDENT_GROUP_METRES = 50.0
 INCIDENT_GROUP_WINDOW = timedelta(minutes=30)
+# The nearest building footprint within this distance is the report's building.
+BUILDING_WITHIN_METRES = 30.0
+# pg_advisory_xact_lock(key1, category id): serialises grouping per category.
+GROUPING_LOCK_KEY = 7001
+NOTE_MAX_CHARS = 4000
 
 
 class ReportConflict(Exception):
@@ -37,6 +54,7 @@ class ReportConflict(Exception):
 class SubmitResult:
     report: Report
     created: bool  # False: an idempotent retry of an earlier submission
+    photos: list[ReportPhoto] = field(default_factory=list)  # photos stored by this call
 
 
 def report_content_hash(
@@ -57,57 +75,62 @@ def report_content_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _route_worker(*, team_id: int, cell_id: int | None, location: Point) -> int | None:
-    """The cell's own on-duty workers of the team first, nearest first; then any on-duty
-    worker of the team, nearest first (KNN on the last known position)."""
+_LOCK_CELL_BUILDING_SQL = """
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g)
+SELECT
+  pg_advisory_xact_lock(%(lock_key)s, %(category_id)s),
+  (SELECT c.id FROM command_gridcell c, p WHERE c.level = 'cell' AND ST_Covers(c.geom, p.g)
+    ORDER BY c.code LIMIT 1),
+  (SELECT b.id FROM command_building b, p
+    WHERE b.footprint && ST_Expand(p.g, %(bexpand)s)
+      AND ST_DWithin(b.footprint::geography, p.g::geography, %(bmetres)s)
+    ORDER BY ST_Distance(b.footprint::geography, p.g::geography), b.id LIMIT 1)
+"""
+
+# Runs as its own statement after the lock is held, so its snapshot sees every incident that
+# an earlier holder of the lock committed.
+_NEARBY_INCIDENT_SQL = """
+SELECT * FROM command_incident
+WHERE category_id = %(category_id)s AND status = ANY(%(open)s) AND last_report_at >= %(since)s
+  AND location && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(iexpand)s)
+  AND ST_DWithin(location::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(imetres)s)
+ORDER BY location <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), id
+LIMIT 1
+FOR UPDATE
+"""
+
+# The cell's own on-duty workers of the team first, nearest first; then any on-duty worker of
+# the team, nearest first (KNN on the last known position).
+_ROUTE_WORKER_SQL = """
+SELECT w.id FROM command_worker w
+WHERE w.team_id = %(team_id)s AND w.on_duty
+ORDER BY
+  (%(cell_id)s::bigint IS NOT NULL AND EXISTS (
+     SELECT 1 FROM command_worker_cells wc WHERE wc.worker_id = w.id AND wc.gridcell_id = %(cell_id)s)) DESC,
+  w.last_position IS NULL,
+  w.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
+  w.id
+LIMIT 1
+"""
+
+
+def report_route_worker(*, team_id: int, cell_id: int | None, location: Point) -> int | None:
+    """The worker an incident at ``location`` in ``cell_id`` goes to (None: nobody on duty)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT w.id FROM command_worker w
-            WHERE w.team_id = %s AND w.on_duty
-            ORDER BY
-              (%s::bigint IS NOT NULL AND EXISTS (
-                 SELECT 1 FROM command_worker_cells wc WHERE wc.worker_id = w.id AND wc.gridcell_id = %s)) DESC,
-              w.last_position IS NULL,
-              w.last_position <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326),
-              w.id
-            LIMIT 1
-            """,
-            [team_id, cell_id, cell_id, location.x, location.y],
+            _ROUTE_WORKER_SQL, {"team_id": team_id, "cell_id": cell_id, "lon": location.x, "lat": location.y}
         )
         row = cursor.fetchone()
     return int(row[0]) if row else None
 
 
-def _open_incident_nearby(*, category_id: int, location: Point, now: datetime) -> Incident | None:
-    """An open incident of the category within 50 m whose last report is under 30 minutes old."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT id FROM command_incident
-            WHERE category_id = %s AND status = ANY(%s) AND last_report_at >= %s
-              AND location && ST_Expand(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s)
-              AND ST_DWithin(location::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)
-            ORDER BY location <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326)
-            LIMIT 1
-            FOR UPDATE
-            """,
-            [
-                category_id,
-                list(Incident.OPEN_STATUSES),
-                now - INCIDENT_GROUP_WINDOW,
-                location.x,
-                location.y,
-                0.001,  # ~85-110 m: a generous bbox pre-filter for the 50 m test below
-                location.x,
-                location.y,
-                INCIDENT_GROUP_METRES,
-                location.x,
-                location.y,
-            ],
-        )
-        row = cursor.fetchone()
-    return Incident.objects.get(pk=row[0]) if row else None
+def report_check(*, location: Point, accuracy_m: float | None, note: str) -> None:
+    """The service's own checks (the API checks first, with per-field messages)."""
+    check_geometry(location, expected="Point")
+    if accuracy_m is not None and not (0 <= accuracy_m <= 100_000):  # also rejects NaN
+        raise ValidationError({"accuracy": _("Accuracy must be between 0 and 100000 metres.")})
+    if len(note) > NOTE_MAX_CHARS:
+        raise ValidationError({"note": _("The note is longer than %(max)s characters.") % {"max": NOTE_MAX_CHARS}})
 
 
 def report_submit(
@@ -121,44 +144,56 @@ def report_submit(
     client_time: datetime | None = None,
     source: str = Report.Source.FIELD,
     received_at: datetime | None = None,
+    photos: Sequence[Any] = (),
 ) -> SubmitResult:
     """Store a report: assign its grid cell and nearest building, route it to its team, group it
-    into an incident (or open one with its SLA due time) and append the events — in one
-    transaction. The client id is the idempotency key, enforced by the unique constraint: the
-    same id with the same content returns the first report; with other content, ReportConflict."""
-    check_geometry(location, expected="Point")
-    if accuracy_m is not None and (accuracy_m < 0 or accuracy_m > 100_000):
-        raise ValidationError({"accuracy": _("Accuracy must be between 0 and 100000 metres.")})
-    if len(note) > 4000:
-        raise ValidationError({"note": _("The note is longer than 4000 characters.")})
+    into an incident (or open one with its SLA due time), store its photos and append the
+    events — in one transaction. The client id is the idempotency key, enforced by the unique
+    constraint: the same id with the same content returns the first report (adding any of
+    ``photos`` not stored yet); with other content, ReportConflict."""
+    report_check(location=location, accuracy_m=accuracy_m, note=note)
+    prepared = photos_prepare(photos) if photos else []
     content_hash = report_content_hash(
         category_code=category.code, location=location, accuracy_m=accuracy_m, note=note, client_time=client_time
     )
     now = received_at or timezone.now()
+    written: list[str] = []
     try:
         with transaction.atomic():
-            return SubmitResult(
-                _report_create(
-                    reporter_id=reporter_id,
-                    client_id=client_id,
-                    category=category,
-                    location=location,
-                    accuracy_m=accuracy_m,
-                    note=note,
-                    client_time=client_time,
-                    source=source,
-                    now=now,
-                    content_hash=content_hash,
-                ),
-                created=True,
+            report, stored = _report_create(
+                reporter_id=reporter_id,
+                client_id=client_id,
+                category=category,
+                location=location,
+                accuracy_m=accuracy_m,
+                note=note,
+                client_time=client_time,
+                source=source,
+                now=now,
+                content_hash=content_hash,
+                photos=prepared,
+                written=written,
             )
+            return SubmitResult(report, created=True, photos=stored)
     except IntegrityError as exc:
+        photo_files_delete(written)
         existing = Report.objects.filter(client_id=client_id).first()
         if existing is None:
             raise exc
         if existing.content_hash != content_hash:
             raise ReportConflict(existing) from None
-        return SubmitResult(existing, created=False)
+        return SubmitResult(existing, created=False, photos=_photos_add_on_retry(existing, prepared))
+    except BaseException:
+        photo_files_delete(written)
+        raise
+
+
+def _photos_add_on_retry(report: Report, photos: list[PreparedPhoto]) -> list[ReportPhoto]:
+    """A retry may carry photos the first attempt did not deliver; store only those."""
+    if not photos:
+        return []
+    with transaction.atomic():
+        return photos_attach(photos=photos, report=report)
 
 
 def _report_create(
@@ -173,33 +208,44 @@ def _report_create(
     source: str,
     now: datetime,
     content_hash: str,
-) -> Report:
+    photos: list[PreparedPhoto],
+    written: list[str],
+) -> tuple[Report, list[ReportPhoto]]:
     # A concurrent retry of the same client id blocks on the unique index at the report insert
     # until the first commits, then fails with IntegrityError: its whole transaction (incident
     # update and events included) rolls back and the caller returns the first report.
-    cell_id, building_id = cell_and_building_for_point(location)
-    report = Report(
-        client_id=client_id,
-        content_hash=content_hash,
-        source=source,
-        reporter_id=reporter_id,
-        category=category,
-        location=location,
-        accuracy_m=accuracy_m,
-        note=note,
-        client_time=client_time,
-        received_at=now,
-        grid_cell_id=cell_id,
-        outside_grid=cell_id is None,
-        building_id=building_id,
-    )
-    # Serialise grouping per category, so two simultaneous reports of one event open one incident.
+    lon, lat = location.x, location.y
+    bdx, bdy = metres_to_degrees(lat, BUILDING_WITHIN_METRES * 1.5, BUILDING_WITHIN_METRES * 1.5)
+    idx, idy = metres_to_degrees(lat, INCIDENT_GROUP_METRES * 1.5, INCIDENT_GROUP_METRES * 1.5)
+    params: dict[str, Any] = {
+        "lon": lon,
+        "lat": lat,
+        "lock_key": GROUPING_LOCK_KEY,
+        "category_id": category.pk,
+        "bexpand": max(bdx, bdy),
+        "bmetres": BUILDING_WITHIN_METRES,
+        "iexpand": max(idx, idy),
+        "imetres": INCIDENT_GROUP_METRES,
+        "open": list(Incident.OPEN_STATUSES),
+        "since": now - INCIDENT_GROUP_WINDOW,
+    }
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7001, category.pk])
-    incident = _open_incident_nearby(category_id=category.pk, location=location, now=now)
-    incident_created = incident is None
-    if incident is None:
-        worker_id = _route_worker(team_id=category.default_team_id, cell_id=cell_id, location=location)
+        # Serialise grouping per category, so two simultaneous reports of one event open one incident.
+        cursor.execute(_LOCK_CELL_BUILDING_SQL, params)
+        row = cursor.fetchone()
+    assert row is not None
+    cell_id = int(row[1]) if row[1] is not None else None
+    building_id = int(row[2]) if row[2] is not None else None
+    found = list(Incident.objects.raw(_NEARBY_INCIDENT_SQL, params))
+    incident_created = not found
+    if found:
+        incident = found[0]
+        incident.report_count += 1
+        incident.last_report_at = max(incident.last_report_at, now)
+        incident.updated_at = now
+        incident.save(update_fields=["report_count", "last_report_at", "updated_at"])
+    else:
+        worker_id = report_route_worker(team_id=category.default_team_id, cell_id=cell_id, location=location)
         incident = Incident.objects.create(
             category=category,
             status=Incident.Status.DISPATCHED if worker_id else Incident.Status.NEW,
@@ -218,15 +264,27 @@ def _report_create(
             dispatched_at=now if worker_id else None,
             updated_at=now,
         )
-    else:
-        incident.report_count += 1
-        incident.last_report_at = max(incident.last_report_at, now)
-        incident.updated_at = now
-        incident.save(update_fields=["report_count", "last_report_at", "updated_at"])
-    report.incident = incident
+    report = Report(
+        client_id=client_id,
+        content_hash=content_hash,
+        source=source,
+        reporter_id=reporter_id,
+        category=category,
+        location=location,
+        accuracy_m=accuracy_m,
+        note=note,
+        client_time=client_time,
+        received_at=now,
+        grid_cell_id=cell_id,
+        outside_grid=cell_id is None,
+        building_id=building_id,
+        incident=incident,
+    )
     report.save(force_insert=True)
+    stored = photos_attach(photos=photos, report=report) if photos else []
+    written.extend(photo_files(stored))
     _append_report_events(report, incident, incident_created=incident_created, actor_id=reporter_id)
-    return report
+    return report, stored
 
 
 def _append_report_events(report: Report, incident: Incident, *, incident_created: bool, actor_id: int | None) -> None:

@@ -1,0 +1,216 @@
+"""Input and output serializers of the field API: they validate and shape, services act."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from command.geometry import geometry_from_geojson, point_from_lon_lat
+from command.models import Category, Incident, Report, ReportPhoto
+from command.services.photos import photo_max_count
+from command.services.reports import NOTE_MAX_CHARS
+
+GEOJSON_POINT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GeoJSON Point (RFC 7946): WGS 84 longitude, latitude. No crs member.",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"type": "string", "enum": ["Point"]},
+        "coordinates": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "number", "minimum": -180, "maximum": 180},
+            "example": [117.0005, 39.0005],
+        },
+    },
+    "example": {"type": "Point", "coordinates": [117.0005, 39.0005]},
+}
+
+
+def _messages(exc: DjangoValidationError) -> list[str]:
+    return [str(m) for m in exc.messages]
+
+
+@extend_schema_field(GEOJSON_POINT_SCHEMA)
+class PointField(serializers.Field):
+    """A GeoJSON Point object, or the same as a JSON string (multipart forms)."""
+
+    default_error_messages = {
+        "invalid_json": gettext_lazy("The location is not valid JSON: send a GeoJSON Point object."),
+    }
+
+    def to_internal_value(self, data: Any) -> Point:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                self.fail("invalid_json")
+        try:
+            point = geometry_from_geojson(data, expected="Point")
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(_messages(exc)) from exc
+        assert isinstance(point, Point)
+        if point.hasz:
+            point = Point(point.x, point.y, srid=4326)
+        return point
+
+    def to_representation(self, value: Point) -> dict[str, Any]:
+        return {"type": "Point", "coordinates": [value.x, value.y]}
+
+
+class FiniteFloatField(serializers.FloatField):
+    default_error_messages = {"not_finite": gettext_lazy("A finite number is required (not NaN or infinity).")}
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if math.isnan(value) or math.isinf(value):
+            self.fail("not_finite")
+        return value
+
+
+class CategoryCodeField(serializers.SlugRelatedField):
+    """A category by its code; an unknown code names the known ones."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="code", queryset=Category.objects.select_related(None), **kwargs)
+
+    def to_internal_value(self, data: Any) -> Category:
+        if not isinstance(data, str) or not data or len(data) > 32:
+            raise serializers.ValidationError(_("Send the category as its code, e.g. road_damage."))
+        try:
+            return Category.objects.get(code=data)
+        except Category.DoesNotExist:
+            known = ", ".join(Category.objects.order_by("code").values_list("code", flat=True))
+            raise serializers.ValidationError(
+                _("Unknown category %(code)s. Known categories: %(known)s.") % {"code": data, "known": known}
+            ) from None
+
+
+class ReportInputSerializer(serializers.Serializer):
+    """A report as a phone sends it. ``location`` (GeoJSON) or ``longitude`` + ``latitude``."""
+
+    client_id = serializers.UUIDField(help_text="Generated once on the phone; the idempotency key of the report.")
+    category = CategoryCodeField(help_text="Category code, see GET /api/v1/categories/.")
+    location = PointField(required=False, help_text="GeoJSON Point, WGS 84 (EPSG:4326).")
+    longitude = FiniteFloatField(required=False, min_value=-180, max_value=180, help_text="Instead of location.")
+    latitude = FiniteFloatField(required=False, min_value=-90, max_value=90, help_text="Instead of location.")
+    accuracy = FiniteFloatField(
+        required=False, allow_null=True, min_value=0, max_value=100_000, help_text="GPS accuracy in metres."
+    )
+    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_CHARS, default="")
+    client_time = serializers.DateTimeField(required=False, allow_null=True, help_text="When the phone took it.")
+    photos = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=False),
+        required=False,
+        max_length=photo_max_count(),
+        help_text="0-6 JPEG, PNG or WebP photos (multipart only).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        location = attrs.pop("location", None)
+        lon, lat = attrs.pop("longitude", None), attrs.pop("latitude", None)
+        if location is None:
+            if lon is None or lat is None:
+                raise serializers.ValidationError(
+                    {"location": [_("Send the location as a GeoJSON Point, or longitude and latitude.")]}
+                )
+            try:
+                location = point_from_lon_lat(lon, lat)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"location": _messages(exc)}) from exc
+        attrs["location"] = location
+        return attrs
+
+
+class PhotoOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    thumbnail_url = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+def photo_output(photo: ReportPhoto) -> dict[str, Any]:
+    return {
+        "id": photo.pk,
+        "url": f"/api/v1/photos/{photo.pk}/",
+        "thumbnail_url": f"/api/v1/photos/{photo.pk}/thumbnail/",
+        "width": photo.width,
+        "height": photo.height,
+    }
+
+
+class IncidentBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Incident.Status.choices)
+    team_id = serializers.IntegerField(allow_null=True)
+    worker_id = serializers.IntegerField(allow_null=True)
+    report_count = serializers.IntegerField()
+    due_at = serializers.DateTimeField()
+
+
+class ReportOutputSerializer(serializers.Serializer):
+    """The server's receipt for a report."""
+
+    id = serializers.IntegerField()
+    client_id = serializers.UUIDField()
+    category = serializers.CharField()
+    location = PointField()
+    accuracy = serializers.FloatField(allow_null=True)
+    note = serializers.CharField(allow_blank=True)
+    client_time = serializers.DateTimeField(allow_null=True)
+    received_at = serializers.DateTimeField()
+    grid_cell_id = serializers.IntegerField(allow_null=True)
+    outside_grid = serializers.BooleanField()
+    building_id = serializers.IntegerField(allow_null=True)
+    incident = IncidentBriefSerializer()
+    photos = PhotoOutputSerializer(many=True)
+
+
+def report_output(report: Report, *, category_code: str, photos: list[ReportPhoto]) -> dict[str, Any]:
+    """The receipt as plain data (no serializer pass on the hot path; the shape is
+    ReportOutputSerializer's, checked by the schema tests)."""
+    incident = report.incident
+    return {
+        "id": report.pk,
+        "client_id": str(report.client_id),
+        "category": category_code,
+        "location": {"type": "Point", "coordinates": [report.location.x, report.location.y]},
+        "accuracy": report.accuracy_m,
+        "note": report.note,
+        "client_time": report.client_time.isoformat() if report.client_time else None,
+        "received_at": report.received_at.isoformat(),
+        "grid_cell_id": report.grid_cell_id,
+        "outside_grid": report.outside_grid,
+        "building_id": report.building_id,
+        "incident": {
+            "id": incident.pk,
+            "status": incident.status,
+            "team_id": incident.team_id,
+            "worker_id": incident.worker_id,
+            "report_count": incident.report_count,
+            "due_at": incident.due_at.isoformat(),
+        },
+        "photos": [photo_output(p) for p in photos],
+    }
+
+
+class ErrorSerializer(serializers.Serializer):
+    """A refusal: ``detail`` for the whole request, or one list of reasons per field."""
+
+    detail = serializers.CharField(required=False)
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    client_id = serializers.UUIDField()
+    existing = ReportOutputSerializer()

@@ -1,0 +1,56 @@
+"""Rate limits per user (429 with Retry-After). Rates come from settings at request time, so a
+deployment (or a test) changes them without a restart of the module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.throttling import UserRateThrottle
+
+DEFAULT_RATES = {
+    "reports": "120/min",
+    "pings": "60/min",
+    "incident_actions": "120/min",
+    "auth": "20/min",
+    "reads": "600/min",
+}
+
+
+class ScopedUserThrottle(UserRateThrottle):
+    """Per user (per client IP when anonymous), per scope; the view names its scope."""
+
+    scope = "reads"
+
+    def __init__(self) -> None:  # DRF reads THROTTLE_RATES at import time; we read it per request.
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+
+    def get_rate(self) -> str | None:
+        rates: dict[str, Any] = {**DEFAULT_RATES, **getattr(settings, "FIELD_API_RATES", {})}
+        return rates.get(self.scope)
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        return super().allow_request(request, view)
+
+
+class ReportThrottle(ScopedUserThrottle):
+    scope = "reports"
+
+
+class PingThrottle(ScopedUserThrottle):
+    scope = "pings"
+
+
+class IncidentActionThrottle(ScopedUserThrottle):
+    scope = "incident_actions"
+
+
+class AuthThrottle(ScopedUserThrottle):
+    scope = "auth"
+
+
+class ReadThrottle(ScopedUserThrottle):
+    scope = "reads"
