@@ -41,6 +41,7 @@ def layer_import(
     layer: str,
     field_map: dict[str, str] | None = None,
     level: str = GridCell.Level.CELL,
+    encoding: str = "utf-8",
     actor_id: int | None = None,
 ) -> int:
     """Import every feature of the file's first layer as grid cells or buildings; all or nothing.
@@ -97,7 +98,7 @@ def layer_import(
     before = target.model.objects.aggregate(m=Max("pk"))["m"] or 0
     try:
         with transaction.atomic():
-            mapper = LayerMapping(target.model, str(path), mapping, transform=False, encoding="utf-8")
+            mapper = LayerMapping(target.model, str(path), mapping, transform=False, encoding=encoding)
             mapper.save(strict=True, silent=True)
             imported = target.model.objects.filter(pk__gt=before)
             count = imported.count()

@@ -25,6 +25,9 @@ class Command(BaseCommand):
             metavar="FIELD=ATTRIBUTE",
             help="our field name = the file's attribute name, e.g. --map address=ADDR (repeatable)",
         )
+        parser.add_argument(
+            "--encoding", default="utf-8", help="text encoding of the attributes (a Shapefile without .cpg: often gbk)"
+        )
         parser.add_argument("--level", choices=GridCell.Level.values, default=GridCell.Level.CELL, help="for cells")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,7 +39,11 @@ class Command(BaseCommand):
             field_map[ours.strip()] = theirs.strip()
         try:
             count = layer_import(
-                path=options["path"], layer=options["layer"], field_map=field_map, level=options["level"]
+                path=options["path"],
+                layer=options["layer"],
+                field_map=field_map,
+                level=options["level"],
+                encoding=options["encoding"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
