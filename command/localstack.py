@@ -10,6 +10,7 @@ Standard library only: it runs before Django is configured.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -82,27 +83,53 @@ def _pg_running(bindir: Path) -> bool:
     if not (PG_DATA / "PG_VERSION").exists():
         return False
     status = subprocess.run(
-        [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA), "status"], capture_output=True, text=True
+        [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA.resolve()), "status"],
+        capture_output=True,
+        text=True,
     )
     return status.returncode == 0
 
 
+def _pg_owner_can_reach(path: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    return subprocess.run([*_as_pg_owner(), "test", "-x", str(path)], capture_output=True).returncode == 0
+
+
+def _link_outside_if_unreachable(path: Path) -> None:
+    """As root, the `postgres` user runs the cluster; when the checkout lies below a folder it may
+    not enter (e.g. /root), or its socket path would be too long for a unix socket, keep the
+    cluster's folders in /var/tmp and link them from .local/."""
+    too_long = path == RUN_DIR and len(str(RUN_DIR / ".s.PGSQL.55432.lock")) > 100  # sun_path holds 107 bytes
+    if path.exists() or path.is_symlink() or (_pg_owner_can_reach(LOCAL) and not too_long):
+        return
+    digest = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+    outside = Path("/var/tmp") / f"gridcommand-{digest}" / path.name  # noqa: S108 - root-owned, 0755
+    outside.mkdir(parents=True, exist_ok=True)
+    outside.parent.chmod(0o755)
+    path.symlink_to(outside)
+
+
 def start_postgres() -> None:
     bindir = _pg_bindir()
-    for d in (LOCAL, RUN_DIR, PG_LOG.parent):
-        d.mkdir(parents=True, exist_ok=True)
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    for d in (RUN_DIR, PG_LOG.parent, PG_DATA):
+        _link_outside_if_unreachable(d)
     for d in (RUN_DIR, PG_LOG.parent):
+        d.mkdir(parents=True, exist_ok=True)
         _chown_to_pg_owner(d)
-    if not (PG_DATA / "PG_VERSION").exists():
-        PG_DATA.mkdir(parents=True, exist_ok=True)
-        _chown_to_pg_owner(PG_DATA)
-        print(f"localstack: initdb {PG_DATA}")
+    # The server gets real paths: a link from .local/ may pass through a folder it cannot enter.
+    data, run, log = PG_DATA.resolve(), RUN_DIR.resolve(), PG_LOG.resolve()
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        _chown_to_pg_owner(data)
+        print(f"localstack: initdb {data}")
         _run(
             [
                 *_as_pg_owner(),
                 str(bindir / "initdb"),
                 "-D",
-                str(PG_DATA),
+                str(data),
                 "-U",
                 PG_USER,
                 "--auth=trust",
@@ -118,14 +145,14 @@ def start_postgres() -> None:
                 *_as_pg_owner(),
                 str(bindir / "pg_ctl"),
                 "-D",
-                str(PG_DATA),
+                str(data),
                 "-l",
-                str(PG_LOG),
+                str(log),
                 "-w",
                 "-t",
                 "60",
                 "-o",
-                f"-c listen_addresses='' -k {RUN_DIR} -p {PG_PORT} -c max_connections=300 -c shared_buffers=256MB",
+                f"-c listen_addresses='' -k {run} -p {PG_PORT} -c max_connections=300 -c shared_buffers=256MB",
                 "start",
             ],
             capture_output=True,
@@ -142,7 +169,10 @@ def stop_postgres() -> None:
     bindir = _pg_bindir()
     if _pg_running(bindir):
         print("localstack: stopping PostgreSQL")
-        _run([*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "stop"], capture_output=True)
+        _run(
+            [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA.resolve()), "-m", "fast", "stop"],
+            capture_output=True,
+        )
 
 
 def redis_ping(path: Path = REDIS_SOCKET) -> bool:
