@@ -210,3 +210,21 @@ def redact(layer_name: str, properties: dict[str, Any], grant: LayerGrant | None
         return None
     allowed = set(grant.fields)
     return {key: value for key, value in properties.items() if key in allowed}
+
+
+def layer_access_log(
+    *, user: Any, channel: str, grant: LayerGrant, object_ids: list[Any] | None = None, detail: str = ""
+) -> None:
+    """Write one row to the append-only personal-data access log when ``grant`` unmasks
+    personal data (a no-op otherwise). Every channel that hands out unmasked fields calls it."""
+    if not grant.personal_data:
+        return
+    from command.models import PersonalDataAccess  # models import this module
+
+    PersonalDataAccess.objects.create(
+        user=user if getattr(user, "pk", None) else None,
+        channel=channel,
+        layer=grant.layer.name,
+        object_ids=[str(i) for i in (object_ids or [])][:10000],
+        detail=detail[:200],
+    )

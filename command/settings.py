@@ -254,6 +254,12 @@ if BASEMAP_CRS not in {"wgs84", "cgcs2000", "gcj02"}:
 EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72)
 # Seconds between the websocket heartbeats that carry the latest seq.
 REALTIME_HEARTBEAT_SECONDS = env_int("REALTIME_HEARTBEAT_SECONDS", 3)
+# A live connection that sends nothing (not even an ack) for this long is closed.
+REALTIME_CLIENT_TIMEOUT_SECONDS = env_int("REALTIME_CLIENT_TIMEOUT_SECONDS", 30)
+# Bytes sent to one client and not yet acknowledged; past this it gets resync and is closed.
+REALTIME_MAX_UNACKED_BYTES = env_int("REALTIME_MAX_UNACKED_BYTES", 4 * 1024 * 1024)
+# A resume that would replay more events than this gets resync (a snapshot is cheaper).
+REALTIME_MAX_REPLAY = env_int("REALTIME_MAX_REPLAY", 20000)
 # How many days location tracks of workers are kept.
 WORKER_TRACK_RETENTION_DAYS = env_int("WORKER_TRACK_RETENTION_DAYS", 30)
 
@@ -291,3 +297,12 @@ PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)
 PHOTO_MAX_COUNT = DATA_UPLOAD_MAX_NUMBER_FILES
 FIELD_API_MAX_BODY_BYTES = PHOTO_MAX_COUNT * PHOTO_MAX_BYTES + 1024 * 1024
+
+# --- Map layers (maps/, command/layer_queries.py) -------------------------------------------
+# Largest bbox the GeoJSON/OGC/export channels accept, in square degrees (larger: use tiles).
+MAP_MAX_BBOX_DEGREES2 = float(env_int("MAP_MAX_BBOX_MILLIDEGREES2", 4_000_000)) / 1_000_000
+MAP_GEOJSON_MAX_LIMIT = env_int("MAP_GEOJSON_MAX_LIMIT", 50_000)
+MAP_EXPORT_MAX_FEATURES = env_int("MAP_EXPORT_MAX_FEATURES", 200_000)
+# Hotspots: open incidents clustered by ST_ClusterDBSCAN within this radius, at least this many.
+HOTSPOT_RADIUS_M = env_int("HOTSPOT_RADIUS_M", 150)
+HOTSPOT_MIN_INCIDENTS = env_int("HOTSPOT_MIN_INCIDENTS", 5)

@@ -1,5 +1,21 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from maps import ogc, pages, views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("maps/layers/<str:layer>.geojson", views.layer_geojson, name="maps-layer-geojson"),
+    path("maps/tiles/<str:layer>/<int:z>/<int:x>/<int:y>.pbf", views.layer_tile, name="maps-layer-tile"),
+    path("maps/export/<str:layer>.<str:fmt>", views.layer_export, name="maps-layer-export"),
+    path("maps/control-room/", pages.control_room, name="maps-control-room"),
+    path("maps/police/", pages.police, name="maps-police"),
+    path("maps/print/", pages.printable, name="maps-print"),
+    path("ogc/", ogc.landing, name="ogc-landing"),
+    path("ogc/api", ogc.api, name="ogc-api"),
+    path("ogc/conformance", ogc.conformance, name="ogc-conformance"),
+    path("ogc/collections", ogc.collections, name="ogc-collections"),
+    path("ogc/collections/<str:collection_id>", ogc.collection, name="ogc-collection"),
+    path("ogc/collections/<str:collection_id>/items", ogc.items, name="ogc-items"),
+    path("ogc/collections/<str:collection_id>/items/<str:feature_id>", ogc.item, name="ogc-item"),
+]

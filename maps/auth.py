@@ -1,0 +1,35 @@
+"""Who is asking: the session (pages), or ``Authorization: Token`` / HTTP Basic for GIS clients
+(QGIS, GDAL's OAPIF driver) that cannot log in through a form."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.http import HttpRequest
+
+
+def request_viewer(request: HttpRequest) -> Any:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _sep, credentials = header.partition(" ")
+    if scheme.lower() == "token" and credentials:
+        from rest_framework.authtoken.models import Token
+
+        token = Token.objects.select_related("user").filter(key=credentials.strip()).first()
+        if token is not None and token.user.is_active:
+            return token.user
+    elif scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return user
+        username, _sep, password = decoded.partition(":")
+        found = authenticate(request, username=username, password=password)
+        if found is not None and found.is_active:
+            return found
+    return user

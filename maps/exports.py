@@ -1,0 +1,156 @@
+# ruff: noqa: S608  -- SQL comes from command.layer_queries (fixed registry); request values are bound.
+"""Exports of a permitted layer and bbox as GeoJSON, CSV, GeoPackage or Shapefile.
+
+GeoJSON and CSV stream from a server-side cursor on a connection of their own (an async
+iterator, so Daphne sends chunks as PostgreSQL produces them instead of buffering the file).
+GeoPackage and Shapefile are written by GDAL (ogr2ogr) from the same masked GeoJSON, then
+streamed from disk. Every format selects exactly the fields of the viewer's grant.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+
+from command.layer_queries import FeatureQuery, layer_rows_sql
+from command.layers import LayerGrant
+
+CHUNK_ROWS = 2000
+FORMATS = {
+    "geojson": ("application/geo+json", "geojson"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+    "shp": ("application/zip", "shp.zip"),
+}
+
+
+def _feature_sql(grant: LayerGrant, query: FeatureQuery) -> tuple[str, dict[str, Any]]:
+    rows_sql, params = layer_rows_sql(grant, query)
+    props = "json_build_object(" + ", ".join(f"'{f}', r.{f}" for f in grant.fields) + ")" if grant.fields else "'{}'"
+    return (
+        "SELECT json_build_object('type', 'Feature', 'id', r._id, 'geometry', ST_AsGeoJSON(r._geom, 7)::json, "
+        f"'properties', {props})::text FROM ({rows_sql}) r",
+        params,
+    )
+
+
+def _csv_sql(grant: LayerGrant, query: FeatureQuery) -> tuple[str, dict[str, Any]]:
+    rows_sql, params = layer_rows_sql(grant, query)
+    cols = "".join(f", r.{f}" for f in grant.fields)
+    return f"SELECT ST_AsText(r._geom){cols} FROM ({rows_sql}) r", params
+
+
+def _conninfo() -> dict[str, Any]:
+    db = settings.DATABASES["default"]
+    info = {"dbname": db["NAME"], "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
+    if db.get("HOST"):
+        info["host"] = db["HOST"]
+    if db.get("PORT"):
+        info["port"] = db["PORT"]
+    return {k: v for k, v in info.items() if v is not None}
+
+
+async def _rows(sql: str, params: dict[str, Any]) -> AsyncIterator[list[tuple[Any, ...]]]:
+    conn = await psycopg.AsyncConnection.connect(**_conninfo())
+    async with conn, conn.cursor(name="gc_export") as cursor:
+        await cursor.execute(sql, params)
+        while rows := await cursor.fetchmany(CHUNK_ROWS):
+            yield rows
+
+
+async def geojson_stream(grant: LayerGrant, query: FeatureQuery) -> AsyncIterator[bytes]:
+    sql, params = _feature_sql(grant, query)
+    yield b'{"type":"FeatureCollection","features":['
+    first = True
+    async for rows in _rows(sql, params):
+        text = ",".join(r[0] for r in rows)
+        yield (text if first else "," + text).encode()
+        first = False
+    yield b"]}\n"
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+async def csv_stream(grant: LayerGrant, query: FeatureQuery) -> AsyncIterator[bytes]:
+    sql, params = _csv_sql(grant, query)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["wkt", *grant.fields])
+    yield ("\ufeff" + buffer.getvalue()).encode()  # BOM: spreadsheet programs read UTF-8 Chinese text
+    async for rows in _rows(sql, params):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerows([_csv_value(v) for v in row] for row in rows)
+        yield buffer.getvalue().encode()
+
+
+def gdal_export(grant: LayerGrant, query: FeatureQuery, *, fmt: str) -> Iterator[bytes]:
+    """GeoPackage or zipped Shapefile written by ogr2ogr from the masked GeoJSON; yields the file
+    in chunks and removes the working directory when done."""
+    workdir = tempfile.mkdtemp(prefix="gc-export-")
+    try:
+        source = os.path.join(workdir, "features.geojson")
+        sql, params = _feature_sql(grant, query)
+        with open(source, "w", encoding="utf-8") as out, connection.cursor() as cursor:
+            out.write('{"type":"FeatureCollection","features":[')
+            cursor.execute(sql, params)
+            first = True
+            while rows := cursor.fetchmany(CHUNK_ROWS):
+                out.write(("" if first else ",") + ",".join(r[0] for r in rows))
+                first = False
+            out.write("]}")
+        name = grant.layer.name
+        if fmt == "gpkg":
+            target = os.path.join(workdir, f"{name}.gpkg")
+            args = ["-f", "GPKG", target, source, "-nln", name]
+        else:
+            target_dir = os.path.join(workdir, name)
+            os.mkdir(target_dir)
+            args = ["-f", "ESRI Shapefile", target_dir, source, "-nln", name, "-lco", "ENCODING=UTF-8"]
+        result = subprocess.run(
+            ["ogr2ogr", *args], capture_output=True, text=True, timeout=300, check=False, cwd=workdir
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"ogr2ogr failed: {result.stderr[-500:]}")
+        if fmt == "shp":
+            target = os.path.join(workdir, f"{name}.zip")
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+                for entry in sorted(os.listdir(target_dir)):
+                    archive.write(os.path.join(target_dir, entry), arcname=entry)
+        handle = open(target, "rb")  # noqa: SIM115 - closed below, after the directory is gone
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    shutil.rmtree(workdir, ignore_errors=True)  # the open handle keeps the file readable
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while chunk := handle.read(256 * 1024):
+                yield chunk
+
+    return chunks()
+
+
+def export_ids(grant: LayerGrant, query: FeatureQuery) -> list[int]:
+    rows_sql, params = layer_rows_sql(grant, query)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT array_agg(_id) FROM ({rows_sql}) r", params)
+        row = cursor.fetchone()
+    return list(row[0] or []) if row else []

@@ -1,0 +1,335 @@
+"""Map pages built with folium: one builder (``map_build``) for the control room, the police view
+and printable maps. Every JS/CSS asset is served from our own static files (``VENDOR_ASSETS``);
+a page makes no request that leaves the server. Small layers are drawn from GeoJSON built in
+PostGIS; large ones come as vector tiles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import folium
+from branca.element import Element, Figure, MacroElement
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.http import HttpRequest, HttpResponse
+from django.templatetags.static import static
+from django.utils.translation import gettext as _
+from folium.elements import JSCSSMixin
+from folium.map import Layer
+from folium.plugins import Fullscreen, MarkerCluster
+from jinja2 import Template
+
+from command.layer_queries import FeatureQuery, layer_extent, layer_feature_count, layer_features
+from command.layers import LayerGrant, layer_access_log, layers_for_user
+from maps.gcj02 import shift_geojson_coordinates, wgs84_to_gcj02
+
+# folium's CDN assets by name -> our vendored copy (see maps/static/vendor/VENDORED.md).
+VENDOR_ASSETS: dict[str, str | None] = {
+    "leaflet": "vendor/leaflet/leaflet.js",
+    "jquery": "vendor/jquery/jquery.min.js",
+    "bootstrap": "vendor/bootstrap/bootstrap.bundle.min.js",
+    "awesome_markers": "vendor/awesome-markers/leaflet.awesome-markers.js",
+    "leaflet_css": "vendor/leaflet/leaflet.css",
+    "bootstrap_css": "vendor/bootstrap/bootstrap.min.css",
+    "glyphicons_css": None,  # Bootstrap 3 glyphicons: not used (we draw no glyph icons)
+    "awesome_markers_font_css": "vendor/fontawesome/css/all.min.css",
+    "awesome_markers_css": "vendor/awesome-markers/leaflet.awesome-markers.css",
+    "awesome_rotate_css": None,  # rotated awesome markers: not used
+    "markerclusterjs": "vendor/markercluster/leaflet.markercluster.js",
+    "markerclustercss": "vendor/markercluster/MarkerCluster.css",
+    "markerclusterdefaultcss": "vendor/markercluster/MarkerCluster.Default.css",
+    "Control.Fullscreen.js": "vendor/fullscreen/Control.FullScreen.js",
+    "Control.FullScreen.css": "vendor/fullscreen/Control.FullScreen.css",
+    "vectorgrid": "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+}
+
+INLINE_MAX_FEATURES = 2000  # above this a layer comes as vector tiles
+OPEN_STATUSES = ("new", "dispatched", "accepted", "on_scene")
+
+STYLES: dict[str, dict[str, Any]] = {
+    "cells": {"color": "#3d8bfd", "weight": 2, "fill": True, "fillOpacity": 0.05},
+    "roads": {"color": "#9aa5b1", "weight": 2},
+    "buildings": {"color": "#c9a66b", "weight": 1, "fill": True, "fillOpacity": 0.35},
+    "households": {"color": "#e377c2", "weight": 1, "fill": True, "fillOpacity": 0.2},
+    "camera_cones": {"color": "#17becf", "weight": 1, "fill": True, "fillOpacity": 0.15},
+    "cameras": {"color": "#17becf", "radius": 5, "fill": True, "fillOpacity": 0.9},
+    "incidents": {"color": "#ff5252", "radius": 6, "fill": True, "fillOpacity": 0.8},
+    "reports": {"color": "#ffb74d", "radius": 4, "fill": True, "fillOpacity": 0.8},
+    "workers": {"color": "#66bb6a", "radius": 5, "fill": True, "fillOpacity": 0.9},
+    "hotspots": {"color": "#ff1744", "weight": 2, "fill": True, "fillOpacity": 0.25},
+}
+
+PAGE_KINDS = {
+    "control_room": {"dark": True, "controls": True, "live": True},
+    "police": {"dark": False, "controls": True, "live": True},
+    "print": {"dark": False, "controls": False, "live": False},
+}
+
+
+class VectorTileLayer(JSCSSMixin, Layer):
+    """A Leaflet.VectorGrid layer over our ``/maps/tiles/<layer>/{z}/{x}/{y}.pbf``."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {{ this.options|tojson }});
+        {% endmacro %}
+        """
+    )
+    default_js = [("vectorgrid", "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js")]
+
+    def __init__(self, *, layer: str, title: str, style: dict[str, Any], show: bool = True) -> None:
+        super().__init__(name=title, overlay=True, control=True, show=show)
+        self._name = "VectorTileLayer"
+        self.url = "/maps/tiles/" + layer + "/{z}/{x}/{y}.pbf"
+        self.options = {
+            "vectorTileLayerStyles": {layer: style},
+            "interactive": False,
+            "maxNativeZoom": 20,
+            "maxZoom": 22,
+        }
+
+
+class LiveIncidents(MacroElement):
+    """Wires ``window.GridLive`` (realtime/live.js) to the clustered incidents: markers are
+    added or moved by object id as events arrive; a resync reloads the page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+          var cluster = {{ this.cluster.get_name() }};
+          var map = {{ this._parent.get_name() }};
+          var byId = {};
+          cluster.eachLayer(function (m) { if (m.feature) byId[String(m.feature.id)] = m; });
+          var shift = {{ 'true' if this.gcj02 else 'false' }} ? window.GridGcj02
+            : function (lon, lat) { return [lon, lat]; };
+          function apply(ev) {
+            if (ev.layer !== "incidents" || !ev.payload || !ev.payload.geometry) return;
+            var c = shift(ev.payload.geometry.coordinates[0], ev.payload.geometry.coordinates[1]);
+            var key = String(ev.object_id), marker = byId[key];
+            var closed = ["resolved", "closed", "cancelled"].indexOf((ev.payload.properties || {}).status) >= 0;
+            if (marker) { cluster.removeLayer(marker); delete byId[key]; }
+            if (closed) return;
+            marker = L.circleMarker([c[1], c[0]], {{ this.style|tojson }});
+            marker.feature = {id: key, properties: ev.payload.properties || {}};
+            byId[key] = marker;
+            cluster.addLayer(marker);
+          }
+          window.GridMapIncidents = {apply: apply, count: function () { return Object.keys(byId).length; }};
+          if (window.GridLive) {
+            var b = map.getBounds();
+            window.GridLive.connect({
+              layers: ["incidents"],
+              bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()],
+              onEvent: apply,
+              onResync: function () { window.location.reload(); },
+              onStatus: function (status) { document.documentElement.dataset.live = status; }
+            });
+          }
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, cluster: MarkerCluster, *, style: dict[str, Any], gcj02: bool) -> None:
+        super().__init__()
+        self._name = "LiveIncidents"
+        self.cluster = cluster
+        self.style = style
+        self.gcj02 = gcj02
+
+
+GCJ02_JS = """<script>
+window.GridGcj02 = function (lon, lat) {
+  if (lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271) return [lon, lat];
+  var a = 6378245.0, ee = 0.00669342162296594323, PI = Math.PI, x = lon - 105.0, y = lat - 35.0;
+  var dLat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x));
+  dLat += (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0;
+  dLat += (20.0 * Math.sin(y * PI) + 40.0 * Math.sin(y / 3.0 * PI)) * 2.0 / 3.0;
+  dLat += (160.0 * Math.sin(y / 12.0 * PI) + 320 * Math.sin(y * PI / 30.0)) * 2.0 / 3.0;
+  var dLon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x));
+  dLon += (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0;
+  dLon += (20.0 * Math.sin(x * PI) + 40.0 * Math.sin(x / 3.0 * PI)) * 2.0 / 3.0;
+  dLon += (150.0 * Math.sin(x / 12.0 * PI) + 300.0 * Math.sin(x / 30.0 * PI)) * 2.0 / 3.0;
+  var radLat = lat / 180.0 * PI, magic = 1 - ee * Math.sin(radLat) * Math.sin(radLat), sq = Math.sqrt(magic);
+  dLat = (dLat * 180.0) / ((a * (1 - ee)) / (magic * sq) * PI);
+  dLon = (dLon * 180.0) / (a / sq * Math.cos(radLat) * PI);
+  return [lon + dLon, lat + dLat];
+};
+</script>"""
+
+
+def _vendor(element: Any) -> None:
+    """Point every JS/CSS link of ``element`` and its children at our static files."""
+    if isinstance(element, JSCSSMixin):
+        for attr in ("default_js", "default_css"):
+            links = []
+            for name, _url in getattr(element, attr):
+                if name not in VENDOR_ASSETS:
+                    raise LookupError(f"folium asset {name!r} is not vendored: add it to maps/static/vendor")
+                local = VENDOR_ASSETS[name]
+                if local is not None:
+                    links.append((name, static(local)))
+            setattr(element, attr, links)
+    for child in list(element._children.values()):
+        _vendor(child)
+
+
+def _geojson(grant: LayerGrant, query: FeatureQuery, *, user: Any, gcj02: bool) -> dict[str, Any]:
+    page = layer_features(grant, query, with_ids=grant.personal_data)
+    layer_access_log(user=user, channel="page", grant=grant, object_ids=page.ids, detail="map page")
+    data = json.loads(page.geojson)
+    if gcj02:
+        for feature in data["features"]:
+            geometry = feature.get("geometry")
+            if geometry:
+                geometry["coordinates"] = shift_geojson_coordinates(geometry["coordinates"])
+    return data
+
+
+def _tooltip(grant: LayerGrant, names: tuple[str, ...]) -> folium.GeoJsonTooltip | None:
+    fields = [f for f in names if f in grant.fields]
+    return folium.GeoJsonTooltip(fields=fields) if fields else None
+
+
+def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
+    """The base map for ``user``: basemap (``BASEMAP_URL`` or none), grid cells, buildings,
+    cameras with view cones, clustered incidents, hotspots and whatever else the policy grants;
+    layer control, scale and fullscreen. Only layers and fields ``layers_for_user`` allows."""
+    options = PAGE_KINDS[kind]
+    grants = layers_for_user(user)
+    gcj02 = settings.BASEMAP_CRS == "gcj02"
+    extent = layer_extent("cells") or layer_extent("buildings") or (116.99, 38.99, 117.01, 39.01)
+    if gcj02:
+        x0, y0 = wgs84_to_gcj02(extent[0], extent[1])
+        x1, y1 = wgs84_to_gcj02(extent[2], extent[3])
+        extent = (x0, y0, x1, y1)
+    m = folium.Map(
+        location=[(extent[1] + extent[3]) / 2, (extent[0] + extent[2]) / 2],
+        tiles=None,
+        zoom_start=16,
+        control_scale=True,
+        prefer_canvas=False,
+        zoom_control=options["controls"],
+    )
+    m.fit_bounds([[extent[1], extent[0]], [extent[3], extent[2]]])
+    root: Figure = m.get_root()  # type: ignore[assignment]
+    if settings.BASEMAP_URL:
+        folium.TileLayer(
+            settings.BASEMAP_URL,
+            attr=settings.BASEMAP_ATTRIBUTION or _("basemap"),
+            name=_("Basemap"),
+            max_zoom=20,
+        ).add_to(m)
+    background = "#0b1220" if options["dark"] else "#f4f1ea"
+    root.header.add_child(
+        Element(
+            f"<style>html,body{{background:{background};margin:0}}.folium-map{{background:{background}}}"
+            ".leaflet-container{font-family:system-ui,'Noto Sans CJK SC',sans-serif}</style>"
+        )
+    )
+    if gcj02:
+        root.header.add_child(Element(GCJ02_JS))
+
+    def add_polygons(name: str, *, show: bool = True, tooltip: tuple[str, ...] = ()) -> None:
+        grant = grants.get(name)
+        if grant is None:
+            return
+        title = f"{grant.layer.title_zh} {grant.layer.title_en}"
+        if layer_feature_count(grant, FeatureQuery(limit=None)) > INLINE_MAX_FEATURES:
+            VectorTileLayer(layer=name, title=title, style=STYLES[name], show=show).add_to(m)
+            return
+        data = _geojson(grant, FeatureQuery(limit=INLINE_MAX_FEATURES), user=user, gcj02=gcj02)
+        style = STYLES[name]
+        folium.GeoJson(
+            data,
+            name=title,
+            show=show,
+            style_function=lambda _f, s=style: s,
+            tooltip=_tooltip(grant, tooltip),
+        ).add_to(m)
+
+    def add_points(name: str, *, show: bool = True, tooltip: tuple[str, ...] = ()) -> None:
+        grant = grants.get(name)
+        if grant is None:
+            return
+        title = f"{grant.layer.title_zh} {grant.layer.title_en}"
+        if layer_feature_count(grant, FeatureQuery(limit=None)) > INLINE_MAX_FEATURES:
+            VectorTileLayer(layer=name, title=title, style=STYLES[name], show=show).add_to(m)
+            return
+        data = _geojson(grant, FeatureQuery(limit=INLINE_MAX_FEATURES), user=user, gcj02=gcj02)
+        style = STYLES[name]
+        folium.GeoJson(
+            data, name=title, show=show, marker=folium.CircleMarker(**style), tooltip=_tooltip(grant, tooltip)
+        ).add_to(m)
+
+    add_polygons("cells", tooltip=("code", "name"))
+    add_polygons("roads", show=False)
+    add_polygons("buildings", tooltip=("address", "use", "floors"))
+    add_polygons("households", show=False, tooltip=("unit", "members", "head_name", "phone"))
+    add_polygons("camera_cones")
+    add_points("cameras", tooltip=("code", "name", "status"))
+    add_polygons("hotspots", tooltip=("count",))
+    add_points("workers", show=False, tooltip=("display_name", "team_id"))
+    incidents = grants.get("incidents")
+    if incidents is not None:
+        title = f"{incidents.layer.title_zh} {incidents.layer.title_en}"
+        # open incidents, clustered; the full history below as (aggregated) vector tiles
+        data = _geojson(
+            incidents, FeatureQuery(statuses=OPEN_STATUSES, limit=INLINE_MAX_FEATURES), user=user, gcj02=gcj02
+        )
+        cluster = MarkerCluster(name=title, overlay=True, control=True, show=True)
+        cluster.add_to(m)
+        folium.GeoJson(
+            data,
+            marker=folium.CircleMarker(**STYLES["incidents"]),
+            control=False,
+            tooltip=_tooltip(incidents, ("status", "priority")),
+        ).add_to(cluster)
+        VectorTileLayer(
+            layer="incidents",
+            title=_("Incident history") + " / Incident history",
+            style={**STYLES["incidents"], "radius": 3, "fillOpacity": 0.4},
+            show=False,
+        ).add_to(m)
+        if options["live"]:
+            LiveIncidents(cluster, style=STYLES["incidents"], gcj02=gcj02).add_to(m)
+    if options["controls"]:
+        folium.LayerControl(collapsed=kind != "control_room").add_to(m)
+        Fullscreen(position="topleft").add_to(m)
+    _vendor(m)
+    return m
+
+
+def map_page_html(*, user: Any, kind: str, title: str) -> str:
+    m = map_build(user=user, kind=kind)
+    root: Figure = m.get_root()  # type: ignore[assignment]
+    root.header.add_child(Element(f"<title>{title}</title>"))
+    if PAGE_KINDS[kind]["live"] and finders.find("realtime/live.js"):
+        root.header.add_child(Element(f'<script src="{static("realtime/live.js")}"></script>'))
+    html = root.render()
+    return html
+
+
+def _page(request: HttpRequest, kind: str, title: str) -> HttpResponse:
+    response = HttpResponse(map_page_html(user=request.user, kind=kind, title=title))
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+def control_room(request: HttpRequest) -> HttpResponse:
+    return _page(request, "control_room", _("Control room") + " · GridCommand")
+
+
+@login_required
+def police(request: HttpRequest) -> HttpResponse:
+    return _page(request, "police", _("Police view") + " · GridCommand")
+
+
+@login_required
+def printable(request: HttpRequest) -> HttpResponse:
+    return _page(request, "print", _("Printable map") + " · GridCommand")
