@@ -54,6 +54,20 @@ class PointField(serializers.Field):
                 data = json.loads(data)
             except ValueError:
                 self.fail("invalid_json")
+        if isinstance(data, dict) and data.get("type") == "Point" and "crs" not in data:
+            # Check the coordinates here: GDAL's GeoJSON reader fails without a reason on some.
+            coords = data.get("coordinates")
+            if not isinstance(coords, list) or len(coords) not in (2, 3):
+                raise serializers.ValidationError(
+                    [_("A Point's coordinates are [longitude, latitude] in WGS 84 (EPSG:4326).")]
+                )
+            if any(isinstance(c, bool) or not isinstance(c, (int, float, str)) for c in coords):
+                raise serializers.ValidationError([_("Longitude and latitude must be numbers.")])
+            try:
+                point_from_lon_lat(coords[0], coords[1])
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(_messages(exc)) from exc
+            data = {"type": "Point", "coordinates": [float(coords[0]), float(coords[1])]}
         try:
             point = geometry_from_geojson(data, expected="Point")
         except DjangoValidationError as exc:
