@@ -1,0 +1,145 @@
+"""Vector tiles: ST_AsMVT per viewer, ETag/304, a cache the event log invalidates, counts below
+the aggregation zoom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mapbox_vector_tile
+import pytest
+from django.contrib.gis.geos import Point
+from django.test import Client
+
+from command.layers import LAYERS
+from command.models import PersonalDataAccess
+from command.services.places import camera_save
+from maps.models import TileCache
+from tests.maps.conftest import HOT, Village, tile_of
+
+pytestmark = pytest.mark.django_db
+SENSITIVE = {f for layer in LAYERS.values() for f in layer.sensitive_fields}
+
+
+def tile(client: Client, layer: str, z: int, lon: float = 117.0005, lat: float = 39.0005, **headers: str):
+    x, y = tile_of(lon, lat, z)
+    return client.get(f"/maps/tiles/{layer}/{z}/{x}/{y}.pbf", headers=headers)
+
+
+def decode(response) -> dict:
+    return mapbox_vector_tile.decode(response.content) if response.content else {}
+
+
+def test_police_tiles_hold_cameras_incidents_hotspots_and_no_personal_data(
+    village: Village, login: Callable, settings
+) -> None:
+    # given
+    settings.HOTSPOT_RADIUS_M = 30
+    police = login("police")
+    # when
+    layers = {name: decode(tile(police, name, 17)) for name in ("cameras", "incidents", "hotspots", "camera_cones")}
+    refused = {name: tile(police, name, 17).status_code for name in ("households", "reports", "workers")}
+    # then
+    assert refused == {"households": 404, "reports": 404, "workers": 404}
+    assert {f["properties"]["code"] for f in layers["cameras"]["cameras"]["features"]} == {"C1", "C2"}
+    assert len(layers["incidents"]["incidents"]["features"]) >= 6
+    assert [f["properties"]["count"] for f in layers["hotspots"]["hotspots"]["features"]] == [6]
+    for decoded in layers.values():
+        for layer in decoded.values():
+            for feature in layer["features"]:
+                assert not SENSITIVE & set(feature["properties"])
+
+
+def test_grid_worker_household_tile_has_personal_data_and_is_logged(village: Village, login: Callable) -> None:
+    # given
+    worker = login("grid_worker")
+    # when
+    response = tile(worker, "households", 17, 117.0003, 39.0003)
+    # then
+    assert response.status_code == 200
+    features = decode(response)["households"]["features"]
+    assert {f["properties"]["head_name"] for f in features} >= {"张三", "李四"}
+    assert next(f for f in features if f["properties"]["head_name"] == "张三")["properties"]["vulnerable"] == (
+        "elderly_alone"
+    )
+    log = PersonalDataAccess.objects.get()
+    assert log.channel == "tile" and log.layer == "households" and len(log.object_ids) >= 2
+
+
+def test_anonymous_gets_no_tile(village: Village) -> None:
+    assert {tile(Client(), name, 16).status_code for name in LAYERS} == {401}
+
+
+def test_etag_304_and_invalidation_by_the_event_log(village: Village, login: Callable) -> None:
+    # given a cached camera tile
+    client = login("police")
+    first = tile(client, "cameras", 17)
+    assert first["X-Tile-Cache"] == "miss"
+    etag = first["ETag"]
+    # when asked again, and revalidated
+    second = tile(client, "cameras", 17)
+    revalidated = tile(client, "cameras", 17, If_None_Match=etag)
+    # then
+    assert second["X-Tile-Cache"] == "hit" and second.content == first.content
+    assert revalidated.status_code == 304 and revalidated.content == b""
+    # when a camera event is logged (a camera far away), the tile is rebuilt ...
+    camera_save(code="C9", name="远处", location=Point(117.5, 39.5, srid=4326), heading=0, fov=90, range_m=20)
+    rebuilt = tile(client, "cameras", 17)
+    assert rebuilt.status_code == 200 and rebuilt["X-Tile-Cache"] == "miss"
+    # ... to the same content, so the client's copy is still good
+    assert rebuilt["ETag"] == etag
+    assert tile(client, "cameras", 17, If_None_Match=etag).status_code == 304
+    # when a camera in the tile changes, the tile changes
+    camera_save(code="C1", name="路口1", location=Point(117.0006, 39.0005, srid=4326), heading=90, fov=60, range_m=40)
+    changed = tile(client, "cameras", 17, If_None_Match=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+
+
+def test_unrelated_events_keep_the_cache(village: Village, login: Callable, reference) -> None:
+    # given
+    client = login("police")
+    tile(client, "cameras", 17)
+    # when an incident event (another layer) is logged
+    import uuid
+
+    from command.services.reports import report_submit
+
+    report_submit(
+        reporter_id=None, client_id=uuid.uuid4(), category=reference["other"], location=Point(*HOT, srid=4326)
+    )
+    # then
+    assert tile(client, "cameras", 17)["X-Tile-Cache"] == "hit"
+    assert tile(client, "incidents", 17)["X-Tile-Cache"] == "miss"
+
+
+def test_points_are_aggregated_below_the_raw_zoom(village: Village, login: Callable) -> None:
+    client = login("operator")
+    low = decode(tile(client, "incidents", 12, *HOT))["incidents"]["features"]
+    high = decode(tile(client, "incidents", 16, *HOT))["incidents"]["features"]
+    assert set(low[0]["properties"]) == {"count"}
+    assert sum(f["properties"]["count"] for f in low) == 9
+    assert all("status" in f["properties"] for f in high) and len(high) == 9
+
+
+def test_operator_aggregated_report_tiles_are_cached_and_hold_no_personal_data(village: Village, login: Callable):
+    client = login("operator")
+    features = decode(tile(client, "reports", 12, 117.0016, 39.0004))["reports"]["features"]
+    assert [f["properties"] for f in features] == [{"count": 1}]
+    assert TileCache.objects.filter(layer="reports").count() == 1
+
+
+@pytest.mark.parametrize("path", ["cameras/23/0/0", "cameras/2/4/0", "cameras/2/0/4", "cameras/-1/0/0"])
+def test_bad_tile_address(village: Village, login: Callable, path: str) -> None:
+    response = login("operator").get(f"/maps/tiles/{path}.pbf")
+    assert response.status_code in {400, 404}
+    if response.status_code == 400:
+        assert response.json()["description"]
+
+
+def test_polygons_are_clipped_to_the_tile(village: Village, login: Callable) -> None:
+    client = login("operator")
+    features = decode(tile(client, "cells", 18, 117.0005, 39.0005))["cells"]["features"]
+    assert {f["properties"]["code"] for f in features} >= {"A-01"}
+    for feature in features:
+        coords = feature["geometry"]["coordinates"]
+        flat = [c for ring in coords for c in ring] if feature["geometry"]["type"] == "Polygon" else []
+        assert all(-64 <= x <= 4096 + 64 and -64 <= y <= 4096 + 64 for x, y in flat)
