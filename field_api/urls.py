@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from field_api import views
+from field_api import views, work
 
 app_name = "field_api"
 
@@ -15,6 +15,18 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/reports/", views.ReportView.as_view(), name="reports"),
     path("api/v1/photos/<int:pk>/", views.PhotoView.as_view(), name="photo"),
     path("api/v1/photos/<int:pk>/thumbnail/", views.PhotoThumbnailView.as_view(), name="photo-thumbnail"),
+    path("api/v1/me/", work.MeView.as_view(), name="me"),
+    path("api/v1/me/duty/", work.DutyView.as_view(), name="duty"),
+    path("api/v1/pings/", work.PingView.as_view(), name="pings"),
+    path("api/v1/assignments/", work.AssignmentListView.as_view(), name="assignments"),
+    path("api/v1/incidents/<int:pk>/", work.IncidentDetailView.as_view(), name="incident"),
+    path("api/v1/incidents/<int:pk>/accept/", work.IncidentAcceptView.as_view(), name="incident-accept"),
+    path("api/v1/incidents/<int:pk>/arrive/", work.IncidentArriveView.as_view(), name="incident-arrive"),
+    path("api/v1/incidents/<int:pk>/resolve/", work.IncidentResolveView.as_view(), name="incident-resolve"),
+    path("api/v1/incidents/<int:pk>/hand-back/", work.IncidentHandBackView.as_view(), name="incident-hand-back"),
+    path("api/v1/incidents/<int:pk>/dispatch/", work.IncidentDispatchView.as_view(), name="incident-dispatch"),
+    path("api/v1/incidents/<int:pk>/close/", work.IncidentCloseView.as_view(), name="incident-close"),
+    path("api/v1/incidents/<int:pk>/cancel/", work.IncidentCancelView.as_view(), name="incident-cancel"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="field_api:schema"), name="docs"),
 ]
