@@ -14,3 +14,8 @@ os.environ.setdefault("DJANGO_SECURE", "0")
 os.environ.setdefault("CHANNEL_PREFIX", f"gctest{os.getpid()}")
 
 from command.settings import *  # noqa: F403
+
+# Tests serve static files straight from the apps (no collectstatic run needed).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
