@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from field_api import views, work
+from field_api import pwa, views, work
 
 app_name = "field_api"
 
@@ -27,6 +27,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/incidents/<int:pk>/dispatch/", work.IncidentDispatchView.as_view(), name="incident-dispatch"),
     path("api/v1/incidents/<int:pk>/close/", work.IncidentCloseView.as_view(), name="incident-close"),
     path("api/v1/incidents/<int:pk>/cancel/", work.IncidentCancelView.as_view(), name="incident-cancel"),
+    path("field/", pwa.field_app, name="field-app"),
+    path("field/sw.js", pwa.service_worker, name="field-sw"),
+    path("field/manifest.webmanifest", pwa.manifest, name="field-manifest"),
+    path("field/<path:name>", pwa.field_asset, name="field-asset"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="field_api:schema"), name="docs"),
 ]

@@ -1,0 +1,404 @@
+/* GridCommand field app.
+ *
+ * Reports (with their photos) are written to IndexedDB first and only then sent; each keeps
+ * the UUID made when it was written, so every retry is the same report to the server
+ * (POST /api/v1/reports/ is idempotent by client_id). States: queued -> sending -> delivered
+ * (with the server's receipt), or rejected / conflict with the server's reason. Nothing is
+ * removed from the phone before the server has confirmed it. Retries back off exponentially
+ * (2 s ... 5 min, with jitter) and restart at once when the phone comes back online.
+ */
+"use strict";
+
+(function () {
+  const T = JSON.parse(document.getElementById("gc-strings").textContent);
+  const fmt = (s, vars) => s.replace(/%\((\w+)\)s/g, (_, k) => String(vars[k]));
+  const $ = (sel) => document.querySelector(sel);
+  const TOKEN_KEY = "gc.field.token";
+  const PINGS_KEY = "gc.field.pings";
+  const NUDGE_M = 5;
+
+  // --- IndexedDB outbox -----------------------------------------------------------------
+  let dbPromise = null;
+  function db() {
+    if (!dbPromise) {
+      dbPromise = new Promise((resolve, reject) => {
+        const req = indexedDB.open("gridcommand-field", 1);
+        req.onupgradeneeded = () => {
+          const store = req.result.createObjectStore("outbox", { keyPath: "client_id" });
+          store.createIndex("created", "created");
+        };
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () => reject(req.error);
+      });
+    }
+    return dbPromise;
+  }
+  async function tx(mode, fn) {
+    const d = await db();
+    return new Promise((resolve, reject) => {
+      const t = d.transaction("outbox", mode);
+      const store = t.objectStore("outbox");
+      let result;
+      Promise.resolve(fn(store)).then((r) => { result = r; });
+      t.oncomplete = () => resolve(result);
+      t.onerror = () => reject(t.error);
+      t.onabort = () => reject(t.error);
+    });
+  }
+  const reqP = (req) => new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  const outboxAll = () => tx("readonly", (s) => reqP(s.getAll()));
+  const outboxPut = (item) => tx("readwrite", (s) => reqP(s.put(item)));
+
+  // --- auth -------------------------------------------------------------------------------
+  const token = () => localStorage.getItem(TOKEN_KEY);
+  function api(path, options = {}) {
+    const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
+    if (token()) headers.Authorization = "Token " + token();
+    return fetch(path, Object.assign({}, options, { headers, credentials: "omit" }));
+  }
+  function showLogin() {
+    $("#login").hidden = false;
+    $("#app").hidden = true;
+    $("#logout").hidden = true;
+  }
+  function showApp() {
+    $("#login").hidden = true;
+    $("#app").hidden = false;
+    $("#logout").hidden = false;
+  }
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target);
+    $("#login-error").textContent = "";
+    try {
+      const r = await fetch("/api/v1/auth/token/", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
+      });
+      const body = await r.json();
+      if (!r.ok) throw new Error(body.detail || T.login_failed);
+      localStorage.setItem(TOKEN_KEY, body.token);
+      showApp();
+      start();
+    } catch (err) {
+      $("#login-error").textContent = err.message || T.login_failed;
+    }
+  });
+  $("#logout").addEventListener("click", () => {
+    localStorage.removeItem(TOKEN_KEY);
+    showLogin();
+  });
+
+  // --- network state ----------------------------------------------------------------------
+  function renderNet() {
+    const el = $("#net");
+    el.textContent = navigator.onLine ? T.online : T.offline;
+    el.classList.toggle("offline", !navigator.onLine);
+  }
+  window.addEventListener("online", () => { renderNet(); flush(true); flushPings(); });
+  window.addEventListener("offline", renderNet);
+
+  // --- position ---------------------------------------------------------------------------
+  let fix = null; // {lon, lat, accuracy}
+  let nudge = { east: 0, north: 0 };
+  function pinned() {
+    if (!fix) return null;
+    const dLat = nudge.north / 110574;
+    const dLon = nudge.east / (111320 * Math.cos((fix.lat * Math.PI) / 180));
+    return { lon: +(fix.lon + dLon).toFixed(7), lat: +(fix.lat + dLat).toFixed(7), accuracy: fix.accuracy };
+  }
+  function renderFix() {
+    const p = pinned();
+    $("#fix-text").textContent = p
+      ? `${p.lat.toFixed(6)}, ${p.lon.toFixed(6)} · ${fmt(T.accuracy, { m: Math.round(p.accuracy) })}`
+      : T.no_fix;
+  }
+  if ("geolocation" in navigator) {
+    navigator.geolocation.watchPosition(
+      (pos) => {
+        fix = { lon: pos.coords.longitude, lat: pos.coords.latitude, accuracy: pos.coords.accuracy };
+        renderFix();
+        recordPing(pos);
+      },
+      () => renderFix(),
+      { enableHighAccuracy: true, maximumAge: 10000, timeout: 30000 }
+    );
+  }
+  document.querySelectorAll("[data-nudge]").forEach((b) =>
+    b.addEventListener("click", () => {
+      const [e, n] = b.dataset.nudge.split(",").map(Number);
+      nudge = { east: nudge.east + e * NUDGE_M, north: nudge.north + n * NUDGE_M };
+      renderFix();
+    })
+  );
+
+  // --- the report form --------------------------------------------------------------------
+  $("#start-report").addEventListener("click", () => {
+    $("#report-form").hidden = false;
+    nudge = { east: 0, north: 0 };
+    renderFix();
+  });
+  $("#report-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const err = $("#form-error");
+    err.textContent = "";
+    const checked = document.querySelector("input[name=category]:checked");
+    if (!checked) { err.textContent = T.pick_category; return; }
+    const p = pinned();
+    if (!p) { err.textContent = T.need_fix; return; }
+    const files = Array.from($("#photos").files || []);
+    if (files.length > 6) { err.textContent = T.too_many_photos; return; }
+    const photos = [];
+    for (const f of files) photos.push({ name: f.name, type: f.type, blob: new Blob([await f.arrayBuffer()], { type: f.type }) });
+    const item = {
+      client_id: crypto.randomUUID(),
+      created: Date.now(),
+      state: "queued",
+      attempts: 0,
+      next_try: 0,
+      fields: {
+        category: checked.value,
+        longitude: p.lon,
+        latitude: p.lat,
+        accuracy: Math.round(p.accuracy * 10) / 10,
+        note: $("#note").value.trim(),
+        client_time: new Date().toISOString(),
+      },
+      category_label: checked.closest("label").textContent.trim(),
+      photos,
+      receipt: null,
+      error: null,
+    };
+    await outboxPut(item); // on the phone first; only then try to send
+    ev.target.reset();
+    ev.target.hidden = true;
+    await renderOutbox();
+    flush(true);
+  });
+
+  // --- sending with backoff ---------------------------------------------------------------
+  let flushing = false;
+  let again = false;
+  function backoff(attempts) {
+    const base = Math.min(300000, 2000 * 2 ** Math.min(attempts, 8));
+    return base / 2 + Math.random() * (base / 2);
+  }
+  async function sendOne(item) {
+    const form = new FormData();
+    form.append("client_id", item.client_id);
+    for (const [k, v] of Object.entries(item.fields)) form.append(k, String(v));
+    item.photos.forEach((p, i) => form.append("photos", p.blob, p.name || `photo-${i + 1}.jpg`));
+    return api("/api/v1/reports/", { method: "POST", body: form });
+  }
+  async function flush(force) {
+    if (!token()) return;
+    if (flushing) { again = again || force; return; }
+    flushing = true;
+    try {
+      const items = (await outboxAll()).filter((i) => i.state === "queued" || i.state === "sending");
+      items.sort((a, b) => a.created - b.created);
+      for (const item of items) {
+        if (!force && item.next_try > Date.now()) continue;
+        item.state = "sending";
+        await outboxPut(item);
+        renderOutbox();
+        let response = null;
+        try {
+          response = await sendOne(item);
+        } catch (e) {
+          response = null; // offline or the server unreachable
+        }
+        item.attempts += 1;
+        if (response && (response.status === 200 || response.status === 201)) {
+          const receipt = await response.json();
+          item.state = "delivered";
+          item.receipt = { id: receipt.id, received_at: receipt.received_at, incident: receipt.incident.id };
+          item.photos = []; // the server confirmed them; the receipt stays
+          item.error = null;
+        } else if (response && response.status === 409) {
+          item.state = "conflict";
+          item.error = (await response.json().catch(() => ({}))).detail || "409";
+        } else if (response && response.status >= 400 && response.status < 500 && ![401, 403, 408, 429].includes(response.status)) {
+          item.state = "rejected";
+          const body = await response.json().catch(() => ({}));
+          item.error = Object.entries(body).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ") || String(response.status);
+        } else {
+          item.state = "queued";
+          item.next_try = Date.now() + backoff(item.attempts);
+          if (response && response.status === 401) showLogin();
+        }
+        await outboxPut(item);
+        renderOutbox();
+      }
+    } finally {
+      flushing = false;
+      if (again) { again = false; flush(true); }
+    }
+  }
+  setInterval(() => { if (navigator.onLine) flush(false); }, 3000);
+
+  async function renderOutbox() {
+    const items = (await outboxAll()).sort((a, b) => b.created - a.created);
+    const ul = $("#outbox");
+    ul.replaceChildren(
+      ...items.map((item) => {
+        const li = document.createElement("li");
+        li.dataset.clientId = item.client_id;
+        li.dataset.state = item.state;
+        const state = document.createElement("span");
+        state.className = "state " + item.state;
+        state.textContent = T[item.state] || item.state;
+        const what = document.createElement("div");
+        what.textContent = `${item.category_label} · ${new Date(item.created).toLocaleTimeString()}`;
+        li.append(state, what);
+        if (item.state === "queued" && item.next_try > Date.now()) {
+          const s = document.createElement("small");
+          s.textContent = fmt(T.retry_in, { s: Math.ceil((item.next_try - Date.now()) / 1000) });
+          li.append(s);
+        }
+        if (item.receipt) {
+          const r = document.createElement("small");
+          r.className = "receipt";
+          r.textContent = `${T.receipt} #${item.receipt.id} · ${item.receipt.received_at}`;
+          li.append(r);
+        }
+        if (item.error) {
+          const e = document.createElement("small");
+          e.className = "error";
+          e.textContent = item.error;
+          li.append(e);
+        }
+        return li;
+      })
+    );
+  }
+
+  // --- tabs, assignments, duty, pings -----------------------------------------------------
+  document.querySelectorAll("[data-tab]").forEach((b) =>
+    b.addEventListener("click", () => {
+      document.querySelectorAll("[data-tab]").forEach((x) => x.setAttribute("aria-selected", String(x === b)));
+      $("#tab-report").hidden = b.dataset.tab !== "report";
+      $("#tab-assignments").hidden = b.dataset.tab !== "assignments";
+      if (b.dataset.tab === "assignments") loadAssignments();
+    })
+  );
+  $("#refresh").addEventListener("click", loadAssignments);
+
+  async function loadAssignments() {
+    const p = pinned();
+    const q = p ? `?longitude=${p.lon}&latitude=${p.lat}` : "";
+    const ul = $("#assignments");
+    let data;
+    try {
+      const r = await api("/api/v1/assignments/" + q);
+      if (!r.ok) throw new Error(String(r.status));
+      data = await r.json();
+    } catch (e) {
+      return;
+    }
+    if (!data.features.length) {
+      const li = document.createElement("li");
+      li.textContent = T.no_assignments;
+      ul.replaceChildren(li);
+      return;
+    }
+    ul.replaceChildren(...data.features.map(assignmentItem));
+  }
+  function assignmentItem(f) {
+    const p = f.properties;
+    const li = document.createElement("li");
+    li.dataset.incidentId = f.id;
+    const head = document.createElement("div");
+    const dist = p.distance_m != null ? " · " + fmt(T.metres, { m: Math.round(p.distance_m) }) : "";
+    head.textContent = `#${f.id} ${p.category_name} · ${T["status_" + p.status] || p.status}${dist}`;
+    const due = document.createElement("small");
+    due.textContent = `${T.due} ${new Date(p.due_at).toLocaleString()}`;
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const add = (label, fn) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.addEventListener("click", fn);
+      actions.append(b);
+    };
+    const act = async (step, body) => {
+      const r = await api(`/api/v1/incidents/${f.id}/${step}/`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body || {}),
+      });
+      if (!r.ok) alert((await r.json().catch(() => ({}))).detail || r.status);
+      loadAssignments();
+    };
+    if (p.status === "new" || p.status === "dispatched") add(T.accept, () => act("accept"));
+    if (p.status === "accepted") add(T.arrive, () => act("arrive"));
+    if (p.status === "accepted" || p.status === "on_scene") {
+      add(T.resolve, () => { const note = prompt(T.resolution_note); if (note) act("resolve", { note }); });
+      add(T.hand_back, () => { const reason = prompt(T.hand_back_reason); if (reason) act("hand-back", { reason }); });
+    }
+    li.append(head, due, actions);
+    return li;
+  }
+
+  let onDuty = false;
+  let lastPingAt = 0;
+  $("#duty").addEventListener("change", async (ev) => {
+    const r = await api("/api/v1/me/duty/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ on_duty: ev.target.checked }),
+    }).catch(() => null);
+    if (r && r.ok) onDuty = (await r.json()).on_duty;
+    ev.target.checked = onDuty;
+  });
+  function recordPing(pos) {
+    if (!onDuty || Date.now() - lastPingAt < 15000) return;
+    lastPingAt = Date.now();
+    const buf = JSON.parse(localStorage.getItem(PINGS_KEY) || "[]");
+    buf.push({
+      location: { type: "Point", coordinates: [pos.coords.longitude, pos.coords.latitude] },
+      accuracy: pos.coords.accuracy,
+      recorded_at: new Date(pos.timestamp || Date.now()).toISOString(),
+    });
+    localStorage.setItem(PINGS_KEY, JSON.stringify(buf.slice(-500)));
+  }
+  async function flushPings() {
+    const buf = JSON.parse(localStorage.getItem(PINGS_KEY) || "[]");
+    if (!buf.length || !token() || !navigator.onLine) return;
+    const batch = buf.slice(0, 100);
+    const r = await api("/api/v1/pings/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pings: batch }),
+    }).catch(() => null);
+    if (r && (r.ok || r.status === 400 || r.status === 409)) {
+      const rest = JSON.parse(localStorage.getItem(PINGS_KEY) || "[]").slice(batch.length);
+      localStorage.setItem(PINGS_KEY, JSON.stringify(rest));
+    }
+  }
+  setInterval(flushPings, 30000);
+
+  async function start() {
+    renderNet();
+    renderFix();
+    await renderOutbox();
+    flush(true);
+    try {
+      const r = await api("/api/v1/me/");
+      if (r.status === 401) { showLogin(); return; }
+      if (r.ok) { onDuty = (await r.json()).on_duty; $("#duty").checked = onDuty; }
+    } catch (e) {
+      /* offline: keep going */
+    }
+  }
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/field/sw.js", { scope: "/field/" }).catch(() => {});
+  }
+  if (token()) { showApp(); start(); } else { showLogin(); renderNet(); }
+})();
