@@ -211,6 +211,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         location=[(extent[1] + extent[3]) / 2, (extent[0] + extent[2]) / 2],
         tiles=None,
         zoom_start=16,
+        maxZoom=21,  # L.map option: MarkerCluster needs it when no basemap sets one
         control_scale=True,
         prefer_canvas=False,
         zoom_control=options["controls"],

@@ -1,0 +1,125 @@
+"""Map pages: one folium builder, every asset from our static files, the policy decides the
+layers; headless Chromium loads the page with every non-local request blocked."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from maps.pages import map_build, map_page_html
+from tests.maps.conftest import Village
+
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECASE)
+
+
+@pytest.mark.django_db
+def test_pages_require_login(village: Village) -> None:
+    for path in ("/maps/control-room/", "/maps/police/", "/maps/print/"):
+        response = Client().get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["control_room", "police", "print"])
+def test_no_asset_leaves_the_server(village: Village, make_user: Callable, kind: str) -> None:
+    html = map_page_html(user=make_user("operator"), kind=kind, title="t")
+    assert not EXTERNAL.findall(html)
+    assert "/static/vendor/leaflet/leaflet.js" in html
+    assert "cdn" not in html.lower()
+
+
+def shows(html: str, text: str) -> bool:
+    """``text`` is on the page, as is or JSON-escaped (folium writes GeoJSON with \\uXXXX)."""
+    return text in html or json.dumps(text)[1:-1] in html
+
+
+@pytest.mark.django_db
+def test_police_page_draws_no_household_and_no_personal_data(village: Village, login: Callable) -> None:
+    police_html = login("police").get("/maps/police/").content.decode()
+    worker_html = login("grid_worker").get("/maps/control-room/").content.decode()
+    assert shows(worker_html, "住户") and shows(worker_html, "路口1")
+    assert not shows(police_html, "住户") and not shows(police_html, "张三")
+    assert "13800000001" not in police_html and "head_name" not in police_html
+    assert shows(police_html, "路口1")  # the cameras are there
+
+
+@pytest.mark.django_db
+def test_basemap_setting_and_gcj02_shift(village: Village, make_user: Callable, settings) -> None:
+    user = make_user("operator")
+    assert "tileLayer" not in map_page_html(user=user, kind="print", title="t")
+    settings.BASEMAP_URL = "/basemap/{z}/{x}/{y}.png"
+    settings.BASEMAP_CRS = "gcj02"
+    html = map_page_html(user=user, kind="control_room", title="t")
+    assert "/basemap/{z}/{x}/{y}.png" in html and "GridGcj02" in html
+    # C1 sits at 117.0005, 39.0005 in storage; on a GCJ-02 basemap it is drawn ~0.006 degrees east
+    assert "117.0005," not in html
+    m = map_build(user=user, kind="print")
+    assert m.location[1] > 117.005
+
+
+@pytest.fixture
+def wall_user(make_user: Callable) -> None:
+    # before ``chromium``: Playwright's sync API runs an event loop, and the ORM refuses to run inside one
+    make_user("operator", username="wall", password="pw-for-tests-1")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_chromium_draws_the_village_with_the_network_blocked(village: Village, wall_user: None, chromium) -> None:
+    from urllib.parse import urlparse
+
+    from tests.support import daphne_server
+
+    failed: list[str] = []
+    blocked: list[str] = []
+    with daphne_server(extra_env={"WHITENOISE_USE_FINDERS": "1"}) as server:
+        context = chromium.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+
+        def route(r) -> None:
+            if urlparse(r.request.url).hostname == "127.0.0.1":
+                r.continue_()
+            else:
+                blocked.append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("requestfailed", lambda req: failed.append(f"{req.url} {req.failure}"))
+        bad_status: list[str] = []
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda resp: bad_status.append(resp.url) if resp.status >= 400 else None)
+        page.goto(f"{server.url}/accounts/login/?next=/maps/control-room/")
+        page.fill("input[name=username]", "wall")
+        page.fill("input[name=password]", "pw-for-tests-1")
+        page.click("[type=submit]")
+        page.wait_for_url("**/maps/control-room/")
+        page.wait_for_function("document.querySelectorAll('path.leaflet-interactive').length >= 4", timeout=20000)
+        page.wait_for_load_state("networkidle")
+        paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
+        clusters = page.eval_on_selector_all(".marker-cluster", "els => els.length")
+        incidents = page.evaluate("window.GridMapIncidents ? window.GridMapIncidents.count() : -1")
+        zoom = page.evaluate("Object.values(window).find(v => v instanceof L.Map).getZoom()")
+        # a live event (as realtime/live.js delivers it) adds a marker; a closing one removes it
+        event = (
+            "{seq: 99, kind: 'incident.created', layer: 'incidents', object_id: '9999', created_at: '', "
+            "payload: {id: '9999', geometry: {type: 'Point', coordinates: [117.0012, 39.0005]}, "
+            "properties: {id: 9999, status: STATUS}}}"
+        )
+        page.evaluate(f"window.GridMapIncidents.apply({event.replace('STATUS', repr('new'))})")
+        after_new = page.evaluate("window.GridMapIncidents.count()")
+        page.evaluate(f"window.GridMapIncidents.apply({event.replace('STATUS', repr('closed'))})")
+        after_closed = page.evaluate("window.GridMapIncidents.count()")
+        controls = page.eval_on_selector_all(".leaflet-control-layers, .leaflet-control-scale", "els => els.length")
+        context.close()
+    assert failed == [] and blocked == [] and bad_status == [] and errors == []
+    # 3 cells + 2 buildings + 2 cones + 2 cameras + the hotspot, and the clustered incidents
+    assert paths >= 9
+    # the open ones: six hot, the old one, and the one from the report
+    assert incidents == 8, (incidents, clusters, zoom)
+    assert (after_new, after_closed) == (9, 8)
+    assert controls == 2
