@@ -1,0 +1,297 @@
+"""Map-layer benchmark: the GeoJSON-by-bbox endpoint and the vector-tile endpoint, each beside
+the bare SQL measured in the same run on the same database.
+
+    .venv/bin/python bench/layers.py [--quick] [--database-url postgres://...]
+
+Needs the scale data set in its own database (default ``gc_bench`` on the private cluster):
+
+    createdb gc_bench  (see docs/maps.md)
+    DATABASE_URL=.../gc_bench manage.py migrate && manage.py seed --buildings 50000 --incidents 200000
+
+It starts its own Daphne on that database, signs in with an API token of a bench operator, and
+prints, per feature count and per tile zoom, the endpoint time, the bare-SQL time and their ratio.
+The last line carries the two headline ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+
+def default_bench_url() -> str:
+    from command import localstack
+
+    url = localstack.default_database_url()
+    return url.replace("/gridcommand?", "/gc_bench?")
+
+
+def setup_django(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
+    os.environ.setdefault("DJANGO_SECURE", "0")
+    os.environ["DB_POOL_MAX"] = "0"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_daphne(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "command.settings",
+        "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production",
+        "DJANGO_SECURE": "0",
+        "CHANNEL_PREFIX": f"gcbench{os.getpid()}",
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MIN": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "command.asgi:application"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("daphne did not start")
+
+
+def bench_token() -> str:
+    from rest_framework.authtoken.models import Token
+
+    from command.services.accounts import user_ensure
+
+    password = "bench-only-pw-1"  # noqa: S105 - a local bench login on the bench database
+    user = user_ensure(username="bench-operator", password=password, role="operator")
+    token, _created = Token.objects.get_or_create(user=user)
+    return str(token.key)
+
+
+def bbox_for(count: int, extent: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A square around the data's centre holding at least ``count`` buildings."""
+    from django.db import connection
+
+    cx, cy = (extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2
+    lo, hi = 0.0, max(extent[2] - extent[0], extent[3] - extent[1])
+    for _ in range(25):
+        mid = (lo + hi) / 2
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM command_building WHERE footprint && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
+                [cx - mid / 2, cy - mid / 2, cx + mid / 2, cy + mid / 2],
+            )
+            n = cursor.fetchone()[0]
+        if n >= count:
+            hi = mid
+        else:
+            lo = mid
+    return cx - hi / 2, cy - hi / 2, cx + hi / 2, cy + hi / 2
+
+
+def timed(fn: Any, samples: int) -> tuple[float, Any]:
+    fn()  # warm-up
+    times, result = [], None
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def bench_geojson(port: int, token: str, samples: int) -> float:
+    from django.db import connection
+
+    from command.layer_queries import FeatureQuery, feature_collection_sql, layer_extent
+    from command.layers import LAYERS, LayerGrant
+
+    extent = layer_extent("buildings")
+    assert extent, "no buildings: seed the bench database first"
+    layer = LAYERS["buildings"]
+    grant = LayerGrant(layer, layer.public_fields, False)
+    props = ", ".join(f"'{f}', t.{f}" for f in grant.fields)
+    ratio = 0.0
+    http_conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for count in (500, 5000, 20000):
+        bbox = bbox_for(count, extent)
+        bare_sql = (
+            "SELECT json_build_object('type', 'FeatureCollection', 'features', json_agg(json_build_object("
+            "'type', 'Feature', 'id', t.id, 'geometry', ST_AsGeoJSON(t.footprint, 7)::json, "
+            f"'properties', json_build_object({props}))))::text "
+            "FROM (SELECT * FROM command_building WHERE footprint && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
+            "AND ST_Intersects(footprint, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) ORDER BY id LIMIT %s) t"
+        )
+
+        def bare(bare_sql: str = bare_sql, bbox: tuple = bbox, count: int = count) -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(bare_sql, [*bbox, *bbox, count])
+                return len(cursor.fetchone()[0])
+
+        ours_sql, ours_params = feature_collection_sql(grant, FeatureQuery(bbox=bbox, limit=count))
+
+        def ours(sql: str = ours_sql, params: dict = ours_params) -> int:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return len(cursor.fetchone()[0])
+
+        path = "/maps/layers/buildings.geojson?bbox={},{},{},{}&limit={}".format(*bbox, count)
+
+        def endpoint(path: str = path) -> int:
+            http_conn.request("GET", path, headers={"Authorization": f"Token {token}"})
+            response = http_conn.getresponse()
+            body = response.read()
+            assert response.status == 200, body[:300]
+            return len(body)
+
+        t_bare, _size = timed(bare, samples)
+        t_ours, _ = timed(ours, samples)
+        t_endpoint, size_endpoint = timed(endpoint, samples)
+        ratio = t_endpoint / t_bare
+        print(
+            f"geojson buildings n={count:>6}: bare json_agg {t_bare * 1000:8.1f} ms | endpoint SQL "
+            f"{t_ours * 1000:8.1f} ms | HTTP endpoint {t_endpoint * 1000:8.1f} ms | "
+            f"{size_endpoint / 1e6:6.2f} MB | ratio endpoint/bare {ratio:.2f}x"
+        )
+    return ratio
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    import math
+
+    n = 1 << z
+    return int((lon + 180.0) / 360.0 * n), int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
+
+
+def pick_tiles(per_zoom: int) -> list[tuple[int, int, int]]:
+    """Tiles under randomly drawn incidents (so dense areas weigh as they do for users)."""
+    from django.db import connection
+
+    rng = random.Random(42)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ST_X(location), ST_Y(location) FROM command_incident TABLESAMPLE SYSTEM (5) LIMIT 5000")
+        points = cursor.fetchall()
+    tiles: list[tuple[int, int, int]] = []
+    for z in range(12, 17):
+        seen: set[tuple[int, int, int]] = set()
+        rng.shuffle(points)
+        for lon, lat in points:
+            if len(seen) >= per_zoom:
+                break
+            seen.add((z, *tile_of(lon, lat, z)))
+        tiles += sorted(seen)
+    return tiles
+
+
+def bench_tiles(port: int, token: str, layer_name: str, tiles: list[tuple[int, int, int]]) -> float:
+    from django.db import connection
+
+    from command.layer_queries import tile_sql
+    from command.layers import LAYERS, LayerGrant
+    from maps.tiles import tile_cache_clear
+
+    layer = LAYERS[layer_name]
+    grant = LayerGrant(layer, layer.public_fields, False)
+    tile_cache_clear()
+    http_conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    bare_t: list[float] = []
+    cold_t: list[float] = []
+    warm_t: list[float] = []
+    sizes: list[int] = []
+    for z, x, y in tiles:
+        sql, params = tile_sql(grant, z, x, y)
+        t0 = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            data = bytes(cursor.fetchone()[0])
+        bare_t.append(time.perf_counter() - t0)
+        for bucket in (cold_t, warm_t):
+            t0 = time.perf_counter()
+            http_conn.request(
+                "GET", f"/maps/tiles/{layer_name}/{z}/{x}/{y}.pbf", headers={"Authorization": f"Token {token}"}
+            )
+            response = http_conn.getresponse()
+            body = response.read()
+            bucket.append(time.perf_counter() - t0)
+            assert response.status == 200, body[:300]
+        assert len(body) == len(data), (z, x, y, len(body), len(data))
+        sizes.append(len(body))
+    p50 = statistics.median
+    ratio = p50(cold_t) / p50(bare_t)
+
+    def line(label: str, idx: list[int]) -> str:
+        return (
+            f"tiles {layer_name} {label}: {len(idx):3d} tiles | p50 bare ST_AsMVT "
+            f"{p50([bare_t[i] for i in idx]) * 1000:7.1f} ms | endpoint (cache miss) "
+            f"{p50([cold_t[i] for i in idx]) * 1000:7.1f} ms | cached {p50([warm_t[i] for i in idx]) * 1000:6.1f} ms"
+            f" | avg {statistics.mean([sizes[i] for i in idx]) / 1024:6.1f} KB"
+            f" | max {max(sizes[i] for i in idx) / 1024:6.1f} KB"
+            f" | ratio {p50([cold_t[i] for i in idx]) / p50([bare_t[i] for i in idx]):.2f}x"
+        )
+
+    for z in range(12, 17):
+        idx = [i for i, t in enumerate(tiles) if t[0] == z]
+        if idx:
+            print(line(f"z{z}", idx))
+    print(line("all", list(range(len(tiles)))))
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (under a minute)")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    subprocess.run([sys.executable, "-m", "command.localstack", "start"], cwd=BASE_DIR, check=True)
+    database_url = args.database_url or default_bench_url()
+    setup_django(database_url)
+    token = bench_token()
+    port = free_port()
+    daphne = start_daphne(database_url, port)
+    try:
+        samples = 3 if args.quick else 9
+        per_zoom = 12 if args.quick else 60
+        geojson_ratio = bench_geojson(port, token, samples)
+        tiles = pick_tiles(per_zoom)
+        tile_ratio = bench_tiles(port, token, "incidents", tiles)
+        bench_tiles(port, token, "buildings", tiles)
+    finally:
+        daphne.terminate()
+        daphne.wait(10)
+    print(
+        f"RATIO geojson@20000 endpoint/bare json_agg = {geojson_ratio:.2f}x (goal <= 1.3); "
+        f"incident tiles p50 endpoint/bare ST_AsMVT = {tile_ratio:.2f}x (goal <= 1.15)"
+    )
+
+
+if __name__ == "__main__":
+    main()
