@@ -6,17 +6,25 @@ row lock is held until the transaction ends, so transactions that write events c
 with concurrent writers). Services append their events as their last step, so the lock is held
 only for the tail of the transaction.
 
-After commit one small "wake" per event goes to the channel-layer group ``WAKE_GROUP``; it
-carries the event itself so the common case costs subscribers no query. The wake is a hint:
-if it is lost, the consumers' heartbeat and gap detection read the log (realtime/).
+After commit one small "wake" per event goes to the channel-layer group ``WAKE_GROUP``: every
+wake of every layer goes to that one group, so a consumer that sees seq N+2 after N knows that
+N+1 was lost (not merely of another layer). The wake carries the event itself so the common case
+costs subscribers no query. The wake is a hint: if it is lost, the consumers' heartbeat and gap
+detection read the log with ``events_after`` (realtime/).
+
+Retention: clients resume from the log for ``EVENT_RETENTION_HOURS``; ``events_prune`` deletes
+what is older (``manage.py events_prune``), and ``event_resumable`` tells a consumer whether a
+client's ``since`` can still be served from the log or needs a fresh snapshot.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict
@@ -130,10 +138,50 @@ def event_append(
 
 
 def latest_seq() -> int:
+    """The seq of the last committed event (0 before the first)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT last_seq FROM command_eventcounter WHERE id = 1")
         row = cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+def events_after(
+    after_seq: int, *, upto_seq: int | None = None, layers: Iterable[str] | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Committed events with ``after_seq < seq <= upto_seq`` in seq order, in wire form, at most
+    ``limit``; only those of ``layers`` when given. Every event up to the latest committed seq
+    is visible (commit order is seq order), so a reader that asks up to a seq it was told about
+    gets every event before it."""
+    query = Event.objects.filter(seq__gt=after_seq).order_by("seq")
+    if upto_seq is not None:
+        query = query.filter(seq__lte=upto_seq)
+    if layers is not None:
+        query = query.filter(layer__in=list(layers))
+    return [event_record(event) for event in query[:limit]]
+
+
+def retention_cutoff() -> datetime:
+    return timezone.now() - timedelta(hours=settings.EVENT_RETENTION_HOURS)
+
+
+def event_resumable(since: int, *, latest: int) -> bool:
+    """Can a client that holds every event up to ``since`` be brought up to ``latest`` from the
+    log? Not when ``since`` is ahead of the log (another database, a restored backup), nor
+    when the next event is gone or older than the retention window."""
+    if since > latest:
+        return False
+    if since == latest:
+        return True
+    created_at = Event.objects.filter(seq=since + 1).values_list("created_at", flat=True).first()
+    return created_at is not None and created_at >= retention_cutoff()
+
+
+def events_prune(*, before: datetime | None = None) -> int:
+    """Delete events older than the retention window (or ``before``); returns how many.
+    Clients whose ``since`` falls in the pruned part get ``resync`` and reload a snapshot."""
+    cutoff = before or retention_cutoff()
+    deleted, _ = Event.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 def wake_send(wire: dict[str, Any]) -> None:

@@ -1,0 +1,83 @@
+"""Who may open ``/ws/live/``: checked before the consumer runs, so a refused handshake costs
+no channel-layer work and gets HTTP 403.
+
+- An ``Origin`` header, when present, must match ``ALLOWED_HOSTS`` (browsers always send one;
+  this stops other sites' pages from using a visitor's cookie: cross-site websocket hijacking).
+- ``Authorization: Token <key>`` (the DRF token of the REST API) for non-browser clients.
+- Otherwise the session cookie, and only with a matching ``Origin``.
+- Anything else, including an anonymous or inactive user, is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from channels.sessions import SessionMiddlewareStack
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+
+Scope = dict[str, Any]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            try:
+                return str(value.decode("latin1"))
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def origin_allowed(origin: str) -> bool:
+    """``Origin`` matches ``ALLOWED_HOSTS`` (same rules as channels' AllowedHostsOriginValidator)."""
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return OriginValidator(None, hosts).valid_origin(urlparse(origin))
+
+
+@database_sync_to_async
+def _token_user(key: str) -> Any:
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.select_related("user").filter(key=key).first()
+    return token.user if token is not None else AnonymousUser()
+
+
+async def _deny(receive: Any, send: Any) -> None:
+    """Refuse the handshake: a close before accept is answered with HTTP 403."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": 4403})
+
+
+class LiveAuthMiddleware:
+    """Sets ``scope["user"]`` to an active, authenticated user or refuses the handshake."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        origin = _header(scope, b"origin")
+        if origin is not None and not origin_allowed(origin):
+            return await _deny(receive, send)
+        authorization = _header(scope, b"authorization") or ""
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() == "token" and key.strip():
+            user = await _token_user(key.strip())
+        elif origin is not None:
+            user = await get_user(scope)
+        else:
+            user = AnonymousUser()
+        if not (user.is_authenticated and user.is_active):
+            return await _deny(receive, send)
+        return await self.inner({**scope, "user": user}, receive, send)
+
+
+def LiveAuthMiddlewareStack(inner: Any) -> Any:
+    return SessionMiddlewareStack(LiveAuthMiddleware(inner))

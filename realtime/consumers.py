@@ -1,0 +1,332 @@
+"""``/ws/live/``: every committed event reaches every permitted screen once, in order.
+
+Each connection keeps ``cursor``, the last seq it has dealt with (delivered, or skipped as not
+meant for this subscriber). Events reach it three ways, all through ``_advance``:
+
+- a **wake** from the event log after commit (one channel-layer group for every layer, so the
+  wake for ``cursor + 1`` is recognised whatever its layer): delivered straight from the wake,
+  no query; a wake further ahead means a lost wake, and the gap is read from the log first;
+- the process **heartbeat** (``realtime.hub``) with the latest committed seq: anything still
+  missing is read from the log (a lost wake, a crash between commit and wake, Redis down);
+- **resume**: ``?since=N`` replays the log after N, re-checked against today's grants.
+
+Each event is filtered by the subscriber's layers (∩ the grants of ``command.layers``), by its
+bbox, and redacted by ``command.layers.redact`` before it is sent. Duplicates are impossible:
+nothing at or below ``cursor`` is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from pydantic import ValidationError
+
+from command.eventlog import WAKE_GROUP, event_resumable, events_after, latest_seq
+from command.layers import LayerGrant, layers_for_user, redact
+from realtime import messages
+from realtime.geo import geometry_in_bbox
+from realtime.hub import hub_for_loop
+
+logger = logging.getLogger(__name__)
+
+REPLAY_BATCH = 500
+
+
+@database_sync_to_async
+def _read_events(after: int, upto: int, layers: list[str]) -> list[dict[str, Any]]:
+    return events_after(after, upto_seq=upto, layers=layers, limit=REPLAY_BATCH)
+
+
+@database_sync_to_async
+def _resume_point(since: int | None) -> tuple[int, bool]:
+    latest = latest_seq()
+    return latest, since is not None and event_resumable(since, latest=latest)
+
+
+_grants_for = database_sync_to_async(layers_for_user)
+
+
+class Overflow(Exception):
+    """The client fell too far behind; the connection is closing."""
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self._join_wakes()  # before the cursor is read: no wake after it is missed
+        self.user = self.scope["user"]
+        self.user_id: int = self.user.pk
+        self.cursor: int | None = None  # set by the first subscribe
+        self.requested: list[str] = []
+        self.bbox: messages.Bbox | None = None
+        self.grants: dict[str, LayerGrant] = await _grants_for(self.user)
+        self.layers: list[str] = []  # requested ∩ granted
+        self.lock = asyncio.Lock()
+        self.closing = False
+        self.sent_bytes = 0
+        self.acked_bytes = 0
+        self.marks: deque[tuple[int, int]] = deque()  # (seq, sent_bytes after it), for acks
+        self.last_heard = time.monotonic()
+        self.tick_task: asyncio.Task[None] | None = None
+        since = self._since_param()
+        self.since: int | None = None
+        await self.accept()
+        if isinstance(since, str):
+            await self._error("bad_request", "since must be a whole number >= 0")
+            await self._close(messages.CLOSE_BAD_REQUEST)
+            return
+        self.since = since
+        hub_for_loop().join(self)
+        await self._send(
+            {
+                "type": "hello",
+                "user": self.user.get_username(),
+                "layers": sorted(self.grants),
+                "seq": await database_sync_to_async(latest_seq)(),
+                "heartbeat": settings.REALTIME_HEARTBEAT_SECONDS,
+                "since": since,
+            }
+        )
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        hub_for_loop().leave(self)
+        tick_task = getattr(self, "tick_task", None)
+        if tick_task is not None:
+            tick_task.cancel()
+        try:
+            await self.channel_layer.group_discard(WAKE_GROUP, self.channel_name)
+        except Exception:
+            logger.info("channel layer unreachable while leaving the wake group")
+
+    async def _join_wakes(self) -> None:
+        """Join (or renew: RedisChannelLayer keeps groups in Redis, lost when it restarts) the
+        one wake group. While Redis is down the heartbeat delivers, so a failure only logs."""
+        try:
+            await self.channel_layer.group_add(WAKE_GROUP, self.channel_name)
+        except Exception as exc:
+            logger.warning("channel layer unreachable (%s); the heartbeat delivers meanwhile", exc)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch closes stale DB connections (a thread hop) before every message;
+        # this consumer touches the database only through database_sync_to_async, which does
+        # that itself, so a wake costs no thread hop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    def _since_param(self) -> int | str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin1")).get("since")
+        if not values:
+            return None
+        try:
+            since = int(values[-1])
+        except ValueError:
+            return "bad"
+        return since if since >= 0 else "bad"
+
+    # --- client messages ------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.last_heard = time.monotonic()
+        if text_data is None:
+            await self._error("bad_request", "messages are JSON text frames")
+            return
+        try:
+            message = messages.client_message_adapter.validate_json(text_data)
+        except ValidationError as exc:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            await self._error("bad_request", errors or "invalid message")
+            return
+        if isinstance(message, messages.Ack):
+            self._ack(message.seq)
+        else:
+            await self._subscribe(message)
+
+    def _ack(self, seq: int) -> None:
+        while self.marks and self.marks[0][0] <= seq:
+            self.acked_bytes = self.marks.popleft()[1]
+
+    async def _subscribe(self, message: messages.Subscribe) -> None:
+        async with self.lock:
+            self.requested = message.layers
+            self.bbox = message.bbox
+            self.layers = [name for name in self.requested if name in self.grants]
+            resync: str | None = None
+            catch_up_to: int | None = None
+            if self.cursor is None:
+                latest, resumable = await _resume_point(self.since)
+                if self.since is None:
+                    resync = "initial"
+                elif self.since > latest:
+                    resync = "ahead"
+                elif latest - self.since > settings.REALTIME_MAX_REPLAY:
+                    resync = "too_far"
+                elif not resumable:
+                    resync = "retention"
+                self.cursor, catch_up_to = (latest, None) if resync else (self.since, latest)
+            try:
+                await self._send(
+                    {
+                        "type": "subscribed",
+                        "layers": self.layers,
+                        "denied": [name for name in self.requested if name not in self.grants],
+                        "bbox": list(self.bbox) if self.bbox else None,
+                        "seq": self.cursor,
+                    }
+                )
+                if resync:
+                    await self._send({"type": "resync", "seq": self.cursor, "reason": resync})
+                elif catch_up_to is not None:
+                    await self._catch_up(catch_up_to)
+            except Overflow:
+                return
+
+    # --- events ---------------------------------------------------------------------------------
+
+    async def event_wake(self, message: dict[str, Any]) -> None:
+        """A committed event (from ``command.eventlog.wake_send``)."""
+        if self.cursor is None or message["seq"] <= self.cursor or self.closing:
+            return
+        async with self.lock:
+            seq = message["seq"]
+            if self.cursor is None or seq <= self.cursor:
+                return
+            try:
+                if seq == self.cursor + 1:
+                    await self._advance([message["event"]])
+                else:
+                    await self._catch_up(seq)
+            except Overflow:
+                return
+
+    def tick(self, latest: int, grants: dict[str, LayerGrant]) -> None:
+        """The hub's heartbeat (see realtime.hub); runs beside the wakes, under the same lock."""
+        if self.tick_task is None or self.tick_task.done():
+            self.tick_task = asyncio.get_running_loop().create_task(self._tick(latest, grants))
+
+    async def _tick(self, latest: int, grants: dict[str, LayerGrant]) -> None:
+        if self.closing:
+            return
+        if time.monotonic() - self.last_heard > settings.REALTIME_CLIENT_TIMEOUT_SECONDS:
+            await self._close(messages.CLOSE_TIMEOUT)
+            return
+        if not grants:
+            await self._close(messages.CLOSE_FORBIDDEN)
+            return
+        await self._join_wakes()
+        async with self.lock:
+            try:
+                await self._regrant(grants)
+                if self.cursor is None:
+                    return
+                if latest < self.cursor:
+                    # Usually wakes outran the hub's read; if the log really went back (a restored
+                    # database) the client must start over.
+                    latest = await database_sync_to_async(latest_seq)()
+                    if latest < self.cursor:
+                        self.cursor = latest
+                        await self._send({"type": "resync", "seq": latest, "reason": "reset"})
+                if latest > self.cursor:
+                    await self._catch_up(latest)
+                await self._send({"type": "heartbeat", "seq": self.cursor})
+            except Overflow:
+                return
+
+    async def _regrant(self, grants: dict[str, LayerGrant]) -> None:
+        self.grants = grants
+        layers = [name for name in self.requested if name in grants]
+        if layers == self.layers:
+            return
+        revoked = [name for name in self.layers if name not in layers]
+        granted = [name for name in layers if name not in self.layers]
+        self.layers = layers
+        await self._send({"type": "access", "layers": layers, "revoked": revoked, "granted": granted})
+        if granted and self.cursor is not None:
+            await self._send({"type": "resync", "seq": self.cursor, "reason": "granted"})
+
+    async def _catch_up(self, upto: int) -> None:
+        """Deliver everything after ``cursor`` up to ``upto`` from the log, in batches."""
+        assert self.cursor is not None
+        while self.cursor < upto and not self.closing:
+            if not self.layers:
+                self.cursor = upto
+                break
+            batch = await _read_events(self.cursor, upto, self.layers)
+            await self._advance(batch)
+            if len(batch) < REPLAY_BATCH:
+                self.cursor = upto  # the rest are events of layers not delivered here
+
+    async def _advance(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            assert self.cursor is not None
+            if event["seq"] <= self.cursor:
+                continue
+            self.cursor = event["seq"]
+            message = self._view(event)
+            if message is not None:
+                await self._send(message)
+
+    def _view(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The event as this subscriber may see it, or None."""
+        layer = event["layer"]
+        if layer not in self.layers:
+            return None
+        payload = event["payload"]
+        if self.bbox is not None and not geometry_in_bbox(payload.get("geometry"), self.bbox):
+            return None
+        if event["kind"] == "layer.reloaded":
+            properties = payload["properties"]  # counts only
+        else:
+            properties = redact(layer, payload["properties"], self.grants.get(layer)) or {}
+        return {
+            "type": "event",
+            "seq": event["seq"],
+            "kind": event["kind"],
+            "layer": layer,
+            "object_id": event["object_id"],
+            "payload": {"id": payload["id"], "geometry": payload.get("geometry"), "properties": properties},
+            "created_at": event["created_at"],
+        }
+
+    # --- sending --------------------------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            raise Overflow
+        text = _dumps(message)
+        await self.send(text_data=text)
+        self.sent_bytes += len(text)
+        seq = message.get("seq")
+        if seq is not None and message["type"] in {"event", "heartbeat", "subscribed", "resync"}:
+            self.marks.append((seq, self.sent_bytes))
+        if self.sent_bytes - self.acked_bytes > settings.REALTIME_MAX_UNACKED_BYTES:
+            # The client does not keep up (or does not ack): bound what waits in buffers for it.
+            await self.send(text_data=_dumps({"type": "resync", "seq": self.cursor or 0, "reason": "slow"}))
+            await self._close(messages.CLOSE_SLOW)
+            raise Overflow
+
+    async def _error(self, code: str, detail: str) -> None:
+        await self.send(text_data=_dumps({"type": "error", "code": code, "detail": detail}))
+
+    async def _close(self, code: int) -> None:
+        if not self.closing:
+            self.closing = True
+            hub_for_loop().leave(self)
+            await self.close(code=code)
