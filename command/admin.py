@@ -10,10 +10,11 @@ from django.http import HttpRequest
 
 from command import models
 from command.services.places import building_save, camera_save, grid_cell_save
+from command.widgets import LocalMapWidget
 
 
 class MapAdmin(GISModelAdmin):
-    gis_widget_kwargs = {"attrs": {"default_lon": 117.2, "default_lat": 39.1, "default_zoom": 14}}
+    gis_widget = LocalMapWidget  # type: ignore[assignment]  # django-stubs types this as an instance
 
 
 @admin.register(models.GridCell)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,10 @@ from tests.support import DaphneServer, chromium_launch_kwargs, daphne_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
+
+# Playwright's sync API runs an event loop in the test's thread; the test's own ORM calls are
+# still synchronous and safe. (Daphne processes started by tests do not inherit this.)
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 # A hand-drawn grid near Tianjin (lon, lat), 0.001 degrees ≈ 86 m east-west, 111 m north-south:
 #
@@ -83,3 +88,8 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+            # ORM calls made while Playwright's loop ran used their own (context-local) connections:
+            # give them back, or the test database cannot be dropped at the end of the run.
+            from django.db import connections
+
+            connections.close_all()

@@ -85,6 +85,7 @@ def daphne_server(extra_env: dict[str, str] | None = None, port: int | None = No
         "DB_POOL_MIN": "1",
         **(extra_env or {}),
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server must never run ORM code in its event loop
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "command.asgi:application"],
