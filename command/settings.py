@@ -306,3 +306,5 @@ MAP_EXPORT_MAX_FEATURES = env_int("MAP_EXPORT_MAX_FEATURES", 200_000)
 # Hotspots: open incidents clustered by ST_ClusterDBSCAN within this radius, at least this many.
 HOTSPOT_RADIUS_M = env_int("HOTSPOT_RADIUS_M", 150)
 HOTSPOT_MIN_INCIDENTS = env_int("HOTSPOT_MIN_INCIDENTS", 5)
+# Map pages draw a layer from inline GeoJSON up to this many features, as vector tiles above.
+MAP_INLINE_MAX_FEATURES = env_int("MAP_INLINE_MAX_FEATURES", 2000)

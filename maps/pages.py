@@ -45,7 +45,12 @@ VENDOR_ASSETS: dict[str, str | None] = {
     "vectorgrid": "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
 }
 
-INLINE_MAX_FEATURES = 2000  # above this a layer comes as vector tiles
+
+def inline_max_features() -> int:
+    """Above this many features a layer comes as vector tiles (``MAP_INLINE_MAX_FEATURES``)."""
+    return int(getattr(settings, "MAP_INLINE_MAX_FEATURES", 2000))
+
+
 OPEN_STATUSES = ("new", "dispatched", "accepted", "on_scene")
 
 STYLES: dict[str, dict[str, Any]] = {
@@ -240,10 +245,10 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         if grant is None:
             return
         title = f"{grant.layer.title_zh} {grant.layer.title_en}"
-        if layer_feature_count(grant, FeatureQuery(limit=None)) > INLINE_MAX_FEATURES:
+        if layer_feature_count(grant, FeatureQuery(limit=None)) > inline_max_features():
             VectorTileLayer(layer=name, title=title, style=STYLES[name], show=show).add_to(m)
             return
-        data = _geojson(grant, FeatureQuery(limit=INLINE_MAX_FEATURES), user=user, gcj02=gcj02)
+        data = _geojson(grant, FeatureQuery(limit=inline_max_features()), user=user, gcj02=gcj02)
         style = STYLES[name]
         folium.GeoJson(
             data,
@@ -258,10 +263,10 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         if grant is None:
             return
         title = f"{grant.layer.title_zh} {grant.layer.title_en}"
-        if layer_feature_count(grant, FeatureQuery(limit=None)) > INLINE_MAX_FEATURES:
+        if layer_feature_count(grant, FeatureQuery(limit=None)) > inline_max_features():
             VectorTileLayer(layer=name, title=title, style=STYLES[name], show=show).add_to(m)
             return
-        data = _geojson(grant, FeatureQuery(limit=INLINE_MAX_FEATURES), user=user, gcj02=gcj02)
+        data = _geojson(grant, FeatureQuery(limit=inline_max_features()), user=user, gcj02=gcj02)
         style = STYLES[name]
         folium.GeoJson(
             data, name=title, show=show, marker=folium.CircleMarker(**style), tooltip=_tooltip(grant, tooltip)
@@ -280,7 +285,10 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         title = f"{incidents.layer.title_zh} {incidents.layer.title_en}"
         # open incidents, clustered; the full history below as (aggregated) vector tiles
         data = _geojson(
-            incidents, FeatureQuery(statuses=OPEN_STATUSES, limit=INLINE_MAX_FEATURES), user=user, gcj02=gcj02
+            incidents,
+            FeatureQuery(statuses=OPEN_STATUSES, limit=max(inline_max_features(), 100)),
+            user=user,
+            gcj02=gcj02,
         )
         cluster = MarkerCluster(name=title, overlay=True, control=True, show=True)
         cluster.add_to(m)

@@ -123,3 +123,37 @@ def test_chromium_draws_the_village_with_the_network_blocked(village: Village, w
     assert incidents == 8, (incidents, clusters, zoom)
     assert (after_new, after_closed) == (9, 8)
     assert controls == 2
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_chromium_draws_large_layers_from_vector_tiles(village: Village, wall_user: None, chromium) -> None:
+    from urllib.parse import urlparse
+
+    from tests.support import daphne_server
+
+    tile_status: list[int] = []
+    errors: list[str] = []
+    # every layer above 0 features counts as "large" here, so all come as vector tiles
+    env = {"WHITENOISE_USE_FINDERS": "1", "MAP_INLINE_MAX_FEATURES": "0"}
+    with daphne_server(extra_env=env) as server:
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.route(
+            "**/*",
+            lambda r: r.continue_() if urlparse(r.request.url).hostname == "127.0.0.1" else r.abort(),
+        )
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda resp: tile_status.append(resp.status) if "/maps/tiles/" in resp.url else None)
+        page.goto(f"{server.url}/accounts/login/?next=/maps/police/")
+        page.fill("input[name=username]", "wall")
+        page.fill("input[name=password]", "pw-for-tests-1")
+        page.click("[type=submit]")
+        page.wait_for_url("**/maps/police/")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_function("document.querySelectorAll('svg.leaflet-tile path').length >= 5", timeout=20000)
+        drawn = page.eval_on_selector_all("svg.leaflet-tile path", "els => els.length")
+        context.close()
+    assert errors == []
+    assert tile_status and set(tile_status) <= {200, 304}
+    assert drawn >= 5  # cells, buildings, cones, cameras from tiles
