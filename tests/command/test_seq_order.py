@@ -20,18 +20,22 @@ WRITERS = 6
 EVENTS_PER_WRITER = 40
 
 
+def _append(object_id: str) -> Event:
+    return event_append(
+        kind="worker.updated",
+        layer="workers",
+        object_id=object_id,
+        actor_id=None,
+        payload={"id": object_id, "geometry": None, "properties": {}},
+    )
+
+
 def _writer(index: int, errors: list[BaseException]) -> None:
     rng = random.Random(index)
     try:
         for n in range(EVENTS_PER_WRITER):
             with transaction.atomic():
-                event_append(
-                    kind="worker.updated",
-                    layer="workers",
-                    object_id=f"{index}-{n}",
-                    actor_id=None,
-                    payload={"id": f"{index}-{n}", "geometry": None, "properties": {"writer": index}},
-                )
+                _append(f"{index}-{n}")
                 time.sleep(rng.uniform(0, 0.004))  # hold the transaction open: commits interleave
     except BaseException as exc:  # surfaced in the main thread
         errors.append(exc)
@@ -82,28 +86,10 @@ def test_seq_is_gap_free_in_commit_order_under_concurrent_writers():
 @pytest.mark.django_db(transaction=True)
 def test_rolled_back_transaction_leaves_no_gap():
     with transaction.atomic():
-        first = event_append(
-            kind="worker.updated",
-            layer="workers",
-            object_id="a",
-            actor_id=None,
-            payload={"id": "a", "geometry": None, "properties": {}},
-        )
+        first = _append("a")
     with pytest.raises(RuntimeError), transaction.atomic():
-        event_append(
-            kind="worker.updated",
-            layer="workers",
-            object_id="b",
-            actor_id=None,
-            payload={"id": "b", "geometry": None, "properties": {}},
-        )
+        _append("b")
         raise RuntimeError("roll back")
     with transaction.atomic():
-        third = event_append(
-            kind="worker.updated",
-            layer="workers",
-            object_id="c",
-            actor_id=None,
-            payload={"id": "c", "geometry": None, "properties": {}},
-        )
+        third = _append("c")
     assert third.seq == first.seq + 1
