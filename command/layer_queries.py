@@ -281,24 +281,20 @@ def _properties_sql(grant: LayerGrant, alias: str = "r") -> str:
 
 
 def feature_collection_sql(grant: LayerGrant, query: FeatureQuery, *, with_ids: bool = False) -> tuple[str, dict]:
-    """One row: the RFC 7946 FeatureCollection as text, whether more features match past the
-    page (the page is fetched with one extra row), and the ids on the page when ``with_ids``."""
-    page = query.limit
-    inner_query = FeatureQuery(**{**query.__dict__, "limit": None if page is None else page + 1})
-    rows_sql, params = layer_rows_sql(grant, inner_query)
+    """One row: the RFC 7946 FeatureCollection as text, the number of features in it, and the
+    ids on the page when ``with_ids``. The aggregates keep the subquery's id order (a plain
+    aggregate over an ordered subquery; an ORDER BY inside json_agg would sort the page again,
+    and a window to fetch one extra row costs a copy of every geometry: both measured ~20%)."""
+    rows_sql, params = layer_rows_sql(grant, query)
     feature = (
         "json_build_object('type', 'Feature', 'id', r._id, "
         "'geometry', ST_AsGeoJSON(r._geom, 7)::json, "
         f"'properties', {_properties_sql(grant)})"
     )
-    keep = "TRUE" if page is None else "r._n <= %(page)s"
-    params["page"] = page
-    ids = "array_agg(r._id ORDER BY r._n) FILTER (WHERE " + keep + ")" if with_ids else "NULL::bigint[]"
+    ids = "array_agg(r._id)" if with_ids else "NULL::bigint[]"
     sql = (
         "SELECT json_build_object('type', 'FeatureCollection', 'features', "
-        f"COALESCE(json_agg({feature} ORDER BY r._n) FILTER (WHERE {keep}), '[]'::json))::text, "
-        f"count(*) > COALESCE(%(page)s, count(*)), count(*) FILTER (WHERE {keep}), {ids} "
-        f"FROM (SELECT q.*, row_number() OVER () AS _n FROM ({rows_sql}) q) r"
+        f"COALESCE(json_agg({feature}), '[]'::json))::text, count(*), {ids} FROM ({rows_sql}) r"
     )
     return sql, params
 
@@ -306,9 +302,9 @@ def feature_collection_sql(grant: LayerGrant, query: FeatureQuery, *, with_ids: 
 @dataclass(frozen=True)
 class FeaturePage:
     geojson: str  # the FeatureCollection, as text straight from PostGIS
-    has_more: bool
     returned: int
     ids: list[int]
+    full: bool  # the page is as long as the limit: more features may follow
 
 
 def layer_features(grant: LayerGrant, query: FeatureQuery, *, with_ids: bool = False) -> FeaturePage:
@@ -318,7 +314,8 @@ def layer_features(grant: LayerGrant, query: FeatureQuery, *, with_ids: bool = F
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None
-    return FeaturePage(row[0], bool(row[1]), int(row[2]), list(row[3] or []))
+    returned = int(row[1])
+    return FeaturePage(row[0], returned, list(row[2] or []), query.limit is not None and returned >= query.limit)
 
 
 def layer_feature_count(grant: LayerGrant, query: FeatureQuery) -> int:

@@ -183,7 +183,7 @@ def items(request: HttpRequest, collection_id: str) -> HttpResponse:
     links = _links(request, "ogc-items", collection_id, json_type=GEOJSON)
     for link in links:
         link["href"] = link["href"] + ("&" + params.urlencode() if params else "")
-    if page.has_more:
+    if query.offset + page.returned < matched:
         params["offset"] = str(query.offset + page.returned)
         params["limit"] = str(query.limit)
         params["f"] = "html" if html else "json"

@@ -61,7 +61,7 @@ def layer_geojson(request: HttpRequest, layer: str) -> HttpResponse:
     response = HttpResponse(page.geojson, content_type="application/geo+json")
     response["X-Features-Returned"] = str(page.returned)
     response["Cache-Control"] = "private, no-store"
-    if page.has_more:
+    if page.full:  # the next page may be empty; it then has no next link
         params = request.GET.copy()
         params["offset"] = str(query.offset + page.returned)
         response["Link"] = f'<{request.path}?{params.urlencode()}>; rel="next"'
