@@ -281,6 +281,8 @@ LOGGING = {
 
 # --- Field reporting (field_api, issue 4) --------------------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "field_api.errors.exception_handler"
+# Django's HTML error pages (unmatched path, CSRF) become JSON under /api/ and /open311/.
+MIDDLEWARE.insert(1, "field_api.middleware.api_json_errors")
 # Requests per user per scope (DRF rate syntax); FIELD_API_RATE_<SCOPE> overrides one scope.
 FIELD_API_RATES = {
     scope: env_str(f"FIELD_API_RATE_{scope.upper()}", default)

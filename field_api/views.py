@@ -44,7 +44,8 @@ ERRORS = {
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: ERRORS[code] for code in codes}
+    """The documented refusals of an operation: those named, and those any request may get."""
+    return {code: ERRORS[code] for code in sorted({*codes, 401, 403, 429})}
 
 
 def json_body_limit() -> int:
@@ -213,7 +214,7 @@ class TokenView(APIView):
             {"token": token.key, "username": user.get_username(), "worker_id": worker.pk if worker else None}
         )
 
-    @extend_schema(operation_id="token_revoke", request=None, responses={204: None, **errors(401)})
+    @extend_schema(operation_id="token_revoke", request=None, responses={204: None, **errors(401, 429)})
     def delete(self, request: Request) -> Response:
         from rest_framework.authentication import TokenAuthentication
 

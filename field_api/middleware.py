@@ -1,0 +1,47 @@
+"""Under /api/ and /open311/ every answer is JSON: Django's own HTML error pages (a path that
+matches no route, a CSRF failure, a bad request caught before the view) become JSON with the
+same status and a plain reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+
+API_PREFIXES = ("/api/", "/open311/")
+
+
+def _reason(status: int) -> str:
+    reasons = {
+        400: _("Bad request."),
+        403: _("Forbidden."),
+        404: _("Not found: no such resource or address."),
+        405: _("Method not allowed."),
+        413: _("The request body is too large."),
+    }
+    return reasons.get(status, _("The request could not be served."))
+
+
+def api_json_errors(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    def middleware(request: HttpRequest) -> HttpResponse:
+        response = get_response(request)
+        if (
+            request.path.startswith(API_PREFIXES)
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+            and not getattr(response, "streaming", False)
+        ):
+            replacement = HttpResponse(
+                json.dumps({"detail": _reason(response.status_code)}, ensure_ascii=False),
+                status=response.status_code,
+                content_type="application/json",
+            )
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if header in response:
+                    replacement[header] = response[header]
+            return replacement
+        return response
+
+    return middleware
