@@ -245,7 +245,7 @@ def bench_tiles(port: int, token: str, layer_name: str, tiles: list[tuple[int, i
             bucket.append(time.perf_counter() - t0)
             assert response.status == 200, body[:300]
         # the same rows; ST_AsMVT's bytes may differ by row order (parallel scans), not by content
-        assert abs(len(body) - len(data)) <= 0.02 * max(len(data), 1), (z, x, y, len(body), len(data))
+        assert abs(len(body) - len(data)) <= 0.05 * max(len(data), 1), (z, x, y, len(body), len(data))
         sizes.append(len(body))
     p50 = statistics.median
     ratio = p50(cold_t) / p50(bare_t)

@@ -349,6 +349,7 @@ def layer_extent(name: str) -> tuple[float, float, float, float] | None:
 TILE_EXTENT = 4096
 TILE_BUFFER = 64
 AGGREGATE_BINS = 32  # an aggregated tile has at most 32 x 32 points
+MAX_RAW_POINTS = 1000  # above this many points a tile holds counts even at a raw zoom (~100 KB raw)
 WEB_MERCATOR_HALF = 20037508.342789244
 
 
@@ -385,8 +386,8 @@ def tile_sql(
     """One row: the Mapbox Vector Tile of one layer for ``grant`` (and the ids in it when
     ``with_ids``). Geometry is clipped and snapped to the 4096 grid by ``ST_AsMVTGeom``; lines
     and polygons are simplified to a tenth of a tile pixel below z16; point layers below their
-    ``aggregate_below_zoom`` come as counts on a 32 x 32 grid. ``shift_m`` moves everything by a
-    constant (GCJ-02 display, see maps/gcj02.py)."""
+    ``aggregate_below_zoom`` (or above MAX_RAW_POINTS in the tile) come as counts on a 32 x 32
+    grid. ``shift_m`` moves everything by a constant (GCJ-02 display, see maps/gcj02.py)."""
     name = grant.layer.name
     source = SOURCES[name]
     xmin, ymin, xmax, ymax = tile_bounds_3857(z, x, y)
@@ -439,11 +440,35 @@ def tile_sql(
             params,
         )
     columns = "".join(f", {_tile_value(*source.column(f))} AS {f}" for f in grant.fields)
+    attrs = ", ".join(["geom", *grant.fields])
+    if source.aggregate_below_zoom:
+        # a point layer at or above its raw zoom: raw points, unless the tile would hold more
+        # than MAX_RAW_POINTS (a dense district's history), then counts as below the raw zoom
+        params["bin"] = size / AGGREGATE_BINS
+        params["max_raw"] = MAX_RAW_POINTS
+        points = f"SELECT {source.id_sql} AS _id, {merc} AS _p{columns} FROM {from_sql} WHERE {' AND '.join(where)}"
+        raw = (
+            f"SELECT COALESCE(ST_AsMVT(a.*, %(layer)s, {TILE_EXTENT}, 'geom'), ''::bytea) FROM ("
+            f"SELECT {attrs} FROM (SELECT ST_AsMVTGeom(p._p, {envelope}, {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
+            f"{''.join(', p.' + f for f in grant.fields)} FROM p) r WHERE r.geom IS NOT NULL) a"
+        )
+        counted = (
+            f"SELECT COALESCE(ST_AsMVT(a.*, %(layer)s, {TILE_EXTENT}, 'geom'), ''::bytea) FROM ("
+            f"SELECT ST_AsMVTGeom(ST_MakePoint(avg(ST_X(p._p)), avg(ST_Y(p._p))), {envelope}, {TILE_EXTENT}, "
+            f"{TILE_BUFFER}, true) AS geom, count(*)::int AS count FROM p "
+            "GROUP BY ST_SnapToGrid(p._p, %(bin)s, %(bin)s)) a WHERE a.geom IS NOT NULL"
+        )
+        ids = "(SELECT array_agg(p._id) FROM p)" if with_ids else "NULL::bigint[]"
+        return (
+            f"WITH p AS MATERIALIZED ({points}), n AS (SELECT count(*) AS n FROM p) "
+            f"SELECT CASE WHEN n.n > %(max_raw)s THEN ({counted}) ELSE ({raw}) END, "
+            f"CASE WHEN n.n > %(max_raw)s THEN NULL ELSE {ids} END FROM n",
+            params,
+        )
     rows = (
         f"SELECT {source.id_sql} AS _id, ST_AsMVTGeom({merc}, {envelope}, {TILE_EXTENT}, {TILE_BUFFER}, true) AS geom"
         f"{columns} FROM {from_sql} WHERE {' AND '.join(where)}"
     )
-    attrs = ", ".join(["geom", *grant.fields])
     mvt = (
         f"SELECT COALESCE(ST_AsMVT(a.*, %(layer)s, {TILE_EXTENT}, 'geom'), ''::bytea) "
         f"FROM (SELECT {attrs} FROM m WHERE m.geom IS NOT NULL) a"

@@ -143,3 +143,15 @@ def test_polygons_are_clipped_to_the_tile(village: Village, login: Callable) -> 
         coords = feature["geometry"]["coordinates"]
         flat = [c for ring in coords for c in ring] if feature["geometry"]["type"] == "Polygon" else []
         assert all(-64 <= x <= 4096 + 64 and -64 <= y <= 4096 + 64 for x, y in flat)
+
+
+def test_a_dense_tile_holds_counts_even_at_a_raw_zoom(village: Village, login: Callable, monkeypatch) -> None:
+    # given a limit below the nine incidents of the village
+    import command.layer_queries
+
+    monkeypatch.setattr(command.layer_queries, "MAX_RAW_POINTS", 5)
+    # when
+    features = decode(tile(login("operator"), "incidents", 16, *HOT))["incidents"]["features"]
+    # then
+    assert all(set(f["properties"]) == {"count"} for f in features)
+    assert sum(f["properties"]["count"] for f in features) == 9
