@@ -73,3 +73,13 @@ def test_access_log_only_for_unmasked_views_and_append_only(make_user: Callable)
     assert (row.user, row.layer, row.object_ids) == (worker, "households", ["1", "2"])
     with pytest.raises(DatabaseError), transaction.atomic():
         PersonalDataAccess.objects.filter(pk=row.pk).update(detail="edited")
+
+
+@pytest.mark.parametrize("role", list(ROLE_LAYERS))
+def test_one_query_permissions_match_djangos(make_user: Callable, role: str) -> None:
+    from django.contrib.auth.models import User
+
+    from command.layers import _user_permissions
+
+    user = make_user(role)
+    assert _user_permissions(User.objects.get(pk=user.pk)) == User.objects.get(pk=user.pk).get_all_permissions()
