@@ -33,8 +33,15 @@ def api_json_errors(get_response: Callable[[HttpRequest], HttpResponse]) -> Call
             and not response.get("Content-Type", "").startswith("application/json")
             and not getattr(response, "streaming", False)
         ):
+            reason = _reason(response.status_code)
+            # Open311 clients expect its error form: a list of {code, description}.
+            body: object = (
+                [{"code": response.status_code, "description": reason}]
+                if request.path.startswith("/open311/")
+                else {"detail": reason}
+            )
             replacement = HttpResponse(
-                json.dumps({"detail": _reason(response.status_code)}, ensure_ascii=False),
+                json.dumps(body, ensure_ascii=False),
                 status=response.status_code,
                 content_type="application/json",
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from django.contrib.gis.geos import Point
@@ -18,6 +19,7 @@ from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import photo_max_count
 from command.services.reports import NOTE_MAX_CHARS
 
+CATEGORY_CODE = re.compile(r"[a-z0-9_-]{1,32}")
 GEOJSON_POINT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GeoJSON Point (RFC 7946): WGS 84 longitude, latitude. No crs member.",
@@ -98,7 +100,7 @@ class CategoryCodeField(serializers.SlugRelatedField):
         super().__init__(slug_field="code", queryset=Category.objects.select_related(None), **kwargs)
 
     def to_internal_value(self, data: Any) -> Category:
-        if not isinstance(data, str) or not data or len(data) > 32:
+        if not isinstance(data, str) or not CATEGORY_CODE.fullmatch(data):
             raise serializers.ValidationError(_("Send the category as its code, e.g. road_damage."))
         try:
             return Category.objects.get(code=data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from field_api import pwa, views, work
+from field_api import open311, pwa, views, work
 
 app_name = "field_api"
 
@@ -27,6 +27,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/incidents/<int:pk>/dispatch/", work.IncidentDispatchView.as_view(), name="incident-dispatch"),
     path("api/v1/incidents/<int:pk>/close/", work.IncidentCloseView.as_view(), name="incident-close"),
     path("api/v1/incidents/<int:pk>/cancel/", work.IncidentCancelView.as_view(), name="incident-cancel"),
+    path("open311/v2/services.json", open311.ServiceListView.as_view(), name="open311-services"),
+    path("open311/v2/requests.json", open311.RequestListView.as_view(), name="open311-requests"),
+    path("open311/v2/requests/<int:pk>.json", open311.RequestDetailView.as_view(), name="open311-request"),
     path("field/", pwa.field_app, name="field-app"),
     path("field/sw.js", pwa.service_worker, name="field-sw"),
     path("field/manifest.webmanifest", pwa.manifest, name="field-manifest"),
