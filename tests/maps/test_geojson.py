@@ -157,3 +157,24 @@ def test_limit_and_next_link(village: Village, login: Callable) -> None:
     ids = [f["id"] for f in first.json()["features"]] + [f["id"] for f in second.json()["features"]]
     assert len(ids) == 9 == len(set(ids))
     assert "Link" not in second
+
+
+def test_a_large_collection_is_sent_in_pieces_with_its_length(village: Village, login: Callable, monkeypatch) -> None:
+    # given pieces far smaller than the collection
+    import json
+
+    from asgiref.sync import async_to_sync
+
+    import maps.views
+
+    monkeypatch.setattr(maps.views, "BODY_CHUNK", 100)
+    # when
+    response = get(login("operator"), "incidents")
+
+    async def collect() -> bytes:
+        return b"".join([piece async for piece in response.streaming_content])
+
+    body = async_to_sync(collect)()
+    # then
+    assert response.streaming and int(response["Content-Length"]) == len(body) > 100
+    assert len(json.loads(body)["features"]) == 9
