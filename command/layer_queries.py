@@ -98,6 +98,7 @@ SOURCES: dict[str, LayerSource] = {
             *_cols("id", "building_id", "unit:text", "resident_type:text", "members", "head_name:text", "phone:text"),
             ("vulnerable", "t.vulnerable", ARRAY),
         ),
+        aggregate_below_zoom=15,  # counts below z15: no personal data, cacheable
         depends_on=("households", "buildings"),
     ),
     "cameras": LayerSource(

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -101,7 +101,7 @@ async def csv_stream(grant: LayerGrant, query: FeatureQuery) -> AsyncIterator[by
         yield buffer.getvalue().encode()
 
 
-def gdal_export(grant: LayerGrant, query: FeatureQuery, *, fmt: str) -> Iterator[bytes]:
+def gdal_export(grant: LayerGrant, query: FeatureQuery, *, fmt: str) -> AsyncIterator[bytes]:
     """GeoPackage or zipped Shapefile written by ogr2ogr from the masked GeoJSON; yields the file
     in chunks and removes the working directory when done."""
     workdir = tempfile.mkdtemp(prefix="gc-export-")
@@ -140,7 +140,8 @@ def gdal_export(grant: LayerGrant, query: FeatureQuery, *, fmt: str) -> Iterator
         raise
     shutil.rmtree(workdir, ignore_errors=True)  # the open handle keeps the file readable
 
-    def chunks() -> Iterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
+        # an async iterator, so Daphne streams it (Django buffers a sync one under ASGI)
         with handle:
             while chunk := handle.read(256 * 1024):
                 yield chunk

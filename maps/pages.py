@@ -195,9 +195,11 @@ def _geojson(grant: LayerGrant, query: FeatureQuery, *, user: Any, gcj02: bool) 
     return data
 
 
-def _tooltip(grant: LayerGrant, names: tuple[str, ...]) -> folium.GeoJsonTooltip | None:
+def _tooltip(grant: LayerGrant, names: tuple[str, ...], data: dict[str, Any]) -> folium.GeoJsonTooltip | None:
+    """A tooltip of the granted ``names``; none for an empty layer (folium refuses fields it
+    cannot find in the data: an empty hotspot layer made the page a 500)."""
     fields = [f for f in names if f in grant.fields]
-    return folium.GeoJsonTooltip(fields=fields) if fields else None
+    return folium.GeoJsonTooltip(fields=fields) if fields and data["features"] else None
 
 
 def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
@@ -255,7 +257,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
             name=title,
             show=show,
             style_function=lambda _f, s=style: s,
-            tooltip=_tooltip(grant, tooltip),
+            tooltip=_tooltip(grant, tooltip, data),
         ).add_to(m)
 
     def add_points(name: str, *, show: bool = True, tooltip: tuple[str, ...] = ()) -> None:
@@ -269,7 +271,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         data = _geojson(grant, FeatureQuery(limit=inline_max_features()), user=user, gcj02=gcj02)
         style = STYLES[name]
         folium.GeoJson(
-            data, name=title, show=show, marker=folium.CircleMarker(**style), tooltip=_tooltip(grant, tooltip)
+            data, name=title, show=show, marker=folium.CircleMarker(**style), tooltip=_tooltip(grant, tooltip, data)
         ).add_to(m)
 
     add_polygons("cells", tooltip=("code", "name"))
@@ -296,7 +298,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
             data,
             marker=folium.CircleMarker(**STYLES["incidents"]),
             control=False,
-            tooltip=_tooltip(incidents, ("status", "priority")),
+            tooltip=_tooltip(incidents, ("status", "priority"), data),
         ).add_to(cluster)
         VectorTileLayer(
             layer="incidents",

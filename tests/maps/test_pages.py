@@ -157,3 +157,61 @@ def test_chromium_draws_large_layers_from_vector_tiles(village: Village, wall_us
     assert errors == []
     assert tile_status and set(tile_status) <= {200, 304}
     assert drawn >= 5  # cells, buildings, cones, cameras from tiles
+
+
+@pytest.fixture
+def demo_village(transactional_db: None, make_user: Callable) -> dict[str, int]:
+    """The demo village of ``manage.py seed`` (fixtures/), and a wall login; before ``chromium``."""
+    from django.utils import timezone
+
+    from fixtures.loader import village_load
+    from fixtures.village import village_generate
+
+    counts = village_load(village_generate(now=timezone.now()))
+    make_user("operator", username="wall-demo", password="pw-for-tests-1")
+    return counts
+
+
+@pytest.mark.browser
+def test_chromium_draws_the_demo_village(demo_village: dict[str, int], chromium) -> None:
+    from urllib.parse import urlparse
+
+    from tests.support import daphne_server
+
+    problems: list[str] = []
+    with daphne_server(extra_env={"WHITENOISE_USE_FINDERS": "1"}) as server:
+        context = chromium.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+
+        def route(r) -> None:
+            if urlparse(r.request.url).hostname == "127.0.0.1":
+                r.continue_()
+            else:
+                problems.append(f"left the server: {r.request.url}")
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("requestfailed", lambda req: problems.append(f"failed: {req.url} {req.failure}"))
+        page.on("response", lambda resp: problems.append(f"{resp.status}: {resp.url}") if resp.status >= 400 else None)
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.goto(f"{server.url}/accounts/login/?next=/maps/control-room/")
+        page.fill("input[name=username]", "wall-demo")
+        page.fill("input[name=password]", "pw-for-tests-1")
+        page.click("[type=submit]")
+        page.wait_for_url("**/maps/control-room/")
+        page.wait_for_load_state("networkidle")
+        layers = page.eval_on_selector_all(".leaflet-control-layers-overlays label", "els => els.map(e => e.innerText)")
+        paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
+        context.close()
+    assert problems == []
+    assert paths >= demo_village["cells"] + demo_village["cameras"]
+    assert any("网格" in name for name in layers) and any("摄像头" in name for name in layers)
+    assert any("事件" in name for name in layers)
+
+
+@pytest.mark.django_db
+def test_a_page_with_empty_layers_renders(grid, make_user: Callable) -> None:
+    # given grid cells and nothing else: no cameras, no incidents, no hotspots
+    html = map_page_html(user=make_user("police"), kind="police", title="t")
+    # then the page is drawn all the same
+    assert "A-01" in html
