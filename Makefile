@@ -12,14 +12,14 @@ PORT ?= 8000
 # PostGIS must match the PostgreSQL server: the installed one, else Debian 12's 15.
 PG_MAJOR ?= $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 | grep . || echo 15)
 SYSTEM_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 gdal-bin libgdal-dev redis-server \
-	chromium fonts-noto-cjk python3-venv python3-dev
+	chromium fonts-noto-cjk gettext python3-venv python3-dev
 STAMP := $(VENV)/.installed
 SECRET := .local/secret_key
 
 # Settings for the demo server: production settings over plain HTTP on localhost.
 DEMO_ENV = DJANGO_SECRET_KEY="$$(cat $(SECRET))" DJANGO_SECURE=0
 
-.PHONY: help deps venv services migrate secret demo-data demo serve test lint typecheck migrations-check \
+.PHONY: help deps venv messages services migrate secret demo-data demo serve test lint typecheck migrations-check \
 	deploy-check pytest stop clean bench
 
 help:
@@ -51,7 +51,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-venv: deps $(STAMP)
+venv: deps $(STAMP) messages
+
+# The zh-Hans (default) and English catalogs, compiled from the committed .po files.
+messages: $(STAMP)
+	@GRIDCOMMAND_TESTING=1 $(PY) manage.py compilemessages --ignore=.venv --ignore=.local -v 0
 
 services: venv
 	@$(PY) -m command.localstack start
