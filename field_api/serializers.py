@@ -69,7 +69,8 @@ class PointField(serializers.Field):
                 point_from_lon_lat(coords[0], coords[1])
             except DjangoValidationError as exc:
                 raise serializers.ValidationError(_messages(exc)) from exc
-            data = {"type": "Point", "coordinates": [float(coords[0]), float(coords[1])]}
+            # Built directly (no GeoJSON parse through GDAL): this is the hot path.
+            return Point(float(coords[0]), float(coords[1]), srid=4326)
         try:
             point = geometry_from_geojson(data, expected="Point")
         except DjangoValidationError as exc:

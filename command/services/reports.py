@@ -3,7 +3,8 @@
 ``report_submit`` is on the hot path (every phone report, the latency benchmark): it makes a
 fixed, small number of round trips (pinned by tests/command/test_services_reports.py):
 
-1. take the category's grouping lock, find the grid cell and the nearest building (one query),
+1. take the grouping locks (category x ~100 m squares), find the grid cell and the nearest
+   building (one query),
 2. find an open incident nearby, locked (one query),
 3. route a worker and insert the incident, or bump the found incident (one or two),
 4. insert the report (the idempotency key's unique index decides here), its photos,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,8 +39,12 @@ INCIDENT_GROUP_METRES = 50.0
 INCIDENT_GROUP_WINDOW = timedelta(minutes=30)
 # The nearest building footprint within this distance is the report's building.
 BUILDING_WITHIN_METRES = 30.0
-# pg_advisory_xact_lock(key1, category id): serialises grouping per category.
+# Grouping is serialised per category and ~100 m square: a report takes the advisory locks of
+# every square its 50 m grouping disk touches (in key order, so two reports never deadlock).
+# Two reports that could join one incident share the square of that incident's location, so
+# they serialise; reports far apart or of other categories run side by side.
 GROUPING_LOCK_KEY = 7001
+GROUPING_SQUARE_DEG = 0.001
 NOTE_MAX_CHARS = 4000
 
 
@@ -76,9 +82,13 @@ def report_content_hash(
 
 
 _LOCK_CELL_BUILDING_SQL = """
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g)
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g),
+locks AS (
+  SELECT count(pg_advisory_xact_lock(k)) AS n
+  FROM (SELECT k FROM unnest(%(lock_keys)s::bigint[]) k ORDER BY k) ordered
+)
 SELECT
-  pg_advisory_xact_lock(%(lock_key)s, %(category_id)s),
+  (SELECT n FROM locks),
   (SELECT c.id FROM command_gridcell c, p WHERE c.level = 'cell' AND ST_Covers(c.geom, p.g)
     ORDER BY c.code LIMIT 1),
   (SELECT b.id FROM command_building b, p
@@ -122,6 +132,17 @@ def report_route_worker(*, team_id: int, cell_id: int | None, location: Point) -
         )
         row = cursor.fetchone()
     return int(row[0]) if row else None
+
+
+def grouping_lock_keys(*, category_id: int, lon: float, lat: float) -> list[int]:
+    """The advisory-lock keys (signed 64-bit) of the squares the grouping disk touches."""
+    dx, dy = metres_to_degrees(lat, INCIDENT_GROUP_METRES, INCIDENT_GROUP_METRES)
+    keys = set()
+    for bx in range(math.floor((lon - dx) / GROUPING_SQUARE_DEG), math.floor((lon + dx) / GROUPING_SQUARE_DEG) + 1):
+        for by in range(math.floor((lat - dy) / GROUPING_SQUARE_DEG), math.floor((lat + dy) / GROUPING_SQUARE_DEG) + 1):
+            digest = hashlib.blake2b(f"{GROUPING_LOCK_KEY}:{category_id}:{bx}:{by}".encode(), digest_size=8).digest()
+            keys.add(int.from_bytes(digest, "big", signed=True))
+    return sorted(keys)
 
 
 def report_check(*, location: Point, accuracy_m: float | None, note: str) -> None:
@@ -220,7 +241,7 @@ def _report_create(
     params: dict[str, Any] = {
         "lon": lon,
         "lat": lat,
-        "lock_key": GROUPING_LOCK_KEY,
+        "lock_keys": grouping_lock_keys(category_id=category.pk, lon=lon, lat=lat),
         "category_id": category.pk,
         "bexpand": max(bdx, bdy),
         "bmetres": BUILDING_WITHIN_METRES,
@@ -230,7 +251,7 @@ def _report_create(
         "since": now - INCIDENT_GROUP_WINDOW,
     }
     with connection.cursor() as cursor:
-        # Serialise grouping per category, so two simultaneous reports of one event open one incident.
+        # Serialise grouping nearby, so two simultaneous reports of one event open one incident.
         cursor.execute(_LOCK_CELL_BUILDING_SQL, params)
         row = cursor.fetchone()
     assert row is not None

@@ -159,6 +159,37 @@ def test_concurrent_retries_of_one_client_id_create_one_row(reference, grid):
     assert Incident.objects.get().report_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reports_of_one_event_open_one_incident(reference, grid):
+    # given: 8 phones report the same pothole at once, from points up to ~30 m apart that lie
+    # on both sides of a grouping square's edge (lon 117.001)
+    category = reference["road_damage"]
+    points = [(117.00085 + 0.00005 * i, 39.0005 + 0.00002 * i) for i in range(8)]
+    barrier = threading.Barrier(len(points))
+    errors: list[Exception] = []
+
+    def send(lon: float, lat: float) -> None:
+        try:
+            barrier.wait(5)
+            submit(category, lon, lat)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=p) for p in points]
+    # when
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    # then
+    assert errors == []
+    assert Report.objects.count() == 8
+    assert Incident.objects.count() == 1
+    assert Incident.objects.get().report_count == 8
+
+
 def gps_exif() -> bytes:
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # Make
