@@ -9,8 +9,35 @@ from django.contrib.gis.admin import GISModelAdmin
 from django.http import HttpRequest
 
 from command import models
+from command.layers import layer_access_log, layers_for_user
 from command.services.places import building_save, camera_save, grid_cell_save
 from command.widgets import LocalMapWidget
+
+
+class PersonalDataAdminMixin:
+    """Admin pages that show residents' or workers' personal data write each view to the
+    append-only access log, like every other channel (command.layers.layer_access_log)."""
+
+    personal_layer = ""
+
+    def _log(self, request: HttpRequest, object_ids: list[Any], detail: str) -> None:
+        grant = layers_for_user(request.user).get(self.personal_layer)
+        if grant is not None:
+            layer_access_log(user=request.user, channel="admin", grant=grant, object_ids=object_ids, detail=detail)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            self._log(request, [obj.pk for obj in changelist.result_list], f"list {request.get_full_path()}"[:200])
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        response = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+        self._log(request, [object_id], "change page")
+        return response
 
 
 class MapAdmin(GISModelAdmin):
@@ -59,7 +86,8 @@ class BuildingAdmin(MapAdmin):
 
 
 @admin.register(models.Household)
-class HouseholdAdmin(admin.ModelAdmin):
+class HouseholdAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
+    personal_layer = "households"
     list_display = ("building", "unit", "resident_type", "members")
     list_filter = ("resident_type",)
     raw_id_fields = ("building",)
@@ -95,7 +123,8 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Worker)
-class WorkerAdmin(MapAdmin):
+class WorkerAdmin(PersonalDataAdminMixin, MapAdmin):
+    personal_layer = "workers"
     list_display = ("display_name", "team", "on_duty", "last_position_at")
     list_filter = ("team", "on_duty")
     filter_horizontal = ("cells",)

@@ -75,6 +75,21 @@ def test_building_change_page_uses_the_local_map_widget(admin_client_logged_in, 
     assert "ol.source.OSM" not in html
 
 
+@pytest.mark.django_db
+def test_household_pages_in_the_admin_are_logged(admin_client_logged_in, grid):
+    # given
+    building = building_save(footprint=Polygon.from_bbox((117.0002, 39.0002, 117.0004, 39.0004)), address="1号")
+    household = models.Household.objects.create(
+        building=building, unit="101", resident_type="registered", members=2, head_name="王伟", phone="13800000000"
+    )
+    # when
+    admin_client_logged_in.get(reverse("admin:command_household_changelist"))
+    admin_client_logged_in.get(reverse("admin:command_household_change", args=[household.pk]))
+    # then
+    logged = list(models.PersonalDataAccess.objects.filter(channel="admin", layer="households").order_by("at"))
+    assert [entry.object_ids for entry in logged] == [[str(household.pk)], [str(household.pk)]]
+
+
 @pytest.mark.browser
 def test_admin_map_loads_with_the_network_blocked(live_daphne, chromium, make_user):
     # given
