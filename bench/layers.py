@@ -193,20 +193,25 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return int((lon + 180.0) / 360.0 * n), int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
 
 
-def pick_tiles(per_zoom: int) -> list[tuple[int, int, int]]:
-    """Tiles under randomly drawn incidents (so dense areas weigh as they do for users)."""
+def pick_tiles(total: int) -> list[tuple[int, int, int]]:
+    """``total`` tiles at z12-z16 under randomly drawn incidents (dense areas weigh as they do
+    for users): every such tile of z12-z14 (the district spans only a few), the rest split
+    between z15 and z16."""
     from django.db import connection
 
     rng = random.Random(42)
     with connection.cursor() as cursor:
         cursor.execute("SELECT ST_X(location), ST_Y(location) FROM command_incident TABLESAMPLE SYSTEM (5) LIMIT 5000")
         points = cursor.fetchall()
+    rng.shuffle(points)
     tiles: list[tuple[int, int, int]] = []
-    for z in range(12, 17):
+    for z in (12, 13, 14):
+        tiles += sorted({(z, *tile_of(lon, lat, z)) for lon, lat in points})
+    rest = max(total - len(tiles), 2)
+    for z, quota in ((15, rest // 2), (16, rest - rest // 2)):
         seen: set[tuple[int, int, int]] = set()
-        rng.shuffle(points)
         for lon, lat in points:
-            if len(seen) >= per_zoom:
+            if len(seen) >= quota:
                 break
             seen.add((z, *tile_of(lon, lat, z)))
         tiles += sorted(seen)
@@ -281,9 +286,9 @@ def main() -> None:
     daphne = start_daphne(database_url, port)
     try:
         samples = 3 if args.quick else 9
-        per_zoom = 12 if args.quick else 60
+        total_tiles = 60 if args.quick else 300
         geojson_ratio = bench_geojson(port, token, samples)
-        tiles = pick_tiles(per_zoom)
+        tiles = pick_tiles(total_tiles)
         tile_ratio = bench_tiles(port, token, "incidents", tiles)
         bench_tiles(port, token, "buildings", tiles)
     finally:

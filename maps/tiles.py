@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from command.eventlog import latest_seq
 from command.layer_queries import SOURCES, layer_tile, tile_aggregated
 from command.layers import LayerGrant
 
@@ -34,11 +33,11 @@ def tile_cache_key(grant: LayerGrant, z: int, x: int, y: int, *, crs: str) -> st
 
 
 FRESH_SQL = """
-SELECT c.etag, c.data, c.seq,
-  (SELECT last_seq FROM command_eventcounter WHERE id = 1) AS latest,
+SELECT c.etag, c.data, c.seq, l.latest,
   COALESCE((SELECT min(seq) FROM command_event), c.seq + 1) <= c.seq + 1
     AND NOT EXISTS (SELECT 1 FROM command_event e WHERE e.seq > c.seq AND e.layer = ANY(%s)) AS fresh
-FROM maps_tilecache c WHERE c.key = %s
+FROM (SELECT COALESCE((SELECT last_seq FROM command_eventcounter WHERE id = 1), 0) AS latest) l
+LEFT JOIN maps_tilecache c ON c.key = %s
 """
 
 
@@ -55,12 +54,15 @@ def layer_tile_cached(
     with connection.cursor() as cursor:
         cursor.execute(FRESH_SQL, [depends, key])
         row = cursor.fetchone()
-        if row is not None and row[4]:
-            etag, data, seq, latest = row[0], bytes(row[1]), row[2], row[3] or 0
-            if latest - seq > 100:  # keep the freshness scan short
+    assert row is not None
+    latest = int(row[3])  # read before rendering: an event racing the render makes the tile stale
+    if row[0] is not None and row[4]:
+        etag, data, seq = row[0], bytes(row[1]), row[2]
+        if latest - seq > 100:  # keep the freshness scan short
+            with connection.cursor() as cursor:
                 cursor.execute("UPDATE maps_tilecache SET seq = %s WHERE key = %s AND seq = %s", [latest, key, seq])
-            return Tile(data, etag, [], cached=True)
-    seq = latest_seq()  # read before rendering: an event racing the render makes the tile stale
+        return Tile(data, etag, [], cached=True)
+    seq = latest
     data, _ids = layer_tile(grant, z, x, y, shift_m=shift_m)
     etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
     with connection.cursor() as cursor:

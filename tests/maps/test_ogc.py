@@ -162,3 +162,14 @@ def test_basic_and_token_authentication_for_gis_clients(village: Village, make_u
     wrong = Client().get("/ogc/collections", HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"officer:nope").decode())
     assert by_basic.status_code == by_token.status_code == 200
     assert wrong.status_code == 401 and wrong["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_token_of_an_inactive_user_is_refused(village: Village, make_user: Callable) -> None:
+    from rest_framework.authtoken.models import Token
+
+    user = make_user("police")
+    token = Token.objects.create(user=user)
+    user.is_active = False
+    user.save()
+    assert Client().get("/ogc/collections", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 401
+    assert Client().get("/ogc/collections", HTTP_AUTHORIZATION="Token not-a-token").status_code == 401
