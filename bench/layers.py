@@ -207,8 +207,8 @@ def pick_tiles(total: int) -> list[tuple[int, int, int]]:
     tiles: list[tuple[int, int, int]] = []
     for z in (12, 13, 14):
         tiles += sorted({(z, *tile_of(lon, lat, z)) for lon, lat in points})
-    rest = max(total - len(tiles), 2)
-    for z, quota in ((15, rest // 2), (16, rest - rest // 2)):
+    for z in (15, 16):
+        quota = (total - len(tiles)) // 2 if z == 15 else total - len(tiles)  # z16 takes what z15 lacks
         seen: set[tuple[int, int, int]] = set()
         for lon, lat in points:
             if len(seen) >= quota:
