@@ -5,14 +5,35 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from command.eventlog import latest_seq
 from command.layers import layers_for_user
 
+# (url, title, who may use it: roles, or None for every signed-in user)
+PAGES = [
+    ("/maps/control-room/", _("Control room wall map"), {"admin", "operator"}),
+    ("/maps/police/", _("Police view"), {"admin", "police"}),
+    ("/field/", _("Field app (phones)"), {"admin", "operator", "grid_worker"}),
+    ("/maps/print/", _("Printable map"), None),
+    ("/ogc/", _("OGC API - Features (for QGIS and GDAL)"), None),
+    ("/api/docs/", _("API documentation"), None),
+]
+
 
 def home(request: HttpRequest) -> HttpResponse:
     grants = layers_for_user(request.user)
-    return render(request, "command/home.html", {"layers": [g.layer for g in grants.values()]})
+    roles: set[str] = set()
+    if request.user.is_authenticated:
+        roles = set(request.user.groups.values_list("name", flat=True))
+        if request.user.is_superuser:
+            roles.add("admin")
+    pages = [(url, title) for url, title, allowed in PAGES if allowed is None or roles & allowed]
+    return render(
+        request,
+        "command/home.html",
+        {"layers": [g.layer for g in grants.values()], "pages": pages, "roles": sorted(roles)},
+    )
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
