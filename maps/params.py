@@ -36,22 +36,26 @@ def max_bbox_degrees2() -> float:
 
 
 def parse_bbox(value: str | None, *, required: bool = False) -> tuple[float, float, float, float] | None:
-    """``minLon,minLat,maxLon,maxLat`` in WGS 84 (OGC/GeoJSON order)."""
+    """``minLon,minLat,maxLon,maxLat`` in WGS 84 (OGC/GeoJSON order), or the six-number form
+    with heights, which our 2D data ignores."""
     if value is None or value == "":
         if required:
             raise BadRequest(_("bbox is required: minLon,minLat,maxLon,maxLat in WGS 84."), param="bbox")
         return None
     parts = value.split(",")
-    if len(parts) != 4:
+    if len(parts) not in (4, 6):
         raise BadRequest(
             _("bbox must be four comma-separated numbers minLon,minLat,maxLon,maxLat, got %(n)s values.")
             % {"n": len(parts)},
             param="bbox",
         )
     try:
-        xmin, ymin, xmax, ymax = (float(p) for p in parts)
+        numbers = [float(p) for p in parts]
     except ValueError:
         raise BadRequest(_("bbox values must be numbers: %(value)s") % {"value": value[:100]}, param="bbox") from None
+    if len(numbers) == 6:  # OGC API: minLon,minLat,minHeight,maxLon,maxLat,maxHeight (heights unused)
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    xmin, ymin, xmax, ymax = numbers
     if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
         raise BadRequest(_("bbox values must be finite numbers."), param="bbox")
     if not (-180 <= xmin <= 180 and -180 <= xmax <= 180 and -90 <= ymin <= 90 and -90 <= ymax <= 90):

@@ -101,10 +101,16 @@ def test_rfc7946_feature_collection(village: Village, login: Callable) -> None:
     ],
 )
 def test_bad_bbox_is_a_clear_400(village: Village, login: Callable, bbox: str, needle: str) -> None:
-    response = login("operator").get("/maps/layers/cameras.geojson", {"bbox": bbox})
+    response = login("operator").get("/maps/layers/cameras.geojson", {"bbox": bbox}, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     assert response.json()["parameter"] == "bbox"
     assert needle in response.json()["description"]
+
+
+def test_reasons_are_in_chinese_by_default(village: Village, login: Callable) -> None:
+    response = login("operator").get("/maps/layers/cameras.geojson", {"bbox": "100,20,120,40"})
+    assert response.status_code == 400 and "bbox" in response.json()["description"]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in response.json()["description"])
 
 
 @pytest.mark.parametrize(

@@ -173,3 +173,24 @@ def test_a_token_of_an_inactive_user_is_refused(village: Village, make_user: Cal
     user.save()
     assert Client().get("/ogc/collections", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 401
     assert Client().get("/ogc/collections", HTTP_AUTHORIZATION="Token not-a-token").status_code == 401
+
+
+def test_extent_of_a_large_table_comes_from_the_statistics(village: Village, monkeypatch) -> None:
+    # given every table counts as large, and statistics exist for the cameras only
+    from django.db import connection
+
+    import command.layer_queries as lq
+
+    monkeypatch.setattr(lq, "EXACT_EXTENT_MAX_ROWS", -1)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE command_camera")
+    # then the estimate covers the cameras, and layers without statistics or joined are exact
+    estimated = lq.layer_extent("cameras")
+    assert estimated is not None
+    assert estimated[0] <= 117.0005 and estimated[2] >= 117.0015 and estimated[1] <= 39.0005 <= estimated[3]
+    assert lq.layer_extent("households") == (117.0002, 39.0002, 117.0014, 39.0008)
+
+
+def test_a_bbox_with_heights_is_accepted(village: Village, login: Callable) -> None:
+    body = login("police").get("/ogc/collections/cameras/items", {"bbox": "117.0004,39.0004,-10,117.0006,39.0006,100"})
+    assert [f["properties"]["code"] for f in body.json()["features"]] == ["C1"]
