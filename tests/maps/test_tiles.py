@@ -155,3 +155,21 @@ def test_a_dense_tile_holds_counts_even_at_a_raw_zoom(village: Village, login: C
     # then
     assert all(set(f["properties"]) == {"count"} for f in features)
     assert sum(f["properties"]["count"] for f in features) == 9
+
+
+def test_tilecache_clear_command(village: Village, login: Callable) -> None:
+    from datetime import timedelta
+
+    from django.core.management import CommandError, call_command
+    from django.utils import timezone
+
+    client = login("police")
+    tile(client, "cameras", 17)
+    tile(client, "cells", 17)
+    TileCache.objects.filter(layer="cells").update(built_at=timezone.now() - timedelta(days=10))
+    call_command("tilecache_clear", "--older-than-days", "7")
+    assert list(TileCache.objects.values_list("layer", flat=True)) == ["cameras"]
+    with pytest.raises(CommandError):
+        call_command("tilecache_clear", "--older-than-days", "-1")
+    call_command("tilecache_clear")
+    assert not TileCache.objects.exists()
