@@ -191,6 +191,7 @@ def start_daphne(url: str) -> tuple[subprocess.Popen[bytes], int]:
         "DJANGO_SETTINGS_MODULE": "command.test_settings",
         "DATABASE_URL": url,
         "CHANNEL_PREFIX": f"gcbenchingest{os.getpid()}",
+        "DB_POOL_MAX": "20",
         "FIELD_API_RATE_REPORTS": "1000000/min",
         "LOG_LEVEL": "WARNING",
     }
@@ -216,6 +217,12 @@ def start_daphne(url: str) -> tuple[subprocess.Popen[bytes], int]:
             stop(process)
             raise SystemExit(f"daphne did not answer:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -259,13 +266,17 @@ async def http_client(port: int, token: str, queue: asyncio.Queue[dict[str, Any]
         writer.close()
 
 
-async def run_app(port: int, tokens: list[str], reports: list[dict[str, Any]]) -> tuple[float, dict[int, int]]:
+async def run_app(ports: list[int], tokens: list[str], reports: list[dict[str, Any]]) -> tuple[float, dict[int, int]]:
+    """The clients share one queue of reports; client n talks to server n mod len(ports) (what a
+    round-robin proxy in front of several Daphne processes does)."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for r in reports:
         queue.put_nowait(r)
     codes: dict[int, int] = {}
     started = time.perf_counter()
-    await asyncio.gather(*(http_client(port, tokens[n % len(tokens)], queue, codes) for n in range(CLIENTS)))
+    await asyncio.gather(
+        *(http_client(ports[n % len(ports)], tokens[n % len(tokens)], queue, codes) for n in range(CLIENTS))
+    )
     return time.perf_counter() - started, codes
 
 
@@ -311,11 +322,20 @@ async def run_baseline(info: str, reports: list[dict[str, Any]]) -> float:
 
 
 def main() -> None:
+    global CLIENTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="600 reports per side instead of 3000")
     parser.add_argument("--reports", type=int, default=None, help="reports per side")
+    parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent clients (default 16)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Daphne processes (the scale-out of DESIGN.md); clients are spread round-robin over them",
+    )
     args = parser.parse_args()
     count = args.reports or (600 if args.quick else 3000)
+    CLIENTS = args.clients
 
     from command import localstack
 
@@ -336,12 +356,16 @@ def main() -> None:
     for r in base_reports:
         r["client_id"] = str(uuid.uuid4())
 
-    process, port = start_daphne(url)
+    servers = [start_daphne(url) for _ in range(args.workers)]
+    ports = [port for _process, port in servers]
     try:
-        asyncio.run(run_app(port, tokens, make_reports(32, seed=2)))  # warm up: imports, pool, caches
-        app_seconds, codes = asyncio.run(run_app(port, tokens, app_reports))
+        asyncio.run(run_app(ports, tokens, make_reports(32 * len(ports), seed=2)))  # warm up: imports, pool
+        cpu_before = sum(cpu_seconds(p.pid) for p, _port in servers)
+        app_seconds, codes = asyncio.run(run_app(ports, tokens, app_reports))
+        app_cpu_ms = (sum(cpu_seconds(p.pid) for p, _port in servers) - cpu_before) / count * 1000
     finally:
-        stop(process)
+        for process, _port in servers:
+            stop(process)
     asyncio.run(run_baseline(info, make_reports(32, seed=3)))  # warm up
     base_seconds = asyncio.run(run_baseline(info, base_reports))
 
@@ -361,8 +385,12 @@ def main() -> None:
 
     app_rate = count / app_seconds
     base_rate = count / base_seconds
-    print(f"reports per side: {count}, concurrent clients: {CLIENTS}, cores: {os.cpu_count()}")
+    print(
+        f"reports per side: {count}, concurrent clients: {CLIENTS}, Daphne processes: {args.workers}, "
+        f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}"
+    )
     print(f"gridcommand POST /api/v1/reports/: {app_rate:.1f} reports/s ({in_cell} of {count} in a cell)")
+    print(f"gridcommand Daphne CPU per report: {app_cpu_ms:.2f} ms (PostgreSQL and Redis not included)")
     print(f"baseline INSERT ... ST_Contains + pg_notify: {base_rate:.1f} reports/s ({base_in_cell} in a cell)")
     met = app_rate >= 200 and app_rate / base_rate >= 0.25
     print(f"goal: >= 200 reports/s and ratio >= 0.25: {'met' if met else 'NOT met'}")

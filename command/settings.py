@@ -294,6 +294,16 @@ FIELD_API_RATES = {
         "reads": "600/min",
     }.items()
 }
+# /api/docs/ serves Swagger UI from our own static files, never from a CDN.
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "COMPONENT_SPLIT_REQUEST": True,
+    }
+)
 FIELD_API_MAX_JSON_BYTES = env_int("FIELD_API_MAX_JSON_BYTES", 64 * 1024)
 PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from command.geometry import geometry_from_geojson, point_from_lon_lat
+from command.geometry import point_from_lon_lat
 from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import photo_max_count
 from command.services.reports import NOTE_MAX_CHARS
@@ -56,29 +56,29 @@ class PointField(serializers.Field):
                 data = json.loads(data)
             except ValueError:
                 self.fail("invalid_json")
-        if isinstance(data, dict) and data.get("type") == "Point" and "crs" not in data:
-            # Check the coordinates here: GDAL's GeoJSON reader fails without a reason on some.
-            coords = data.get("coordinates")
-            if not isinstance(coords, list) or len(coords) not in (2, 3):
-                raise serializers.ValidationError(
-                    [_("A Point's coordinates are [longitude, latitude] in WGS 84 (EPSG:4326).")]
-                )
-            if any(isinstance(c, bool) or not isinstance(c, (int, float, str)) for c in coords):
-                raise serializers.ValidationError([_("Longitude and latitude must be numbers.")])
-            try:
-                point_from_lon_lat(coords[0], coords[1])
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError(_messages(exc)) from exc
-            # Built directly (no GeoJSON parse through GDAL): this is the hot path.
-            return Point(float(coords[0]), float(coords[1]), srid=4326)
+        # Checked here, never handed to GDAL's GeoJSON reader (it fails without a reason on
+        # some input, and this is the hot path).
+        if not isinstance(data, dict) or "type" not in data or "coordinates" not in data:
+            raise serializers.ValidationError([_("Expected a GeoJSON geometry object with type and coordinates.")])
+        if "crs" in data:
+            raise serializers.ValidationError(
+                [_("GeoJSON must not carry a crs member: coordinates are WGS 84 (RFC 7946).")]
+            )
+        if data["type"] != "Point":
+            raise serializers.ValidationError(
+                [_("Expected a Point geometry, got %(got)s.") % {"got": str(data["type"])[:40]}]
+            )
+        coords = data["coordinates"]
+        if not isinstance(coords, list) or len(coords) not in (2, 3):
+            raise serializers.ValidationError(
+                [_("A Point's coordinates are [longitude, latitude] in WGS 84 (EPSG:4326).")]
+            )
+        if any(isinstance(c, bool) or not isinstance(c, (int, float, str)) for c in coords):
+            raise serializers.ValidationError([_("Longitude and latitude must be numbers.")])
         try:
-            point = geometry_from_geojson(data, expected="Point")
+            return point_from_lon_lat(coords[0], coords[1])
         except DjangoValidationError as exc:
             raise serializers.ValidationError(_messages(exc)) from exc
-        assert isinstance(point, Point)
-        if point.hasz:
-            point = Point(point.x, point.y, srid=4326)
-        return point
 
     def to_representation(self, value: Point) -> dict[str, Any]:
         return {"type": "Point", "coordinates": [value.x, value.y]}

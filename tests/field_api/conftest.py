@@ -30,14 +30,14 @@ def worker_user(make_user: Callable[..., User], grid: dict[str, GridCell]) -> Us
 def api(worker_user: User) -> APIClient:
     client = APIClient()
     token, _created = Token.objects.get_or_create(user=worker_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_ACCEPT_LANGUAGE="en")
     return client
 
 
 def client_for(user: User) -> APIClient:
     client = APIClient()
     token, _created = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_ACCEPT_LANGUAGE="en")
     return client
 
 

@@ -170,3 +170,17 @@ def _upload(content: bytes, name: str = "photo.jpg"):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, content, content_type="image/jpeg")
+
+
+def test_reasons_are_chinese_by_default(worker_user, grid):
+    # given: a client that states no language
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=worker_user)[0].key}")
+    # when
+    response = client.post(URL, report_body(location={"type": "Point", "coordinates": [190.0, 39.0]}), format="json")
+    # then
+    assert response.status_code == 400
+    assert "经度" in " ".join(response.json()["location"])
