@@ -1,0 +1,50 @@
+"""Phones log in once for a token; the token is revocable; sessions work for the web pages."""
+
+from __future__ import annotations
+
+from rest_framework.test import APIClient
+
+from tests.field_api.conftest import report_body
+
+
+def test_token_login_use_and_revoke(worker_user, grid):
+    # given
+    client = APIClient()
+    # when: log in
+    login = client.post("/api/v1/auth/token/", {"username": "wang", "password": "pw-for-tests-1"}, format="json")
+    # then
+    assert login.status_code == 200
+    token = login.json()["token"]
+    assert login.json()["worker_id"] == worker_user.worker.pk
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.post("/api/v1/reports/", report_body(), format="json").status_code == 201
+    # when: revoke
+    assert client.delete("/api/v1/auth/token/").status_code == 204
+    # then: the old token no longer works
+    assert client.post("/api/v1/reports/", report_body(), format="json").status_code == 401
+
+
+def test_wrong_password_is_400_with_reason(worker_user):
+    response = APIClient().post(
+        "/api/v1/auth/token/", {"username": "wang", "password": "nope"}, format="json", HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 400
+    assert "password" in response.json()["detail"]
+
+
+def test_session_login_works_for_the_api(worker_user, grid):
+    client = APIClient()
+    assert client.login(username="wang", password="pw-for-tests-1")
+    assert client.get("/api/v1/me/").json()["username"] == "wang"
+
+
+def test_field_app_shell_manifest_and_service_worker(client, reference):
+    page = client.get("/field/")
+    assert page.status_code == 200
+    assert 'rel="manifest"' in page.content.decode()
+    manifest = client.get("/field/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/field/" and manifest["display"] == "standalone"
+    sw = client.get("/field/sw.js")
+    assert sw.status_code == 200 and sw["Service-Worker-Allowed"] == "/field/"
+    assert client.get("/field/app.js")["Content-Type"].startswith("text/javascript")
+    assert client.get("/field/../settings.py").status_code == 404
