@@ -120,14 +120,17 @@ def bbox_for(count: int, extent: tuple[float, float, float, float]) -> tuple[flo
     return cx - hi / 2, cy - hi / 2, cx + hi / 2, cy + hi / 2
 
 
-def timed(fn: Any, samples: int) -> tuple[float, Any]:
-    fn()  # warm-up
-    times, result = [], None
+def interleaved(fns: tuple[Any, ...], samples: int) -> tuple[list[float], list[Any]]:
+    """Median time of each function, sampled in turn (bare, ours, endpoint, bare, ...) so that
+    load from other processes on the machine falls on all of them alike."""
+    results = [fn() for fn in fns]  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(samples):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            results[i] = fn()
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times], results
 
 
 def bench_geojson(port: int, token: str, samples: int) -> float:
@@ -174,9 +177,8 @@ def bench_geojson(port: int, token: str, samples: int) -> float:
             assert response.status == 200, body[:300]
             return len(body)
 
-        t_bare, _size = timed(bare, samples)
-        t_ours, _ = timed(ours, samples)
-        t_endpoint, size_endpoint = timed(endpoint, samples)
+        (t_bare, t_ours, t_endpoint), sizes = interleaved((bare, ours, endpoint), samples)
+        size_endpoint = sizes[2]
         ratio = t_endpoint / t_bare
         print(
             f"geojson buildings n={count:>6}: bare json_agg {t_bare * 1000:8.1f} ms | endpoint SQL "
