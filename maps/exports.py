@@ -80,11 +80,18 @@ async def geojson_stream(grant: LayerGrant, query: FeatureQuery) -> AsyncIterato
     yield b"]}\n"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
+    """A cell as text a spreadsheet will not run: text starting like a formula (``=``, ``+``,
+    ``-``, ``@``) gets a leading apostrophe (OWASP's CSV-injection advice); numbers stay numbers."""
     if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if hasattr(value, "isoformat"):
+        value = ";".join(str(v) for v in value)
+    elif hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

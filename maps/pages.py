@@ -112,6 +112,7 @@ class LiveIncidents(MacroElement):
           var shift = {{ 'true' if this.gcj02 else 'false' }} ? window.GridGcj02
             : function (lon, lat) { return [lon, lat]; };
           function apply(ev) {
+            if (ev.kind === "layer.reloaded" && ev.layer === "incidents") { window.location.reload(); return; }
             if (ev.layer !== "incidents" || !ev.payload || !ev.payload.geometry) return;
             var c = shift(ev.payload.geometry.coordinates[0], ev.payload.geometry.coordinates[1]);
             var key = String(ev.object_id), marker = byId[key];

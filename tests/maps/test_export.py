@@ -99,3 +99,19 @@ def test_gdal_oapif_driver_lists_and_reads_the_layers(village: Village, make_use
         )
         assert read.returncode == 0, read.stderr
         assert len(json.loads(read.stdout)["features"]) == 9
+
+
+def test_csv_cells_cannot_run_as_spreadsheet_formulas(village: Village, login: Callable) -> None:
+    # given a camera whose name looks like a formula
+    from django.contrib.gis.geos import Point
+
+    from command.services.places import camera_save
+
+    camera_save(
+        code="C3", name="=HYPERLINK(1)", location=Point(117.0007, 39.0007, srid=4326), heading=0, fov=90, range_m=20
+    )
+    # when
+    rows = list(csv.DictReader(io.StringIO(body(login("police").get("/maps/export/cameras.csv")).decode("utf-8-sig"))))
+    # then
+    assert next(r for r in rows if r["code"] == "C3")["name"] == "'=HYPERLINK(1)"
+    assert next(r for r in rows if r["code"] == "C1")["heading"] == "90.0"
