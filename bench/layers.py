@@ -3,10 +3,9 @@ the bare SQL measured in the same run on the same database.
 
     .venv/bin/python bench/layers.py [--quick] [--database-url postgres://...]
 
-Needs the scale data set in its own database (default ``gc_bench`` on the private cluster):
-
-    createdb gc_bench  (see docs/maps.md)
-    DATABASE_URL=.../gc_bench manage.py migrate && manage.py seed --buildings 50000 --incidents 200000
+Uses the scale data set in its own database (default ``gc_bench`` on the private cluster); the
+first run creates it (``migrate`` + ``seed --buildings 50000 --incidents 200000``, a few minutes),
+later runs reuse it.
 
 It starts its own Daphne on that database, signs in with an API token of a bench operator, and
 prints, per feature count and per tile zoom, the endpoint time, the bare-SQL time and their ratio.
@@ -35,6 +34,45 @@ def default_bench_url() -> str:
 
     url = localstack.default_database_url()
     return url.replace("/gridcommand?", "/gc_bench?")
+
+
+SCALE_BUILDINGS, SCALE_INCIDENTS = 50000, 200000
+
+
+def ensure_bench_database(database_url: str) -> None:
+    """Create the bench database and load the scale data set into it when missing (one-time,
+    ~4 minutes here; later runs reuse it). The demo database is never touched."""
+    import psycopg
+
+    from command.settings import database_from_url
+
+    db = database_from_url(database_url)
+    conninfo: dict[str, Any] = {"dbname": db["NAME"], "user": db["USER"] or None, "host": db["HOST"] or None}
+    if db["PORT"]:
+        conninfo["port"] = db["PORT"]
+    conninfo = {k: v for k, v in conninfo.items() if v is not None}
+    try:
+        with psycopg.connect(**conninfo) as conn:
+            row = conn.execute("SELECT to_regclass('command_building') IS NOT NULL").fetchone()
+            count = conn.execute("SELECT count(*) FROM command_building").fetchone() if row and row[0] else (0,)
+    except psycopg.OperationalError:
+        print(f"bench: creating database {db['NAME']}", flush=True)
+        with psycopg.connect(**{**conninfo, "dbname": "postgres"}, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+        count = (0,)
+    if count and count[0] >= SCALE_BUILDINGS:
+        return
+    env = {**os.environ, "DATABASE_URL": database_url, "GRIDCOMMAND_TESTING": "1", "DJANGO_SECURE": "0"}
+    manage = [sys.executable, "manage.py"]
+    print("bench: loading the scale data set (one-time, a few minutes)", flush=True)
+    subprocess.run([*manage, "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True)
+    subprocess.run(
+        [*manage, "seed", "--buildings", str(SCALE_BUILDINGS), "--incidents", str(SCALE_INCIDENTS)],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def setup_django(database_url: str) -> None:
@@ -281,7 +319,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "command.localstack", "start"], cwd=BASE_DIR, check=True)
+    os.environ.setdefault("GRIDCOMMAND_TESTING", "1")  # the settings need no secret key for this
+    os.environ.setdefault("DJANGO_SECURE", "0")
     database_url = args.database_url or default_bench_url()
+    ensure_bench_database(database_url)
     setup_django(database_url)
     token = bench_token()
     port = free_port()
