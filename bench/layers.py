@@ -18,6 +18,7 @@ import argparse
 import http.client
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -127,12 +128,15 @@ def start_daphne(database_url: str, port: int) -> subprocess.Popen[bytes]:
 
 
 def bench_token() -> str:
+    from django.conf import settings
     from rest_framework.authtoken.models import Token
 
     from command.services.accounts import user_ensure
 
-    password = "bench-only-pw-1"  # noqa: S105 - a local bench login on the bench database
-    user = user_ensure(username="bench-operator", password=password, role="operator")
+    if settings.DATABASES["default"]["NAME"] == "gridcommand":
+        raise SystemExit("bench/layers.py refuses to create its login in the demo database")
+    password = secrets.token_urlsafe()
+    user = user_ensure(username="bench-layers", password=password, role="operator")
     token, _created = Token.objects.get_or_create(user=user)
     return str(token.key)
 
@@ -322,6 +326,9 @@ def main() -> None:
     os.environ.setdefault("GRIDCOMMAND_TESTING", "1")  # the settings need no secret key for this
     os.environ.setdefault("DJANGO_SECURE", "0")
     database_url = args.database_url or default_bench_url()
+    # before anything imports the settings: they read DATABASE_URL once, and the bench login
+    # must go to the bench database, never to the demo one
+    os.environ["DATABASE_URL"] = database_url
     ensure_bench_database(database_url)
     setup_django(database_url)
     token = bench_token()
