@@ -264,10 +264,9 @@ def _report_create(
         incident.report_count += 1
         incident.last_report_at = max(incident.last_report_at, now)
         incident.updated_at = now
-        incident.save(update_fields=["report_count", "last_report_at", "updated_at"])
     else:
         worker_id = report_route_worker(team_id=category.default_team_id, cell_id=cell_id, location=location)
-        incident = Incident.objects.create(
+        incident = Incident(
             category=category,
             status=Incident.Status.DISPATCHED if worker_id else Incident.Status.NEW,
             priority=category.priority,
@@ -301,11 +300,96 @@ def _report_create(
         building_id=building_id,
         incident=incident,
     )
-    report.save(force_insert=True)
+    _incident_and_report_write(incident, report, incident_created=incident_created)
     stored = photos_attach(photos=photos, report=report) if photos else []
     written.extend(photo_files(stored))
     _append_report_events(report, incident, incident_created=incident_created, actor_id=reporter_id)
     return report, stored
+
+
+_REPORT_INSERT = """
+INSERT INTO command_report (client_id, content_hash, source, reporter_id, category_id, location, accuracy_m, note,
+                            client_time, received_at, grid_cell_id, outside_grid, building_id, incident_id)
+SELECT %(client_id)s, %(content_hash)s, %(source)s, %(reporter_id)s, %(category_id)s,
+       ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(accuracy_m)s, %(note)s, %(client_time)s,
+       %(received_at)s, %(grid_cell_id)s, %(outside_grid)s, %(building_id)s, inc.id
+FROM inc
+RETURNING id, incident_id
+"""
+
+_INCIDENT_INSERT_THEN_REPORT = (
+    """
+WITH inc AS (
+  INSERT INTO command_incident (category_id, status, priority, location, grid_cell_id, outside_grid, building_id,
+                                team_id, worker_id, report_count, note, resolution_note, opened_at, last_report_at,
+                                due_at, dispatched_at, updated_at)
+  VALUES (%(category_id)s, %(status)s, %(priority)s, ST_SetSRID(ST_MakePoint(%(ilon)s, %(ilat)s), 4326),
+          %(grid_cell_id)s, %(outside_grid)s, %(building_id)s, %(team_id)s, %(worker_id)s, 1, %(inote)s, '',
+          %(received_at)s, %(received_at)s, %(due_at)s, %(dispatched_at)s, %(received_at)s)
+  RETURNING id
+)"""  # noqa: S608 - two constants joined; every value is a bound parameter
+    + _REPORT_INSERT
+)
+
+_INCIDENT_UPDATE_THEN_REPORT = (
+    """
+WITH inc AS (
+  UPDATE command_incident SET report_count = %(report_count)s, last_report_at = %(last_report_at)s,
+                              updated_at = %(received_at)s
+  WHERE id = %(incident_id)s
+  RETURNING id
+)"""  # noqa: S608 - two constants joined; every value is a bound parameter
+    + _REPORT_INSERT
+)
+
+
+def _incident_and_report_write(incident: Incident, report: Report, *, incident_created: bool) -> None:
+    """The incident (inserted, or its count bumped) and the report in one round trip. A reused
+    client id fails here, on the report's unique index, and the whole transaction rolls back."""
+    params: dict[str, Any] = {
+        "client_id": report.client_id,
+        "content_hash": report.content_hash,
+        "source": report.source,
+        "reporter_id": report.reporter_id,
+        "category_id": report.category_id,
+        "lon": report.location.x,
+        "lat": report.location.y,
+        "accuracy_m": report.accuracy_m,
+        "note": report.note,
+        "client_time": report.client_time,
+        "received_at": report.received_at,
+        "grid_cell_id": report.grid_cell_id,
+        "outside_grid": report.outside_grid,
+        "building_id": report.building_id,
+    }
+    if incident_created:
+        params |= {
+            "status": incident.status,
+            "priority": incident.priority,
+            "ilon": incident.location.x,
+            "ilat": incident.location.y,
+            "team_id": incident.team_id,
+            "worker_id": incident.worker_id,
+            "inote": incident.note,
+            "due_at": incident.due_at,
+            "dispatched_at": incident.dispatched_at,
+        }
+        sql = _INCIDENT_INSERT_THEN_REPORT
+    else:
+        params |= {
+            "incident_id": incident.pk,
+            "report_count": incident.report_count,
+            "last_report_at": incident.last_report_at,
+        }
+        sql = _INCIDENT_UPDATE_THEN_REPORT
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    assert row is not None
+    report.pk, incident.pk = int(row[0]), int(row[1])
+    report.incident = incident
+    incident._state.adding = report._state.adding = False
+    incident._state.db = report._state.db = "default"
 
 
 def _append_report_events(report: Report, incident: Incident, *, incident_created: bool, actor_id: int | None) -> None:
