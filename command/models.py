@@ -358,6 +358,28 @@ class ReportPhoto(models.Model):
         ]
 
 
+class DeviceToken(models.Model):
+    """A per-device API key (alarm buttons, sensors): the device acts as ``user``. Only the
+    SHA-256 of the key is stored; the key is shown once, when it is issued. Revocable."""
+
+    name = models.CharField(_("device"), max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("acts as"), on_delete=models.CASCADE, related_name="device_tokens"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(_("key prefix"), max_length=8, editable=False)
+    created_at = models.DateTimeField(_("issued at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device token")
+        verbose_name_plural = _("device tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
 class EventCounter(models.Model):
     """One row; ``UPDATE ... SET last_seq = last_seq + 1`` inside the writing transaction
     holds its row lock until commit, so commit order equals ``seq`` order (DESIGN.md)."""

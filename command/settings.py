@@ -281,6 +281,11 @@ LOGGING = {
 
 # --- Field reporting (field_api, issue 4) --------------------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "field_api.errors.exception_handler"
+# Per-device keys for alarm buttons and other devices: Authorization: Device <key>.
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    *REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"],
+    "field_api.auth.DeviceTokenAuthentication",
+]
 # Django's HTML error pages (unmatched path, CSRF) become JSON under /api/ and /open311/.
 MIDDLEWARE.insert(1, "field_api.middleware.api_json_errors")
 # Requests per user per scope (DRF rate syntax); FIELD_API_RATE_<SCOPE> overrides one scope.

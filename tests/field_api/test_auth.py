@@ -48,3 +48,23 @@ def test_field_app_shell_manifest_and_service_worker(client, reference):
     assert sw.status_code == 200 and sw["Service-Worker-Allowed"] == "/field/"
     assert client.get("/field/app.js")["Content-Type"].startswith("text/javascript")
     assert client.get("/field/../settings.py").status_code == 404
+
+
+def test_device_key_reports_and_is_revocable(make_user, grid):
+    # given: an alarm button acting as a service login
+    from command.models import DeviceToken
+    from command.services.devices import device_token_issue, device_token_revoke
+
+    account = make_user("grid_worker", username="alarm-account", team="security_fire")
+    token, key = device_token_issue(user=account, name="3号楼 报警按钮")
+    assert DeviceToken.objects.get().key_hash != key  # only the hash is stored
+    device = APIClient()
+    device.credentials(HTTP_AUTHORIZATION=f"Device {key}", HTTP_ACCEPT_LANGUAGE="en")
+    # when
+    sent = device.post("/api/v1/reports/", report_body(category="emergency_call"), format="json")
+    # then
+    assert sent.status_code == 201
+    device_token_revoke(token=token)
+    refused = device.post("/api/v1/reports/", report_body(category="emergency_call"), format="json")
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["detail"]
