@@ -365,6 +365,8 @@ def layer_extent(name: str) -> tuple[float, float, float, float] | None:
 
 # --- vector tiles ---------------------------------------------------------------------------
 
+Affine = tuple[float, float, float, float, float, float]
+AFFINE_MARGIN_M = 2000.0  # GCJ-02 moves features by up to ~700 m: look that much beyond the tile
 TILE_EXTENT = 4096
 TILE_BUFFER = 64
 AGGREGATE_BINS = 32  # an aggregated tile has at most 32 x 32 points
@@ -400,24 +402,23 @@ def tile_aggregated(layer_name: str, z: int) -> bool:
 
 
 def tile_sql(
-    grant: LayerGrant, z: int, x: int, y: int, *, shift_m: tuple[float, float] = (0.0, 0.0), with_ids: bool = False
+    grant: LayerGrant, z: int, x: int, y: int, *, affine: Affine | None = None, with_ids: bool = False
 ) -> tuple[str, dict]:
     """One row: the Mapbox Vector Tile of one layer for ``grant`` (and the ids in it when
     ``with_ids``). Geometry is clipped and snapped to the 4096 grid by ``ST_AsMVTGeom``; lines
     and polygons are simplified to a tenth of a tile pixel below z16; point layers below their
     ``aggregate_below_zoom`` (or above MAX_RAW_POINTS in the tile) come as counts on a 32 x 32
-    grid. ``shift_m`` moves everything by a constant (GCJ-02 display, see maps/gcj02.py)."""
+    grid. ``affine`` (a, b, d, e, xoff, yoff in Web-Mercator metres) moves every vertex on the
+    way: the GCJ-02 display shift, linearised per tile (maps/gcj02.py)."""
     name = grant.layer.name
     source = SOURCES[name]
     xmin, ymin, xmax, ymax = tile_bounds_3857(z, x, y)
     size = xmax - xmin
-    margin = size * TILE_BUFFER / TILE_EXTENT + max(abs(shift_m[0]), abs(shift_m[1]))
+    margin = size * TILE_BUFFER / TILE_EXTENT + (AFFINE_MARGIN_M if affine else 0.0)
     params: dict[str, Any] = {
         "z": z,
         "x": x,
         "y": y,
-        "dx": shift_m[0],
-        "dy": shift_m[1],
         "layer": name,
         "exmin": xmin - margin,
         "eymin": ymin - margin,
@@ -440,7 +441,10 @@ def tile_sql(
     where = _where(source, query, params, hotspot_inner=False) if "{inner_where}" not in source.from_sql else []
     geom = source.geom_sql
     where.append(f"{geom} && ST_Transform(ST_MakeEnvelope(%(exmin)s, %(eymin)s, %(exmax)s, %(eymax)s, 3857), 4326)")
-    merc = f"ST_Translate(ST_Transform({geom}, 3857), %(dx)s, %(dy)s)"
+    merc = f"ST_Transform({geom}, 3857)"
+    if affine is not None:
+        params.update(zip(("a", "b", "d", "e", "xoff", "yoff"), affine, strict=True))
+        merc = f"ST_Affine({merc}, %(a)s, %(b)s, %(d)s, %(e)s, %(xoff)s, %(yoff)s)"
     point = merc if grant.layer.geometry_type == "Point" else f"ST_Centroid({merc})"
     if grant.layer.geometry_type != "Point" and z < 16:
         params["tolerance"] = size / TILE_EXTENT / 10
@@ -497,10 +501,8 @@ def tile_sql(
     return f"WITH m AS ({rows}) SELECT ({mvt}), ({ids})", params
 
 
-def layer_tile(
-    grant: LayerGrant, z: int, x: int, y: int, *, shift_m: tuple[float, float] = (0.0, 0.0)
-) -> tuple[bytes, list[int]]:
-    sql, params = tile_sql(grant, z, x, y, shift_m=shift_m, with_ids=grant.personal_data)
+def layer_tile(grant: LayerGrant, z: int, x: int, y: int, *, affine: Affine | None = None) -> tuple[bytes, list[int]]:
+    sql, params = tile_sql(grant, z, x, y, affine=affine, with_ids=grant.personal_data)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from command.layer_queries import SOURCES, layer_tile, tile_aggregated
+from command.layer_queries import SOURCES, Affine, layer_tile, tile_aggregated
 from command.layers import LayerGrant
 
 
@@ -42,12 +42,12 @@ LEFT JOIN maps_tilecache c ON c.key = %s
 
 
 def layer_tile_cached(
-    grant: LayerGrant, z: int, x: int, y: int, *, crs: str = "wgs84", shift_m: tuple[float, float] = (0.0, 0.0)
+    grant: LayerGrant, z: int, x: int, y: int, *, crs: str = "wgs84", affine: Affine | None = None
 ) -> Tile:
     """The tile for ``grant``: from the cache while fresh, else rendered by PostGIS and stored.
     Tiles that unmask personal data are never cached (each view is logged with its ids)."""
     if grant.personal_data and not tile_aggregated(grant.layer.name, z):
-        data, ids = layer_tile(grant, z, x, y, shift_m=shift_m)
+        data, ids = layer_tile(grant, z, x, y, affine=affine)
         return Tile(data, hashlib.md5(data, usedforsecurity=False).hexdigest(), ids, cached=False)
     key = tile_cache_key(grant, z, x, y, crs=crs)
     depends = list(SOURCES[grant.layer.name].depends_on)
@@ -63,7 +63,7 @@ def layer_tile_cached(
                 cursor.execute("UPDATE maps_tilecache SET seq = %s WHERE key = %s AND seq = %s", [latest, key, seq])
         return Tile(data, etag, [], cached=True)
     seq = latest
-    data, _ids = layer_tile(grant, z, x, y, shift_m=shift_m)
+    data, _ids = layer_tile(grant, z, x, y, affine=affine)
     etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
     with connection.cursor() as cursor:
         cursor.execute(

@@ -12,11 +12,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from command.layer_queries import FeatureQuery, layer_features, tile_center_lon_lat
+from command.layer_queries import FeatureQuery, layer_features
 from command.layers import LayerGrant, layer_access_log, layers_for_user
 from maps.auth import request_viewer
 from maps.exports import FORMATS, csv_stream, export_ids, gdal_export, geojson_stream
-from maps.gcj02 import mercator_offset_m
+from maps.gcj02 import tile_affine
 from maps.params import BadRequest, feature_query_from
 from maps.tiles import layer_tile_cached
 
@@ -101,8 +101,8 @@ def layer_tile(request: HttpRequest, layer: str, z: int, x: int, y: int) -> Http
     except BadRequest as exc:
         return _error(exc)
     crs = settings.BASEMAP_CRS
-    shift = mercator_offset_m(*tile_center_lon_lat(z, x, y)) if crs == "gcj02" else (0.0, 0.0)
-    tile = layer_tile_cached(grant, z, x, y, crs=crs, shift_m=shift)
+    affine = tile_affine(z, x, y) if crs == "gcj02" else None
+    tile = layer_tile_cached(grant, z, x, y, crs=crs, affine=affine)
     if tile.ids:
         layer_access_log(user=viewer, channel="tile", grant=grant, object_ids=tile.ids, detail=f"{z}/{x}/{y}")
     etag = f'"{tile.etag}"'

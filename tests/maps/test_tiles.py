@@ -173,3 +173,44 @@ def test_tilecache_clear_command(village: Village, login: Callable) -> None:
         call_command("tilecache_clear", "--older-than-days", "-1")
     call_command("tilecache_clear")
     assert not TileCache.objects.exists()
+
+
+def test_gcj02_basemap_shifts_tiles_for_display_only(village: Village, login: Callable, settings) -> None:
+    # given a GCJ-02 basemap: C1 is stored at WGS 84 117.0005, 39.0005
+    from maps.gcj02 import wgs84_to_gcj02
+
+    settings.BASEMAP_CRS = "gcj02"
+    client = login("police")
+    shifted = wgs84_to_gcj02(117.0005, 39.0005)
+    # when
+    at_gcj = decode(tile(client, "cameras", 17, *shifted)).get("cameras", {"features": []})["features"]
+    at_wgs = decode(tile(client, "cameras", 17)).get("cameras", {"features": []})["features"]
+    # then C1 is drawn where the GCJ-02 basemap has its street, ~500 m away from its stored place
+    assert "C1" in {f["properties"]["code"] for f in at_gcj}
+    assert "C1" not in {f["properties"]["code"] for f in at_wgs}
+    assert village.cameras[0].location.x == 117.0005  # storage unchanged
+
+
+def test_gcj02_tile_shift_matches_the_exact_shift(village: Village, login: Callable, settings) -> None:
+    import math
+
+    from command.layer_queries import tile_bounds_3857
+    from maps.gcj02 import wgs84_to_gcj02
+
+    settings.BASEMAP_CRS = "gcj02"
+    lon, lat = wgs84_to_gcj02(117.0005, 39.0005)
+    for z in (13, 16, 17, 19):
+        x, y = tile_of(lon, lat, z)
+        xmin, ymin, xmax, _ymax = tile_bounds_3857(z, x, y)
+        size = xmax - xmin
+        mx = math.radians(lon) * 6378137.0
+        my = math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) * 6378137.0
+        expected = ((mx - xmin) / size * 4096, (my - ymin) / size * 4096)
+        response = login("police").get(f"/maps/tiles/cameras/{z}/{x}/{y}.pbf")
+        features = decode(response).get("cameras", {"features": []})["features"]
+        drawn = [f for f in features if f["properties"].get("code") == "C1"]
+        assert drawn, z
+        px, py = drawn[0]["geometry"]["coordinates"]
+        # 4096 tile units = 256 screen pixels: one pixel is 16 units; the linearised shift is
+        # exact to the tile grid's rounding
+        assert abs(px - expected[0]) <= 1 and abs(py - expected[1]) <= 1, (z, px, py, expected)
