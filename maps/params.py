@@ -35,7 +35,9 @@ def max_bbox_degrees2() -> float:
     return float(getattr(settings, "MAP_MAX_BBOX_DEGREES2", 4.0))
 
 
-def parse_bbox(value: str | None, *, required: bool = False) -> tuple[float, float, float, float] | None:
+def parse_bbox(
+    value: str | None, *, required: bool = False, limit_area: bool = True
+) -> tuple[float, float, float, float] | None:
     """``minLon,minLat,maxLon,maxLat`` in WGS 84 (OGC/GeoJSON order), or the six-number form
     with heights, which our 2D data ignores."""
     if value is None or value == "":
@@ -67,7 +69,7 @@ def parse_bbox(value: str | None, *, required: bool = False) -> tuple[float, flo
     if ymin > ymax:
         raise BadRequest(_("bbox minLat is greater than maxLat."), param="bbox")
     area = (xmax - xmin) * (ymax - ymin)
-    if area > max_bbox_degrees2():
+    if limit_area and area > max_bbox_degrees2():
         raise BadRequest(
             _("bbox is too large (%(area).2f square degrees, at most %(max).2f): zoom in or use the vector tiles.")
             % {"area": area, "max": max_bbox_degrees2()},
@@ -146,7 +148,9 @@ def parse_codes(value: str | None, *, param: str) -> tuple[str, ...]:
 def feature_query_from(
     params: QueryDict, *, layer: str, default_limit: int, max_limit: int, clamp_limit: bool = False
 ) -> FeatureQuery:
-    """The ``FeatureQuery`` of a GeoJSON, OGC items or export request on ``layer``."""
+    """The ``FeatureQuery`` of a GeoJSON, OGC items or export request on ``layer``. OGC items
+    (``clamp_limit``) take any bbox: GIS clients send their whole view, and paging bounds the
+    answer; the GeoJSON and export channels refuse a bbox above MAP_MAX_BBOX_MILLIDEGREES2."""
     source = SOURCES[layer]
     start, end = parse_datetime_interval(params.get("datetime"))
     start_text, end_text = params.get("start"), params.get("end")
@@ -162,7 +166,7 @@ def feature_query_from(
     if statuses and source.status_sql is None:
         raise BadRequest(_("The layer %(layer)s has no status to filter on.") % {"layer": layer}, param="status")
     return FeatureQuery(
-        bbox=parse_bbox(params.get("bbox")),
+        bbox=parse_bbox(params.get("bbox"), limit_area=not clamp_limit),
         start=start,
         end=end,
         categories=categories,

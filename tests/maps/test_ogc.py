@@ -194,3 +194,10 @@ def test_extent_of_a_large_table_comes_from_the_statistics(village: Village, mon
 def test_a_bbox_with_heights_is_accepted(village: Village, login: Callable) -> None:
     body = login("police").get("/ogc/collections/cameras/items", {"bbox": "117.0004,39.0004,-10,117.0006,39.0006,100"})
     assert [f["properties"]["code"] for f in body.json()["features"]] == ["C1"]
+
+
+def test_a_gis_client_may_ask_for_its_whole_view(village: Village, login: Callable) -> None:
+    # QGIS zoomed out sends a bbox far larger than the GeoJSON channel accepts; paging bounds it
+    body = login("police").get("/ogc/collections/cameras/items", {"bbox": "100,20,130,50", "limit": "1"}).json()
+    assert body["numberMatched"] == 2 and body["numberReturned"] == 1
+    assert login("police").get("/maps/layers/cameras.geojson", {"bbox": "100,20,130,50"}).status_code == 400
