@@ -316,8 +316,11 @@ PHOTO_MAX_COUNT = DATA_UPLOAD_MAX_NUMBER_FILES
 FIELD_API_MAX_BODY_BYTES = PHOTO_MAX_COUNT * PHOTO_MAX_BYTES + 1024 * 1024
 
 # --- Map layers (maps/, command/layer_queries.py) -------------------------------------------
-# Largest bbox the GeoJSON/OGC/export channels accept, in square degrees (larger: use tiles).
-MAP_MAX_BBOX_DEGREES2 = float(env_int("MAP_MAX_BBOX_MILLIDEGREES2", 4_000_000)) / 1_000_000
+# Largest bbox the GeoJSON and export channels accept, in square degrees (larger: use tiles).
+try:
+    MAP_MAX_BBOX_DEGREES2 = float(env_str("MAP_MAX_BBOX_SQUARE_DEGREES", "4"))
+except ValueError as exc:
+    raise ImproperlyConfigured("MAP_MAX_BBOX_SQUARE_DEGREES must be a number, e.g. 4 or 0.5") from exc
 MAP_GEOJSON_MAX_LIMIT = env_int("MAP_GEOJSON_MAX_LIMIT", 50_000)
 MAP_EXPORT_MAX_FEATURES = env_int("MAP_EXPORT_MAX_FEATURES", 200_000)
 # Hotspots: open incidents clustered by ST_ClusterDBSCAN within this radius, at least this many.

@@ -150,7 +150,7 @@ def feature_query_from(
 ) -> FeatureQuery:
     """The ``FeatureQuery`` of a GeoJSON, OGC items or export request on ``layer``. OGC items
     (``clamp_limit``) take any bbox: GIS clients send their whole view, and paging bounds the
-    answer; the GeoJSON and export channels refuse a bbox above MAP_MAX_BBOX_MILLIDEGREES2."""
+    answer; the GeoJSON and export channels refuse a bbox above MAP_MAX_BBOX_SQUARE_DEGREES."""
     source = SOURCES[layer]
     start, end = parse_datetime_interval(params.get("datetime"))
     start_text, end_text = params.get("start"), params.get("end")
