@@ -12,6 +12,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import get_language
@@ -106,6 +107,15 @@ def _strings() -> dict[str, str]:
     }
 
 
+def _basemap() -> dict[str, str]:
+    """The pin map's tiles: only a WGS 84 / CGCS2000 basemap (a GCJ-02 one would show the pin
+    ~500 m off); without one the map shows the pin and its accuracy on a plain background."""
+    url = getattr(settings, "BASEMAP_URL", "")
+    if getattr(settings, "BASEMAP_CRS", "wgs84") not in {"wgs84", "cgcs2000"}:
+        url = ""
+    return {"url": url, "attribution": getattr(settings, "BASEMAP_ATTRIBUTION", "")}
+
+
 @require_GET
 def field_app(request: HttpRequest) -> HttpResponse:
     zh = (get_language() or "zh-hans").startswith("zh")
@@ -121,7 +131,7 @@ def field_app(request: HttpRequest) -> HttpResponse:
     response = render(
         request,
         "field_api/app.html",
-        {"categories": categories, "strings": _strings(), "version": app_version()},
+        {"categories": categories, "strings": _strings(), "version": app_version(), "basemap": _basemap()},
     )
     response["Cache-Control"] = "no-cache"
     return response

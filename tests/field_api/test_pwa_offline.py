@@ -15,6 +15,7 @@ from django.db import connection
 
 from command.models import Report, ReportPhoto, Worker
 from tests.field_api.conftest import image_bytes
+from tests.support import daphne_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 T = TypeVar("T")
@@ -102,5 +103,60 @@ def test_offline_report_with_photo_is_delivered_once(live_daphne, field_worker, 
         time.sleep(1.0)
         assert outside_the_loop(lambda: Report.objects.count()) == 1
         assert page.locator("#outbox li").count() == 1
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def daphne_with_static(transactional_db):
+    # Static files from the apps' folders (as collectstatic would provide them in production).
+    with daphne_server(extra_env={"WHITENOISE_USE_FINDERS": "1"}) as server:
+        yield server
+
+
+@pytest.fixture
+def map_worker(daphne_with_static, make_user, grid) -> User:
+    user: User = make_user("grid_worker", username="li", team="road", password="pw-for-tests-1")
+    Worker.objects.get(user=user).cells.set([grid["A-01"]])
+    return user
+
+
+def test_dragging_the_pin_moves_the_report(daphne_with_static, map_worker, chromium):
+    # given: the field app with the pin map (Leaflet from our own static files)
+    server = daphne_with_static
+    context = chromium.new_context(
+        viewport={"width": 360, "height": 740},
+        geolocation={"longitude": 117.0005, "latitude": 39.0005, "accuracy": 20},
+        permissions=["geolocation"],
+    )
+    page = context.new_page()
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.url) else None)
+    try:
+        page.goto(f"{server.url}/field/")
+        page.fill("input[name=username]", "li")
+        page.fill("input[name=password]", "pw-for-tests-1")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#app:not([hidden])")
+        page.click("#start-report")
+        page.click("label.cat:has(input[value=sanitation])")
+        marker = page.wait_for_selector("#pin-map .leaflet-marker-icon")
+        # when: drag the pin ~40 px east (at zoom 18 about 24 m at this latitude)
+        box = marker.bounding_box()
+        assert box is not None
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] - 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 20, y, steps=4)
+        page.mouse.move(x + 40, y, steps=4)
+        page.mouse.up()
+        page.click("#send")
+        page.wait_for_selector("#outbox li[data-state=delivered]", timeout=20000)
+        client_id = page.get_attribute("#outbox li[data-state=delivered]", "data-client-id")
+        # then: the report stands east of the GPS fix, and no request left our server
+        report = outside_the_loop(lambda: Report.objects.get(client_id=client_id))
+        assert 117.0006 < report.location.x < 117.0012
+        assert abs(report.location.y - 39.0005) < 0.00005
+        assert outside == []
     finally:
         context.close()

@@ -111,8 +111,35 @@
     const dLon = nudge.east / (111320 * Math.cos((fix.lat * Math.PI) / 180));
     return { lon: +(fix.lon + dLon).toFixed(7), lat: +(fix.lat + dLat).toFixed(7), accuracy: fix.accuracy };
   }
+  // The pin map (Leaflet from our own static files, when present): drag the pin or use arrows.
+  let map = null;
+  let marker = null;
+  let circle = null;
+  function renderMap(p) {
+    if (!window.L || !p) return;
+    const el = $("#pin-map");
+    if (!map) {
+      el.hidden = false;
+      const base = JSON.parse(document.getElementById("gc-basemap").textContent);
+      map = L.map(el, { attributionControl: !!base.attribution, zoomControl: false }).setView([p.lat, p.lon], 18);
+      if (base.url) L.tileLayer(base.url, { attribution: base.attribution, maxZoom: 20 }).addTo(map);
+      circle = L.circle([p.lat, p.lon], { radius: p.accuracy, weight: 1 }).addTo(map);
+      marker = L.marker([p.lat, p.lon], { draggable: true }).addTo(map);
+      marker.on("dragend", () => {
+        const at = marker.getLatLng();
+        nudge = {
+          east: (at.lng - fix.lon) * 111320 * Math.cos((fix.lat * Math.PI) / 180),
+          north: (at.lat - fix.lat) * 110574,
+        };
+        renderFix();
+      });
+    }
+    marker.setLatLng([p.lat, p.lon]);
+    circle.setLatLng([fix.lat, fix.lon]).setRadius(p.accuracy);
+  }
   function renderFix() {
     const p = pinned();
+    if (!$("#report-form").hidden) renderMap(p);
     $("#fix-text").textContent = p
       ? `${p.lat.toFixed(6)}, ${p.lon.toFixed(6)} · ${fmt(T.accuracy, { m: Math.round(p.accuracy) })}`
       : T.no_fix;
@@ -141,6 +168,7 @@
     $("#report-form").hidden = false;
     nudge = { east: 0, north: 0 };
     renderFix();
+    if (map) map.invalidateSize();
   });
   $("#report-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();

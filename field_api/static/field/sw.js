@@ -2,11 +2,18 @@
  * It never touches API calls: reports wait in IndexedDB (app.js), not in the worker. */
 "use strict";
 
-const CACHE = "gc-field-v1";
+const CACHE = "gc-field-v2";
 const SHELL = ["/field/", "/field/app.js", "/field/app.css", "/field/manifest.webmanifest", "/field/icons/icon-192.png"];
 
+// Optional: the pin map's library (absent when static files are not collected).
+const OPTIONAL = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css"];
+
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+  event.waitUntil(
+    caches.open(CACHE)
+      .then((c) => c.addAll(SHELL).then(() => Promise.all(OPTIONAL.map((u) => c.add(u).catch(() => null)))))
+      .then(() => self.skipWaiting())
+  );
 });
 
 self.addEventListener("activate", (event) => {
@@ -19,7 +26,8 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
-  if (event.request.method !== "GET" || url.origin !== self.location.origin || !url.pathname.startsWith("/field/")) {
+  const cached = url.pathname.startsWith("/field/") || OPTIONAL.includes(url.pathname);
+  if (event.request.method !== "GET" || url.origin !== self.location.origin || !cached) {
     return; // the network as usual (API calls included)
   }
   // Network first (fresh shell when online), the cached copy when offline.
