@@ -48,6 +48,8 @@ def test_assignments_nearest_first_then_accept_arrive_resolve(api, worker_user, 
     assert resolved.json()["properties"]["status"] == "resolved"
     detail = api.get(f"/api/v1/incidents/{incident_id}/").json()
     assert len(detail["properties"]["photos"]) == 1
+    resolution_photo = detail["properties"]["photos"][0]["url"]
+    assert api.get(resolution_photo).status_code == 200
     again = api.post(f"/api/v1/incidents/{incident_id}/arrive/")
     assert again.status_code == 409
     assert "resolved" in again.json()["detail"] or "已解决" in again.json()["detail"]
@@ -75,6 +77,20 @@ def test_worker_cannot_dispatch_operator_can(api, make_user, grid):
     assert done.json()["properties"]["worker_id"] == target.pk
     unknown = operator.post(f"/api/v1/incidents/{incident_id}/dispatch/", {"worker_id": 999999}, format="json")
     assert unknown.status_code == 400
+
+
+def test_resolution_photo_is_private_too(api, make_user, grid):
+    incident_id = post_report(api, 117.0002, 39.0005)["incident"]["id"]
+    api.post(f"/api/v1/incidents/{incident_id}/accept/")
+    api.post(
+        f"/api/v1/incidents/{incident_id}/resolve/",
+        {"note": "好了", "photos": [SimpleUploadedFile("done.webp", image_bytes("WEBP"))]},
+        format="multipart",
+    )
+    url = api.get(f"/api/v1/incidents/{incident_id}/").json()["properties"]["photos"][0]["url"]
+    outsider = client_for(make_user("grid_worker", username="other-team", team="sanitation"))
+    assert outsider.get(url).status_code == 404
+    assert client_for(make_user("operator")).get(url).status_code == 200
 
 
 def test_unknown_or_foreign_incident_is_404(api, make_user, grid):
