@@ -6,6 +6,7 @@ PostGIS; large ones come as vector tiles."""
 from __future__ import annotations
 
 import json
+from html import escape
 from typing import Any
 
 import folium
@@ -15,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
 from django.http import HttpRequest, HttpResponse
 from django.templatetags.static import static
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from folium.elements import JSCSSMixin
 from folium.map import Layer
@@ -146,6 +148,49 @@ class LiveIncidents(MacroElement):
         self.cluster = cluster
         self.style = style
         self.gcj02 = gcj02
+
+
+class Legend(MacroElement):
+    """A Leaflet control listing the layers on the map with their colours (text set through
+    the DOM, never as HTML)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+          var legend = L.control({position: "bottomright"});
+          legend.onAdd = function () {
+            var div = L.DomUtil.create("div", "gc-legend");
+            var head = document.createElement("strong");
+            head.textContent = {{ this.heading|tojson }};
+            div.appendChild(head);
+            {{ this.items|tojson }}.forEach(function (item) {
+              var row = document.createElement("div"), sw = document.createElement("span");
+              sw.className = "gc-swatch"; sw.style.background = item[1];
+              row.appendChild(sw); row.appendChild(document.createTextNode(item[0]));
+              div.appendChild(row);
+            });
+            return div;
+          };
+          legend.addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, heading: str, items: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self._name = "Legend"
+        self.heading = heading
+        self.items = items
+
+
+LEGEND_CSS = (
+    "<style>.gc-legend{background:rgba(255,255,255,.85);color:#222;padding:6px 8px;border-radius:4px;"
+    "font-size:12px;line-height:18px}.gc-legend .gc-swatch{display:inline-block;width:12px;height:12px;"
+    "margin-right:6px;vertical-align:middle;border-radius:2px}"
+    ".gc-dark .gc-legend{background:rgba(13,23,38,.85);color:#e6edf6}</style>"
+)
 
 
 GCJ02_JS = """<script>
@@ -309,6 +354,16 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         ).add_to(m)
         if options["live"]:
             LiveIncidents(cluster, style=STYLES["incidents"], gcj02=gcj02).add_to(m)
+    root.header.add_child(Element(LEGEND_CSS))
+    if options["dark"]:
+        root.html.add_child(Element("<script>document.documentElement.classList.add('gc-dark')</script>"))
+    heading = _("Layers")
+    if kind == "print":
+        heading = _("Printed %(time)s") % {"time": timezone.localtime().strftime("%Y-%m-%d %H:%M")}
+    Legend(
+        heading=heading,
+        items=[(f"{g.layer.title_zh} {g.layer.title_en}", STYLES[name]["color"]) for name, g in grants.items()],
+    ).add_to(m)
     if options["controls"]:
         folium.LayerControl(collapsed=kind != "control_room").add_to(m)
         Fullscreen(position="topleft").add_to(m)
@@ -319,7 +374,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
 def map_page_html(*, user: Any, kind: str, title: str) -> str:
     m = map_build(user=user, kind=kind)
     root: Figure = m.get_root()  # type: ignore[assignment]
-    root.header.add_child(Element(f"<title>{title}</title>"))
+    root.header.add_child(Element(f"<title>{escape(title)}</title>"))
     if PAGE_KINDS[kind]["live"] and finders.find("realtime/live.js"):
         root.header.add_child(Element(f'<script src="{static("realtime/live.js")}"></script>'))
     html = root.render()

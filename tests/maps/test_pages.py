@@ -202,8 +202,10 @@ def test_chromium_draws_the_demo_village(demo_village: dict[str, int], chromium)
         page.wait_for_load_state("networkidle")
         layers = page.eval_on_selector_all(".leaflet-control-layers-overlays label", "els => els.map(e => e.innerText)")
         paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
+        legend = page.inner_text(".gc-legend")
         context.close()
     assert problems == []
+    assert "摄像头" in legend and "住户" in legend  # an operator sees households
     assert paths >= demo_village["cells"] + demo_village["cameras"]
     assert any("网格" in name for name in layers) and any("摄像头" in name for name in layers)
     assert any("事件" in name for name in layers)
