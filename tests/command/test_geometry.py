@@ -6,11 +6,19 @@ import pytest
 from django.contrib.gis.geos import Point, Polygon
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.utils import translation
 
 from command.geometry import camera_view_cone, check_lon_lat, geometry_from_geojson
 from command.models import GridCell
 from command.selectors import grid_cell_for_point
 from command.services.places import building_save, camera_save, grid_cell_save
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages are checked in English (zh-Hans is the default language)."""
+    with translation.override("en"):
+        yield
 
 
 def _poly(coords, srid=4326):
@@ -182,3 +190,8 @@ def test_camera_out_of_range_values_are_refused(field, value):
     args = {"heading": 0.0, "fov": 60.0, "range_m": 50.0, field: value}
     with pytest.raises(ValidationError):
         camera_save(code="CAM-2", name="x", location=Point(117.0, 39.0, srid=4326), **args)
+
+
+def test_messages_are_chinese_by_default():
+    with pytest.raises(ValidationError, match="经度"), translation.override("zh-hans"):
+        check_lon_lat(181, 39)
