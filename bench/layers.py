@@ -245,7 +245,10 @@ def pick_tiles(total: int) -> list[tuple[int, int, int]]:
 
     rng = random.Random(42)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT ST_X(location), ST_Y(location) FROM command_incident TABLESAMPLE SYSTEM (5) LIMIT 5000")
+        cursor.execute(
+            "SELECT ST_X(location), ST_Y(location) FROM command_incident "
+            "TABLESAMPLE SYSTEM (5) REPEATABLE (42) ORDER BY id LIMIT 5000"
+        )
         points = cursor.fetchall()
     rng.shuffle(points)
     tiles: list[tuple[int, int, int]] = []
