@@ -6,9 +6,10 @@ row lock is held until the transaction ends, so transactions that write events c
 with concurrent writers). Services append their events as their last step, so the lock is held
 only for the tail of the transaction.
 
-After commit one small "wake" per event goes to the channel-layer group ``WAKE_GROUP``: every
-wake of every layer goes to that one group, so a consumer that sees seq N+2 after N knows that
-N+1 was lost (not merely of another layer). The wake carries the event itself so the common case
+After commit the events go, as a "wake", to the channel-layer group ``WAKE_GROUP`` (sent by
+one thread per process, ``WakeSender``, so the writer never waits for Redis). Every event of
+every layer goes to that one group, so a consumer that sees seq N+2 after N knows that N+1 was
+lost (not merely of another layer). The wake carries the events themselves so the common case
 costs subscribers no query. The wake is a hint: if it is lost, the consumers' heartbeat and gap
 detection read the log with ``events_after`` (realtime/).
 
@@ -19,7 +20,11 @@ client's ``since`` can still be served from the log or needs a fresh snapshot.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import queue
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -185,15 +190,104 @@ def events_prune(*, before: datetime | None = None) -> int:
 
 
 def wake_send(wire: dict[str, Any]) -> None:
-    """Tell every screen that ``wire['seq']`` committed. Never raises: a lost wake is healed by
-    the heartbeat, and the write has already committed."""
-    try:
-        from asgiref.sync import async_to_sync
+    """Tell every screen that ``wire['seq']`` committed (called on commit, once per event).
+    Never blocks nor raises: the wake is queued for the process's wake sender, and a lost wake
+    is healed by the heartbeat, because the write has already committed."""
+    _wake_sender().put(wire)
+
+
+MAX_WAKE_EVENTS = 100  # events per wake message; larger batches are split
+
+
+class WakeSender:
+    """One thread per process that sends the wakes, with its own event loop and Redis connection.
+
+    The writing thread (a request, a management command) only appends to a queue after commit,
+    so it never waits for Redis, nor for the Daphne event loop that serves the screens. Events
+    that commit close together (the two events of a report) leave in one wake message, and each
+    screen handles them in one dispatch.
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self.pending = 0
+        self.idle = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="gc-wake-sender", daemon=True)
+        self.thread.start()
+
+    def put(self, wire: dict[str, Any]) -> None:
+        with self.idle:
+            self.pending += 1
+        self.queue.put(wire)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued wake has been sent (or given up on)."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.pending == 0, timeout)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        while True:
+            first = self.queue.get()
+            if first is None:
+                break
+            wires = [first]
+            while len(wires) < MAX_WAKE_EVENTS:
+                try:
+                    wire = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if wire is None:
+                    self.queue.put(None)
+                    break
+                wires.append(wire)
+            loop.run_until_complete(self._send(sorted(wires, key=lambda w: w["seq"])))
+            with self.idle:
+                self.pending -= len(wires)
+                self.idle.notify_all()
+        loop.close()
+
+    async def _send(self, wires: list[dict[str, Any]]) -> None:
         from channels.layers import get_channel_layer
 
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        async_to_sync(layer.group_send)(WAKE_GROUP, {"type": "event.wake", "seq": wire["seq"], "event": wire})
-    except Exception:  # any failure of Redis must not undo or fail a committed write
-        logger.warning("wake for seq %s not sent; the heartbeat will deliver it", wire.get("seq"), exc_info=True)
+        message = {"type": "event.wake", "seq": wires[-1]["seq"], "events": wires}
+        try:
+            layer = get_channel_layer()
+            if layer is None:
+                return
+            try:
+                await layer.group_send(WAKE_GROUP, message)
+            except Exception:
+                # A pooled connection that a Redis restart broke fails once; a new one may not.
+                await layer.group_send(WAKE_GROUP, message)
+        except Exception:  # Redis down: the heartbeat delivers these from the log
+            logger.warning(
+                "wake for seq %s-%s not sent; the heartbeat will deliver it",
+                wires[0]["seq"],
+                wires[-1]["seq"],
+                exc_info=True,
+            )
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Send what is queued, then end the thread (at interpreter exit)."""
+        self.queue.put(None)
+        self.thread.join(timeout)
+
+
+def wakes_flush(timeout: float = 5.0) -> bool:
+    """Block until this process has sent every wake queued so far (tests, management commands)."""
+    return _sender.flush(timeout) if _sender is not None else True
+
+
+_sender: WakeSender | None = None
+_sender_lock = threading.Lock()
+
+
+def _wake_sender() -> WakeSender:
+    global _sender
+    if _sender is None or not _sender.thread.is_alive():
+        with _sender_lock:
+            if _sender is None or not _sender.thread.is_alive():
+                _sender = WakeSender()
+                atexit.register(_sender.stop)
+    return _sender

@@ -18,16 +18,20 @@ nothing at or below ``cursor`` is sent again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from pydantic import ValidationError
 
@@ -40,6 +44,9 @@ from realtime.hub import hub_for_loop
 logger = logging.getLogger(__name__)
 
 REPLAY_BATCH = 500
+ENCODED_CACHE_SIZE = 1024
+# (seq, created_at, fields granted) -> the event message as sent: one encoding per view.
+_encoded: OrderedDict[tuple[int, str, tuple[str, ...]], str] = OrderedDict()
 
 
 @database_sync_to_async
@@ -122,6 +129,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             logger.warning("channel layer unreachable (%s); the heartbeat delivers meanwhile", exc)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # As channels' AsyncConsumer.__call__, but a channel-layer failure (Redis restarting)
+        # does not end the connection: the heartbeat delivers meanwhile, and the receive retries.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = self._channel_receive
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self._channel_receive], self.dispatch)
+
+    async def _channel_receive(self) -> dict[str, Any]:
+        while True:
+            try:
+                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
+                return message
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("channel layer receive failed (%s); retrying in 1 s", exc)
+                await asyncio.sleep(1)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale DB connections (a thread hop) before every message;
         # this consumer touches the database only through database_sync_to_async, which does
@@ -201,18 +230,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- events ---------------------------------------------------------------------------------
 
     async def event_wake(self, message: dict[str, Any]) -> None:
-        """A committed event (from ``command.eventlog.wake_send``)."""
+        """Committed events, in seq order (from ``command.eventlog.WakeSender``)."""
         if self.cursor is None or message["seq"] <= self.cursor or self.closing:
             return
         async with self.lock:
-            seq = message["seq"]
-            if self.cursor is None or seq <= self.cursor:
+            events: list[dict[str, Any]] = message["events"]
+            if self.cursor is None or events[-1]["seq"] <= self.cursor:
                 return
             try:
-                if seq == self.cursor + 1:
-                    await self._advance([message["event"]])
-                else:
-                    await self._catch_up(seq)
+                fresh = [event for event in events if event["seq"] > self.cursor]
+                if all(event["seq"] == self.cursor + 1 + i for i, event in enumerate(fresh)):
+                    await self._advance(fresh)
+                else:  # a lost wake, or events of another process in between: read the log
+                    await self._catch_up(events[-1]["seq"])
             except Overflow:
                 return
 
@@ -279,42 +309,56 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if event["seq"] <= self.cursor:
                 continue
             self.cursor = event["seq"]
-            message = self._view(event)
-            if message is not None:
-                await self._send(message)
+            text = self._event_text(event)
+            if text is not None:
+                await self._send_text(text, event["seq"])
 
-    def _view(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """The event as this subscriber may see it, or None."""
+    def _event_text(self, event: dict[str, Any]) -> str | None:
+        """The event as this subscriber may see it, encoded; None when it is not for them.
+        Screens with the same grant share one encoding (cached per process)."""
         layer = event["layer"]
-        if layer not in self.layers:
+        grant = self.grants.get(layer)
+        if grant is None or layer not in self.layers:
             return None
         payload = event["payload"]
         if self.bbox is not None and not geometry_in_bbox(payload.get("geometry"), self.bbox):
             return None
-        if event["kind"] == "layer.reloaded":
-            properties = payload["properties"]  # counts only
-        else:
-            properties = redact(layer, payload["properties"], self.grants.get(layer)) or {}
-        return {
-            "type": "event",
-            "seq": event["seq"],
-            "kind": event["kind"],
-            "layer": layer,
-            "object_id": event["object_id"],
-            "payload": {"id": payload["id"], "geometry": payload.get("geometry"), "properties": properties},
-            "created_at": event["created_at"],
-        }
+        key = (event["seq"], event["created_at"], grant.fields)
+        text = _encoded.get(key)
+        if text is None:
+            if event["kind"] == "layer.reloaded":
+                properties = payload["properties"]  # counts only
+            else:
+                properties = redact(layer, payload["properties"], grant) or {}
+            text = _dumps(
+                {
+                    "type": "event",
+                    "seq": event["seq"],
+                    "kind": event["kind"],
+                    "layer": layer,
+                    "object_id": event["object_id"],
+                    "payload": {"id": payload["id"], "geometry": payload.get("geometry"), "properties": properties},
+                    "created_at": event["created_at"],
+                }
+            )
+            _encoded[key] = text
+            if len(_encoded) > ENCODED_CACHE_SIZE:
+                _encoded.popitem(last=False)
+        return text
 
     # --- sending --------------------------------------------------------------------------------
 
     async def _send(self, message: dict[str, Any]) -> None:
+        seq = message.get("seq") if message["type"] in {"heartbeat", "subscribed", "resync"} else None
+        await self._send_text(_dumps(message), seq)
+
+    async def _send_text(self, text: str, seq: int | None) -> None:
+        """Send, and keep what the client has not acknowledged bounded."""
         if self.closing:
             raise Overflow
-        text = _dumps(message)
         await self.send(text_data=text)
         self.sent_bytes += len(text)
-        seq = message.get("seq")
-        if seq is not None and message["type"] in {"event", "heartbeat", "subscribed", "resync"}:
+        if seq is not None:
             self.marks.append((seq, self.sent_bytes))
         if self.sent_bytes - self.acked_bytes > settings.REALTIME_MAX_UNACKED_BYTES:
             # The client does not keep up (or does not ack): bound what waits in buffers for it.

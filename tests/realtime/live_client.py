@@ -142,6 +142,7 @@ class LiveClient:
 
     def abort(self) -> None:
         """Drop the TCP connection without a closing handshake (a network failure)."""
+        assert self.close_code is None, f"the server had closed the connection ({self.close_code})"
         self.ws.socket.shutdown(socket.SHUT_RDWR)
         self.ws.socket.close()
         if self.thread.is_alive():

@@ -1,0 +1,502 @@
+"""Report-to-screen latency: GridCommand against a bare baseline, in the same run.
+
+GridCommand: ``POST /api/v1/reports/`` (token auth) on a real Daphne → report_submit → commit →
+wake through the channel layer → the same Daphne's ``/ws/live/`` consumers → N websocket screens.
+Baseline: async psycopg ``INSERT`` + ``pg_notify`` → a LISTENing process → raw ``websockets``
+broadcast to the same N clients.
+
+Latency is measured from just before the write is sent to when a screen has the message parsed,
+for every (report, screen) pair, at a steady rate and in a burst. Prints p50/p95 of both and
+the ratio; the goal is p95 within 3x of the baseline.
+
+    .venv/bin/python bench/latency.py            # 20 screens, 5/s for 30 s, 50/s for 4 s, both layers
+    .venv/bin/python bench/latency.py --quick    # shorter, the configured channel layer only
+
+Uses its own database ``<name>_bench`` on the same PostgreSQL (created and migrated on first run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+# The bench runs with the test settings (plain HTTP on 127.0.0.1, no production secret needed).
+os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
+os.environ.setdefault("DJANGO_SECURE", "0")
+
+LAYER_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+# A small hand-drawn grid (lon, lat): reports land at random points inside it.
+GRID_BBOX = (117.000, 39.000, 117.010, 39.006)
+CATEGORIES = ("elevator_fault", "road_damage", "sanitation", "parking_dispute", "other")
+
+
+# --- set-up ---------------------------------------------------------------------------------------
+
+
+def _bench_database_url() -> str:
+    from command import localstack
+
+    url = urlparse(os.environ.get("DATABASE_URL") or localstack.default_database_url())
+    name = url.path.lstrip("/") or "gridcommand"
+    return urlunparse(url._replace(path=f"/{name}_bench"))
+
+
+def _psycopg_conninfo(url: str) -> str:
+    """A libpq connection string for a postgres:// URL with ?host=/socket/dir."""
+    from command.settings import database_from_url
+
+    db = database_from_url(url)
+    parts = {"dbname": db["NAME"], "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"]}
+    parts["port"] = db["PORT"]
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+def setup_database(url: str) -> dict[str, str]:
+    """Create and migrate the bench database; return the logins' credentials."""
+    import psycopg
+
+    from command.settings import database_from_url
+
+    db = database_from_url(url)
+    admin_url = url.replace(f"/{db['NAME']}", "/postgres", 1)
+    with psycopg.connect(_psycopg_conninfo(admin_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.test_settings")
+    import django
+
+    django.setup()
+    from django.contrib.gis.geos import Polygon
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    from command.models import GridCell
+    from command.services.accounts import user_ensure
+    from command.services.dataset import reference_data_ensure
+    from command.services.places import grid_cell_save
+
+    call_command("migrate", verbosity=0, interactive=False)
+    reference_data_ensure()
+    if not GridCell.objects.filter(code="BENCH").exists():
+        big = Polygon.from_bbox(GRID_BBOX)
+        big.srid = 4326
+        grid_cell_save(code="BENCH", name="bench", geom=big, level=GridCell.Level.BIG)
+    from command.models import Team
+
+    worker = user_ensure(
+        username="bench-worker", password=secrets.token_urlsafe(), role="grid_worker", team=Team.objects.first()
+    )
+    operator = user_ensure(username="bench-operator", password=secrets.token_urlsafe(), role="operator")
+    with psycopg.connect(_psycopg_conninfo(url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
+    return {
+        "worker_token": Token.objects.get_or_create(user=worker)[0].key,
+        "operator_token": Token.objects.get_or_create(user=operator)[0].key,
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server did not answer on {url}:\n{log.read_text()[-3000:]}")
+
+
+def start_daphne(url: str, backend: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    log = BASE_DIR / ".local" / "log" / f"bench-daphne-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "command.test_settings",
+        "DATABASE_URL": url,
+        "CHANNEL_LAYER_BACKEND": backend,
+        "CHANNEL_PREFIX": f"gcbench{os.getpid()}{port}",
+        "FIELD_API_RATE_REPORTS": "1000000/min",
+        "LOG_LEVEL": "WARNING",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "command.asgi:application"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", process, log)
+    except BaseException:
+        stop(process)
+        raise
+    return process, port
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+# --- the baseline server (a separate process: python bench/latency.py --baseline-server ...) -----
+
+
+async def baseline_server(port: int, conninfo: str) -> None:
+    import psycopg
+    import websockets
+
+    clients: set[Any] = set()
+
+    async def handler(ws: Any) -> None:
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute("LISTEN bench")
+        async with websockets.serve(handler, "127.0.0.1", port, compression=None):
+            print("ready", flush=True)
+            async for notify in conn.notifies():
+                websockets.broadcast(clients, notify.payload)
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    sent_at: dict[str, float] = field(default_factory=dict)  # key -> perf_counter before the write
+    answered: dict[str, float] = field(default_factory=dict)  # key -> write acknowledged (HTTP answer/commit)
+    received: list[dict[str, float]] = field(default_factory=list)  # per screen: key -> perf_counter
+    errors: list[str] = field(default_factory=list)
+
+    def latencies_ms(self) -> list[float]:
+        return [
+            (t - self.sent_at[key]) * 1000
+            for screen in self.received
+            for key, t in screen.items()
+            if key in self.sent_at
+        ]
+
+    def missing(self) -> int:
+        return sum(1 for screen in self.received for key in self.sent_at if key not in screen)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _screen_loop(ws: Any, sink: dict[str, float], extract: Any, acks: bool) -> None:
+    try:
+        async for text in ws:
+            now = time.perf_counter()
+            message = json.loads(text)
+            key = extract(message)
+            if key is not None:
+                sink.setdefault(key, now)
+            if acks and message.get("type") == "heartbeat":
+                await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
+    except Exception:  # noqa: S110 - the connection closed at the end of the run
+        pass
+
+
+class HttpPool:
+    """Keep-alive HTTP/1.1 connections to Daphne (the phones' reuse of their connection)."""
+
+    def __init__(self, port: int, size: int) -> None:
+        self.port = port
+        self.size = size
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self.idle.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
+
+    async def post_json(self, path: str, body: dict[str, Any], token: str) -> int:
+        reader, writer = await self.idle.get()
+        try:
+            data = json.dumps(body).encode()
+            writer.write(
+                (
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Token {token}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                ).encode()
+                + data
+            )
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            return int(status_line.split()[1])
+        finally:
+            self.idle.put_nowait((reader, writer))
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait()[1].close()
+
+
+async def run_scenario(
+    *, rate: float, count: int, connect_screens: Any, write: Any, extract: Any, acks: bool, screens: int
+) -> Run:
+    import websockets
+
+    run = Run()
+    connections = []
+    tasks = []
+    for _ in range(screens):
+        ws = await connect_screens(websockets)
+        sink: dict[str, float] = {}
+        run.received.append(sink)
+        connections.append(ws)
+        tasks.append(asyncio.create_task(_screen_loop(ws, sink, extract, acks)))
+    await asyncio.sleep(0.5)  # subscriptions settle
+
+    async def one(key: str) -> None:
+        run.sent_at[key] = time.perf_counter()
+        try:
+            await write(key)
+            run.answered[key] = time.perf_counter()
+        except Exception as exc:
+            run.errors.append(f"{type(exc).__name__}: {exc}")
+
+    start = time.perf_counter()
+    writes = []
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        writes.append(asyncio.create_task(one(uuid.uuid4().hex)))
+    await asyncio.gather(*writes)
+    deadline = time.perf_counter() + 15
+    while run.missing() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    for ws in connections:
+        await ws.close()
+    for task in tasks:
+        task.cancel()
+    return run
+
+
+async def measure_gridcommand(
+    port: int, tokens: dict[str, str], scenarios: list[tuple[str, float, int]], screens: int
+) -> dict[str, Run]:
+    import random
+
+    pool = HttpPool(port, size=8)
+    await pool.open()
+    rng = random.Random(7)
+
+    async def connect(websockets: Any) -> Any:
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/live/",
+            additional_headers={"Authorization": f"Token {tokens['operator_token']}"},
+            compression=None,
+            proxy=None,
+            max_queue=None,
+        )
+        await ws.send(json.dumps({"type": "subscribe", "layers": ["incidents", "reports"]}))
+        return ws
+
+    async def write(key: str) -> None:
+        lon = rng.uniform(GRID_BBOX[0], GRID_BBOX[2])
+        lat = rng.uniform(GRID_BBOX[1], GRID_BBOX[3])
+        client_id = str(uuid.UUID(key))
+        status = await pool.post_json(
+            "/api/v1/reports/",
+            {
+                "client_id": client_id,
+                "category": rng.choice(CATEGORIES),
+                "location": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
+                "accuracy": 12.5,
+                "note": "bench",
+                "client_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            tokens["worker_token"],
+        )
+        if status != 201:
+            raise RuntimeError(f"HTTP {status}")
+
+    def extract(message: dict[str, Any]) -> str | None:
+        if message.get("type") == "event" and message.get("kind") == "report.created":
+            return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
+        return None
+
+    results = {}
+    for name, rate, count in [("warm-up", 20, 20), *scenarios]:
+        results[name] = await run_scenario(
+            rate=rate, count=count, connect_screens=connect, write=write, extract=extract, acks=True, screens=screens
+        )
+    pool.close()
+    return results
+
+
+async def measure_baseline(
+    port: int, conninfo: str, scenarios: list[tuple[str, float, int]], screens: int
+) -> dict[str, Run]:
+    import psycopg
+
+    connections = [await psycopg.AsyncConnection.connect(conninfo) for _ in range(8)]
+    idle: asyncio.Queue[Any] = asyncio.Queue()
+    for conn in connections:
+        idle.put_nowait(conn)
+
+    async def connect(websockets: Any) -> Any:
+        return await websockets.connect(f"ws://127.0.0.1:{port}", compression=None, proxy=None, max_queue=None)
+
+    async def write(key: str) -> None:
+        conn = await idle.get()
+        try:
+            payload = json.dumps({"key": key, "note": "bench"})
+            async with conn.transaction():
+                await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
+                await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+        finally:
+            idle.put_nowait(conn)
+
+    def extract(message: dict[str, Any]) -> str | None:
+        return str(message["key"])
+
+    results = {}
+    for name, rate, count in [("warm-up", 20, 20), *scenarios]:
+        results[name] = await run_scenario(
+            rate=rate, count=count, connect_screens=connect, write=write, extract=extract, acks=False, screens=screens
+        )
+    for conn in connections:
+        await conn.close()
+    return results
+
+
+def summary(run: Run) -> tuple[float, float, float]:
+    values = run.latencies_ms()
+    return percentile(values, 50), percentile(values, 95), percentile(values, 99)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short run (CI smoke): 5/s for 6 s, 50/s for 2 s")
+    parser.add_argument("--screens", type=int, default=20)
+    parser.add_argument("--steady-seconds", type=float, default=30)
+    parser.add_argument("--burst-seconds", type=float, default=4)
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help="channel layers to measure, comma-separated: pubsub,core (default: both; --quick: the configured one)",
+    )
+    parser.add_argument("--baseline-server", nargs=2, metavar=("PORT", "CONNINFO"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.baseline_server:
+        asyncio.run(baseline_server(int(args.baseline_server[0]), args.baseline_server[1]))
+        return 0
+
+    steady_seconds, burst_seconds = (6.0, 2.0) if args.quick else (args.steady_seconds, args.burst_seconds)
+    scenarios = [("steady 5/s", 5.0, round(5 * steady_seconds)), ("burst 50/s", 50.0, round(50 * burst_seconds))]
+    url = _bench_database_url()
+    os.environ["DATABASE_URL"] = url  # before anything imports the settings
+    tokens = setup_database(url)
+    from django.conf import settings
+
+    if args.layers:
+        layers = [name.strip() for name in args.layers.split(",")]
+    elif args.quick:
+        configured = settings.CHANNEL_LAYER_BACKEND
+        layers = [name for name, backend in LAYER_BACKENDS.items() if backend == configured] or ["pubsub"]
+    else:
+        layers = list(LAYER_BACKENDS)
+    conninfo = _psycopg_conninfo(url)
+
+    print(f"bench/latency.py: {args.screens} screens; " + ", ".join(f"{n}: {c} reports" for n, _r, c in scenarios))
+    port = _free_port()
+    baseline = subprocess.Popen(
+        [sys.executable, __file__, "--baseline-server", str(port), conninfo], stdout=subprocess.PIPE, cwd=BASE_DIR
+    )
+    try:
+        assert baseline.stdout is not None
+        if baseline.stdout.readline().strip() != b"ready":
+            raise SystemExit("baseline server did not start")
+        base = asyncio.run(measure_baseline(port, conninfo, scenarios, args.screens))
+    finally:
+        stop(baseline)
+
+    ours: dict[str, dict[str, Run]] = {}
+    for layer in layers:
+        daphne, daphne_port = start_daphne(url, LAYER_BACKENDS[layer])
+        try:
+            ours[layer] = asyncio.run(measure_gridcommand(daphne_port, tokens, scenarios, args.screens))
+        finally:
+            stop(daphne)
+
+    print()
+    print(f"{'scenario':<12} {'pipeline':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95 ratio':>10} {'lost':>5}")
+    failed = False
+    for name, _rate, _count in scenarios:
+        b50, b95, b99 = summary(base[name])
+        print(f"{name:<12} {'baseline (pg_notify+ws)':<28} {b50:8.1f} {b95:8.1f} {b99:8.1f} {'':>10} {0:5d}")
+        for layer in layers:
+            run = ours[layer][name]
+            o50, o95, o99 = summary(run)
+            answered = [(run.answered[k] - run.sent_at[k]) * 1000 for k in run.answered]
+            label = f"gridcommand ({layer})"
+            print(f"{'':<12} {label:<28} {o50:8.1f} {o95:8.1f} {o99:8.1f} {o95 / b95:9.1f}x {run.missing():5d}")
+            print(
+                f"{'':<12} {'  of which HTTP answer':<28} {percentile(answered, 50):8.1f} "
+                f"{percentile(answered, 95):8.1f} {percentile(answered, 99):8.1f}"
+            )
+            if run.errors or run.missing():
+                failed = True
+                print(f"{'':<12}   errors: {len(run.errors)} {run.errors[:3]}; lost: {run.missing()}")
+    print()
+    print("Goal: p95 within 3x of the baseline. 'of which HTTP answer': POST until its 201 arrived.")
+    if failed:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
