@@ -166,7 +166,9 @@ _default_db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME") or None}
 DATABASES = {"default": _default_db}
 
 REDIS_URL = env_str("REDIS_URL") or localstack.default_redis_url()
-CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer")
+# Pub/sub: one PUBLISH per wake, resubscribes by itself after a Redis restart, and measured
+# faster than RedisChannelLayer in bench/latency.py (README). Wakes are hints either way.
+CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKEND,
