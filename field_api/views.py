@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -23,6 +24,7 @@ from command.field_selectors import photo_get_for_user
 from command.models import Category, ReportPhoto
 from command.services.photos import photo_max_bytes, photo_max_count
 from command.services.reports import ReportConflict, report_submit
+from field_api.auth import DeviceTokenAuthentication, FastTokenAuthentication
 from field_api.errors import PayloadTooLarge
 from field_api.serializers import (
     ConflictSerializer,
@@ -75,6 +77,7 @@ class ReportView(APIView):
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     throttle_classes = [ReportThrottle]
+    authentication_classes = [FastTokenAuthentication, SessionAuthentication, DeviceTokenAuthentication]
 
     @extend_schema(
         operation_id="report_submit",
