@@ -184,3 +184,15 @@ def test_reasons_are_chinese_by_default(worker_user, grid):
     # then
     assert response.status_code == 400
     assert "经度" in " ".join(response.json()["location"])
+
+
+def test_reason_added_after_the_main_catalog_is_chinese_too(worker_user, grid):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=worker_user)[0].key}")
+    body = report_body(location={"type": "LineString", "coordinates": [[117, 39], [117.1, 39.1]]})
+    response = client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert "需要点" in " ".join(response.json()["location"])
