@@ -101,7 +101,9 @@ class VectorTileLayer(JSCSSMixin, Layer):
 
 class LiveIncidents(MacroElement):
     """Wires ``window.GridLive`` (realtime/live.js) to the clustered incidents: markers are
-    added or moved by object id as events arrive; a resync reloads the page."""
+    added or moved by object id as events arrive. A resync (the first one right after subscribing,
+    then after a reconnect past the retention window or a layer reload) reloads the open incidents
+    of the view from the GeoJSON endpoint; the events that arrive meanwhile are applied after it."""
 
     _template = Template(
         """
@@ -113,27 +115,48 @@ class LiveIncidents(MacroElement):
           cluster.eachLayer(function (m) { if (m.feature) byId[String(m.feature.id)] = m; });
           var shift = {{ 'true' if this.gcj02 else 'false' }} ? window.GridGcj02
             : function (lon, lat) { return [lon, lat]; };
-          function apply(ev) {
-            if (ev.kind === "layer.reloaded" && ev.layer === "incidents") { window.location.reload(); return; }
-            if (ev.layer !== "incidents" || !ev.payload || !ev.payload.geometry) return;
-            var c = shift(ev.payload.geometry.coordinates[0], ev.payload.geometry.coordinates[1]);
-            var key = String(ev.object_id), marker = byId[key];
-            var closed = ["resolved", "closed", "cancelled"].indexOf((ev.payload.properties || {}).status) >= 0;
+          var open = {{ this.open_statuses|tojson }};
+          function place(id, geometry, properties) {
+            var key = String(id), marker = byId[key];
             if (marker) { cluster.removeLayer(marker); delete byId[key]; }
-            if (closed) return;
+            if (!geometry || open.indexOf((properties || {}).status) < 0) return;
+            var c = shift(geometry.coordinates[0], geometry.coordinates[1]);
             marker = L.circleMarker([c[1], c[0]], {{ this.style|tojson }});
-            marker.feature = {id: key, properties: ev.payload.properties || {}};
+            marker.feature = {id: key, properties: properties || {}};
             byId[key] = marker;
             cluster.addLayer(marker);
           }
-          window.GridMapIncidents = {apply: apply, count: function () { return Object.keys(byId).length; }};
+          function snapshot() {
+            var b = map.getBounds();
+            var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
+              return v.toFixed(6);
+            });
+            var url = "/maps/layers/incidents.geojson?status=" + open.join(",") +
+              "&limit={{ this.limit }}&bbox=" + bbox.join(",");
+            return fetch(url, {credentials: "same-origin"}).then(function (r) {
+              if (!r.ok) throw new Error("incidents snapshot: HTTP " + r.status);
+              return r.json();
+            }).then(function (collection) {
+              cluster.clearLayers();
+              byId = {};
+              (collection.features || []).forEach(function (f) { place(f.id, f.geometry, f.properties); });
+            });
+          }
+          function apply(ev) {
+            if (ev.kind === "layer.reloaded" && ev.layer === "incidents") { snapshot(); return; }
+            if (ev.layer !== "incidents" || !ev.payload) return;
+            place(ev.object_id, ev.payload.geometry, ev.payload.properties);
+          }
+          window.GridMapIncidents = {
+            apply: apply, snapshot: snapshot, count: function () { return Object.keys(byId).length; }
+          };
           if (window.GridLive) {
             var b = map.getBounds();
             window.GridLive.connect({
               layers: ["incidents"],
               bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()],
               onEvent: apply,
-              onResync: function () { window.location.reload(); },
+              onResync: snapshot,
               onStatus: function (status) { document.documentElement.dataset.live = status; }
             });
           }
@@ -148,6 +171,8 @@ class LiveIncidents(MacroElement):
         self.cluster = cluster
         self.style = style
         self.gcj02 = gcj02
+        self.open_statuses = list(OPEN_STATUSES)
+        self.limit = max(inline_max_features(), 100)
 
 
 class Legend(MacroElement):
