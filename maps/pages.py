@@ -306,7 +306,8 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
     background = "#0b1220" if options["dark"] else "#f4f1ea"
     root.header.add_child(
         Element(
-            f"<style>html,body{{background:{background};margin:0}}.folium-map{{background:{background}}}"
+            f"<style>html,body{{background:{background};margin:0}}"
+            f".folium-map.leaflet-container{{background:{background}}}"
             ".leaflet-container{font-family:system-ui,'Noto Sans CJK SC',sans-serif}</style>"
         )
     )
@@ -346,7 +347,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         ).add_to(m)
 
     add_polygons("cells", tooltip=("code", "name"))
-    add_polygons("roads", show=False)
+    add_polygons("roads")  # the streets make the map read without a basemap
     add_polygons("buildings", tooltip=("address", "use", "floors"))
     add_polygons("households", show=False, tooltip=("unit", "members", "head_name", "phone"))
     add_polygons("camera_cones")
@@ -373,7 +374,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         ).add_to(cluster)
         VectorTileLayer(
             layer="incidents",
-            title=_("Incident history") + " / Incident history",
+            title="历史事件 Incident history",  # like the other layers: Chinese and English
             style={**STYLES["incidents"], "radius": 3, "fillOpacity": 0.4},
             show=False,
         ).add_to(m)
