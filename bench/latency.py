@@ -44,6 +44,7 @@ LAYER_BACKENDS = {
 }
 # A small hand-drawn grid (lon, lat): reports land at random points inside it.
 GRID_BBOX = (117.000, 39.000, 117.010, 39.006)
+BASELINE = "baseline (pg_notify+ws)"
 CATEGORIES = ("elevator_fault", "road_damage", "sanitation", "parking_dispute", "other")
 
 
@@ -144,7 +145,7 @@ def start_daphne(url: str, backend: str) -> tuple[subprocess.Popen[bytes], int]:
         "DJANGO_SETTINGS_MODULE": "command.test_settings",
         "DATABASE_URL": url,
         "CHANNEL_LAYER_BACKEND": backend,
-        "CHANNEL_PREFIX": f"gcbench{os.getpid()}{port}",
+        "CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"],
         "FIELD_API_RATE_REPORTS": "1000000/min",
         "LOG_LEVEL": "WARNING",
     }
@@ -323,19 +324,34 @@ async def run_scenario(
     return run
 
 
-async def measure_gridcommand(
-    port: int, tokens: dict[str, str], scenarios: list[tuple[str, float, int]], screens: int
-) -> dict[str, Run]:
-    import random
+def _report_body(rng: Any, key: str) -> dict[str, Any]:
+    return {
+        "client_id": str(uuid.UUID(key)),
+        "category": rng.choice(CATEGORIES),
+        "location": {
+            "type": "Point",
+            "coordinates": [
+                round(rng.uniform(GRID_BBOX[0], GRID_BBOX[2]), 6),
+                round(rng.uniform(GRID_BBOX[1], GRID_BBOX[3]), 6),
+            ],
+        },
+        "accuracy": 12.5,
+        "note": "bench",
+        "client_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
-    pool = HttpPool(port, size=8)
-    await pool.open()
-    rng = random.Random(7)
 
+def _report_key(message: dict[str, Any]) -> str | None:
+    if message.get("type") == "event" and message.get("kind") == "report.created":
+        return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
+    return None
+
+
+def _screen_connector(port: int, token: str) -> Any:
     async def connect(websockets: Any) -> Any:
         ws = await websockets.connect(
             f"ws://127.0.0.1:{port}/ws/live/",
-            additional_headers={"Authorization": f"Token {tokens['operator_token']}"},
+            additional_headers={"Authorization": f"Token {token}"},
             compression=None,
             proxy=None,
             max_queue=None,
@@ -343,42 +359,90 @@ async def measure_gridcommand(
         await ws.send(json.dumps({"type": "subscribe", "layers": ["incidents", "reports"]}))
         return ws
 
+    return connect
+
+
+async def measure_http(
+    port: int, tokens: dict[str, str], rate: float, count: int, screens: int, screens_port: int | None = None
+) -> Run:
+    """Phones POST to /api/v1/reports/ on Daphne; operators' screens on the same Daphne (or on
+    ``screens_port``, a second Daphne process, as behind a proxy at scale)."""
+    import random
+
+    pool = HttpPool(port, size=8)
+    await pool.open()
+    rng = random.Random(7)
+
     async def write(key: str) -> None:
-        lon = rng.uniform(GRID_BBOX[0], GRID_BBOX[2])
-        lat = rng.uniform(GRID_BBOX[1], GRID_BBOX[3])
-        client_id = str(uuid.UUID(key))
-        status = await pool.post_json(
-            "/api/v1/reports/",
-            {
-                "client_id": client_id,
-                "category": rng.choice(CATEGORIES),
-                "location": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
-                "accuracy": 12.5,
-                "note": "bench",
-                "client_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            tokens["worker_token"],
-        )
+        status = await pool.post_json("/api/v1/reports/", _report_body(rng, key), tokens["worker_token"])
         if status != 201:
             raise RuntimeError(f"HTTP {status}")
 
-    def extract(message: dict[str, Any]) -> str | None:
-        if message.get("type") == "event" and message.get("kind") == "report.created":
-            return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
-        return None
-
-    results = {}
-    for name, rate, count in [("warm-up", 20, 20), *scenarios]:
-        results[name] = await run_scenario(
-            rate=rate, count=count, connect_screens=connect, write=write, extract=extract, acks=True, screens=screens
+    try:
+        return await run_scenario(
+            rate=rate,
+            count=count,
+            connect_screens=_screen_connector(screens_port or port, tokens["operator_token"]),
+            write=write,
+            extract=_report_key,
+            acks=True,
+            screens=screens,
         )
-    pool.close()
-    return results
+    finally:
+        pool.close()
 
 
-async def measure_baseline(
-    port: int, conninfo: str, scenarios: list[tuple[str, float, int]], screens: int
-) -> dict[str, Run]:
+async def measure_service(port: int, tokens: dict[str, str], rate: float, count: int, screens: int) -> Run:
+    """The same reports through report_submit in this process (no HTTP): service, commit, wake,
+    Redis, Daphne, screens. The difference to measure_http is the HTTP request path."""
+    import random
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.gis.geos import Point
+    from django.db import connection
+
+    from command.models import Category
+    from command.services.reports import report_submit
+
+    rng = random.Random(7)
+
+    def lookups() -> tuple[dict[str, Category], int]:
+        try:
+            worker = get_user_model().objects.values_list("pk", flat=True).get(username="bench-worker")
+            return {c.code: c for c in Category.objects.all()}, worker
+        finally:
+            connection.close()
+
+    categories, worker_id = await asyncio.to_thread(lookups)
+
+    def submit(body: dict[str, Any]) -> None:
+        try:
+            report_submit(
+                reporter_id=worker_id,
+                client_id=uuid.UUID(body["client_id"]),
+                category=categories[body["category"]],
+                location=Point(body["location"]["coordinates"][0], body["location"]["coordinates"][1], srid=4326),
+                accuracy_m=body["accuracy"],
+                note=body["note"],
+            )
+        finally:
+            connection.close()  # back to the pool
+
+    async def write(key: str) -> None:
+        await asyncio.to_thread(submit, _report_body(rng, key))
+
+    return await run_scenario(
+        rate=rate,
+        count=count,
+        connect_screens=_screen_connector(port, tokens["operator_token"]),
+        write=write,
+        extract=_report_key,
+        acks=True,
+        screens=screens,
+    )
+
+
+async def measure_baseline(port: int, conninfo: str, rate: float, count: int, screens: int) -> Run:
     import psycopg
 
     connections = [await psycopg.AsyncConnection.connect(conninfo) for _ in range(8)]
@@ -399,17 +463,19 @@ async def measure_baseline(
         finally:
             idle.put_nowait(conn)
 
-    def extract(message: dict[str, Any]) -> str | None:
-        return str(message["key"])
-
-    results = {}
-    for name, rate, count in [("warm-up", 20, 20), *scenarios]:
-        results[name] = await run_scenario(
-            rate=rate, count=count, connect_screens=connect, write=write, extract=extract, acks=False, screens=screens
+    try:
+        return await run_scenario(
+            rate=rate,
+            count=count,
+            connect_screens=connect,
+            write=write,
+            extract=lambda message: str(message["key"]),
+            acks=False,
+            screens=screens,
         )
-    for conn in connections:
-        await conn.close()
-    return results
+    finally:
+        for conn in connections:
+            await conn.close()
 
 
 def summary(run: Run) -> tuple[float, float, float]:
@@ -436,66 +502,96 @@ def main() -> int:
         return 0
 
     steady_seconds, burst_seconds = (6.0, 2.0) if args.quick else (args.steady_seconds, args.burst_seconds)
-    scenarios = [("steady 5/s", 5.0, round(5 * steady_seconds)), ("burst 50/s", 50.0, round(50 * burst_seconds))]
+    scenarios = [
+        ("warm-up", 20.0, 20),
+        ("steady 5/s", 5.0, round(5 * steady_seconds)),
+        ("burst 50/s", 50.0, round(50 * burst_seconds)),
+    ]
     url = _bench_database_url()
     os.environ["DATABASE_URL"] = url  # before anything imports the settings
+    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"  # this process's wakes reach the Daphnes
     tokens = setup_database(url)
     from django.conf import settings
 
+    configured = next((n for n, b in LAYER_BACKENDS.items() if b == settings.CHANNEL_LAYER_BACKEND), "pubsub")
     if args.layers:
         layers = [name.strip() for name in args.layers.split(",")]
-    elif args.quick:
-        configured = settings.CHANNEL_LAYER_BACKEND
-        layers = [name for name, backend in LAYER_BACKENDS.items() if backend == configured] or ["pubsub"]
     else:
-        layers = list(LAYER_BACKENDS)
+        layers = [configured] if args.quick else list(LAYER_BACKENDS)
     conninfo = _psycopg_conninfo(url)
 
-    print(f"bench/latency.py: {args.screens} screens; " + ", ".join(f"{n}: {c} reports" for n, _r, c in scenarios))
-    port = _free_port()
-    baseline = subprocess.Popen(
-        [sys.executable, __file__, "--baseline-server", str(port), conninfo], stdout=subprocess.PIPE, cwd=BASE_DIR
+    print(
+        f"bench/latency.py: {args.screens} screens; "
+        + ", ".join(f"{n}: {c} reports" for n, _r, c in scenarios[1:])
+        + f"; channel layers: {', '.join(layers)}",
+        flush=True,
     )
+    base_port = _free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    results: dict[str, dict[str, Run]] = {}
     try:
+        baseline = subprocess.Popen(
+            [sys.executable, __file__, "--baseline-server", str(base_port), conninfo],
+            stdout=subprocess.PIPE,
+            cwd=BASE_DIR,
+        )
+        processes.append(baseline)
         assert baseline.stdout is not None
         if baseline.stdout.readline().strip() != b"ready":
             raise SystemExit("baseline server did not start")
-        base = asyncio.run(measure_baseline(port, conninfo, scenarios, args.screens))
+        daphnes: dict[str, int] = {}
+        for layer in layers:
+            process, port = start_daphne(url, LAYER_BACKENDS[layer])
+            processes.append(process)
+            daphnes[layer] = port
+        # A second Daphne for the screens: HTTP and websockets on their own processes (cores).
+        process, screens_port = start_daphne(url, LAYER_BACKENDS[configured])
+        processes.append(process)
+        # Scenario by scenario, every pipeline back to back: the machine's load is alike for all.
+        for name, rate, count in scenarios:
+            row = results[name] = {}
+            row[BASELINE] = asyncio.run(measure_baseline(base_port, conninfo, rate, count, args.screens))
+            for layer, port in daphnes.items():
+                row[f"HTTP ({layer})"] = asyncio.run(measure_http(port, tokens, rate, count, args.screens))
+                if layer == configured:
+                    row[f"HTTP, 2 Daphnes ({layer})"] = asyncio.run(
+                        measure_http(port, tokens, rate, count, args.screens, screens_port=screens_port)
+                    )
+                    row[f"service ({layer})"] = asyncio.run(measure_service(port, tokens, rate, count, args.screens))
     finally:
-        stop(baseline)
-
-    ours: dict[str, dict[str, Run]] = {}
-    for layer in layers:
-        daphne, daphne_port = start_daphne(url, LAYER_BACKENDS[layer])
-        try:
-            ours[layer] = asyncio.run(measure_gridcommand(daphne_port, tokens, scenarios, args.screens))
-        finally:
-            stop(daphne)
+        for process in processes:
+            stop(process)
 
     print()
-    print(f"{'scenario':<12} {'pipeline':<28} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95 ratio':>10} {'lost':>5}")
+    print(f"{'scenario':<12} {'pipeline':<26} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95 ratio':>10} {'lost':>5}")
     failed = False
-    for name, _rate, _count in scenarios:
-        b50, b95, b99 = summary(base[name])
-        print(f"{name:<12} {'baseline (pg_notify+ws)':<28} {b50:8.1f} {b95:8.1f} {b99:8.1f} {'':>10} {0:5d}")
-        for layer in layers:
-            run = ours[layer][name]
-            o50, o95, o99 = summary(run)
-            answered = [(run.answered[k] - run.sent_at[k]) * 1000 for k in run.answered]
-            label = f"gridcommand ({layer})"
-            print(f"{'':<12} {label:<28} {o50:8.1f} {o95:8.1f} {o99:8.1f} {o95 / b95:9.1f}x {run.missing():5d}")
-            print(
-                f"{'':<12} {'  of which HTTP answer':<28} {percentile(answered, 50):8.1f} "
-                f"{percentile(answered, 95):8.1f} {percentile(answered, 99):8.1f}"
-            )
+    for name, _rate, _count in scenarios[1:]:
+        runs = results[name]
+        base95 = summary(runs[BASELINE])[1]
+        for label, run in runs.items():
+            p50, p95, p99 = summary(run)
+            ratio = "" if label.startswith("baseline") else f"{p95 / base95:9.1f}x"
+            print(f"{name:<12} {label:<26} {p50:8.1f} {p95:8.1f} {p99:8.1f} {ratio:>10} {run.missing():5d}")
+            if not label.startswith("baseline"):
+                answered = [(run.answered[k] - run.sent_at[k]) * 1000 for k in run.answered]
+                what = "  201 answered after" if label.startswith("HTTP") else "  committed after"
+                print(
+                    f"{'':<12} {what:<26} {percentile(answered, 50):8.1f} "
+                    f"{percentile(answered, 95):8.1f} {percentile(answered, 99):8.1f}"
+                )
             if run.errors or run.missing():
                 failed = True
                 print(f"{'':<12}   errors: {len(run.errors)} {run.errors[:3]}; lost: {run.missing()}")
+            name = ""
     print()
-    print("Goal: p95 within 3x of the baseline. 'of which HTTP answer': POST until its 201 arrived.")
-    if failed:
-        return 1
-    return 0
+    print(
+        "report-to-screen latency over every (report, screen) pair; goal: HTTP p95 within 3x of the baseline.\n"
+        "HTTP: POST /api/v1/reports/ on Daphne, screens on the same process; 2 Daphnes: screens on a second\n"
+        "Daphne process (the wake crosses Redis); service: report_submit in this process (no HTTP);\n"
+        "'201 answered after' / 'committed after': when the phone got its answer / report_submit returned\n"
+        "(the screens often have the report before that)."
+    )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
