@@ -117,7 +117,7 @@ class Access(_Strict):
 
 class Error(_Strict):
     type: Literal["error"]
-    code: Literal["bad_request", "not_subscribed"]
+    code: Literal["bad_request"]
     detail: str
 
 
