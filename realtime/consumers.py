@@ -36,7 +36,7 @@ from django.conf import settings
 from pydantic import ValidationError
 
 from command.eventlog import WAKE_GROUP, event_resumable, events_after, latest_seq
-from command.layers import LayerGrant, layers_for_user, redact
+from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
 from realtime.geo import geometry_in_bbox
 from realtime.hub import hub_for_loop
@@ -90,6 +90,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.marks: deque[tuple[int, int]] = deque()  # (seq, sent_bytes after it), for acks
         self.last_heard = time.monotonic()
         self.tick_task: asyncio.Task[None] | None = None
+        # Unmasked personal data sent since the last heartbeat: layer -> (grant, object ids).
+        self.unmasked: dict[str, tuple[LayerGrant, list[str]]] = {}
         since = self._since_param()
         self.since: int | None = None
         await self.accept()
@@ -113,6 +115,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         self.closing = True
         hub_for_loop().leave(self)
+        await self._log_unmasked()
         tick_task = getattr(self, "tick_task", None)
         if tick_task is not None:
             tick_task.cancel()
@@ -261,6 +264,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._close(messages.CLOSE_FORBIDDEN)
             return
         await self._join_wakes()
+        await self._log_unmasked()
         async with self.lock:
             try:
                 await self._regrant(grants)
@@ -312,6 +316,27 @@ class LiveConsumer(AsyncWebsocketConsumer):
             text = self._event_text(event)
             if text is not None:
                 await self._send_text(text, event["seq"])
+                grant = self.grants[event["layer"]]
+                if grant.personal_data and event["kind"] != "layer.reloaded":
+                    self.unmasked.setdefault(event["layer"], (grant, []))[1].append(event["object_id"])
+
+    async def _log_unmasked(self) -> None:
+        """Write what this screen was shown unmasked to the personal-data access log: one row
+        per layer per heartbeat, not one per event (command.layers.layer_access_log)."""
+        if not self.unmasked:
+            return
+        batches, self.unmasked = self.unmasked, {}
+
+        def write() -> None:
+            for grant, object_ids in batches.values():
+                layer_access_log(user=self.user, channel="websocket", grant=grant, object_ids=object_ids)
+
+        try:
+            await database_sync_to_async(write)()
+        except Exception:  # the database is away: keep them for the next heartbeat
+            logger.exception("personal-data access log not written for user %s; retrying", self.user_id)
+            for layer, (grant, object_ids) in batches.items():
+                self.unmasked.setdefault(layer, (grant, []))[1][:0] = object_ids
 
     def _event_text(self, event: dict[str, Any]) -> str | None:
         """The event as this subscriber may see it, encoded; None when it is not for them.

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from websockets.exceptions import InvalidStatus
 
 from command.layers import LAYERS
+from command.models import PersonalDataAccess
 from tests.realtime.conftest import session_cookie
 from tests.realtime.live_client import LiveClient
 
@@ -145,3 +146,20 @@ def test_bbox_limits_what_a_screen_receives(screens, make_user, submit):
     time.sleep(0.5)
     coords = [tuple(e["payload"]["geometry"]["coordinates"]) for e in screen.events]
     assert coords == [(117.0005, 39.0005), (117.001, 39.0002)]
+
+
+def test_unmasked_personal_data_sent_live_is_written_to_the_access_log(screens, make_user, submit):
+    # given: an operator (sees reporters and notes) and a police officer (does not)
+    operator = make_user("operator")
+    police = make_user("police")
+    operator_screen = screens(operator)
+    operator_screen.subscribe(["incidents", "reports"])
+    police_screen = screens(police)
+    police_screen.subscribe(["incidents"])
+    # when
+    report = submit(note="住户李四")
+    assert operator_screen.wait_for(lambda c: len(c.events) == 2)
+    operator_screen.wait_type("heartbeat", count=len(operator_screen.of_type("heartbeat")) + 1, timeout=5)
+    # then: one row for the operator's unmasked report, none for the incident layer or the police
+    rows = list(PersonalDataAccess.objects.filter(channel="websocket"))
+    assert [(r.user_id, r.layer, r.object_ids) for r in rows] == [(operator.pk, "reports", [str(report.pk)])]
