@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.gis.admin import GISModelAdmin
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from command import models
 from command.layers import layer_access_log, layers_for_user
+from command.services.devices import device_token_issue, device_token_revoke
 from command.services.places import building_save, camera_save, grid_cell_save
 from command.widgets import LocalMapWidget
 
@@ -176,3 +178,32 @@ class EventAdmin(admin.ModelAdmin):
 class PersonalDataAccessAdmin(EventAdmin):
     list_display = ("at", "user", "channel", "layer", "detail", "object_ids")
     list_filter = ("channel", "layer")
+
+
+@admin.register(models.DeviceToken)
+class DeviceTokenAdmin(admin.ModelAdmin):
+    """Keys for alarm buttons and other devices: issued here (the key is shown once), revoked by
+    an action; only the key's hash is stored."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    fields = ("name", "user")
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        token, key = device_token_issue(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        self.message_user(
+            request,
+            _("Device key for %(name)s (shown only now, copy it to the device): %(key)s")
+            % {"name": token.name, "key": key},
+            messages.WARNING,
+        )
+
+    @admin.action(description=_("Revoke the selected device keys"))
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for token in queryset:
+            device_token_revoke(token=token)

@@ -13,9 +13,20 @@ from command.models import Camera, Incident, Report, Worker
 
 
 def _geometry(geom: GEOSGeometry | None) -> dict[str, Any] | None:
+    """GeoJSON of a geometry, built from its coordinates: ``geom.json`` goes through GDAL and
+    looked the SRS up on every event (py-spy: ``import_epsg`` on the report hot path)."""
     if geom is None:
         return None
-    return json.loads(geom.json)
+    kind = geom.geom_type
+    if kind in ("Point", "LineString", "Polygon"):
+        return {"type": kind, "coordinates": _lists(getattr(geom, "coords"))}  # noqa: B009 - not typed by the stubs
+    return dict(json.loads(geom.json))  # multi-geometries: rare in events
+
+
+def _lists(coords: Any) -> Any:
+    if coords and isinstance(coords[0], (int, float)):
+        return list(coords)
+    return [_lists(c) for c in coords]
 
 
 def _value(value: Any) -> Any:

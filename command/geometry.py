@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.contrib.gis.gdal import GDALException
 from django.contrib.gis.geos import GEOSException, GEOSGeometry, Point, Polygon
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -84,7 +85,7 @@ def geometry_from_geojson(data: Any, *, expected: str | tuple[str, ...]) -> GEOS
 
     try:
         geom = GEOSGeometry(json.dumps({"type": data["type"], "coordinates": data["coordinates"]}), srid=4326)
-    except (GEOSException, ValueError, TypeError) as exc:
+    except (GEOSException, GDALException, ValueError, TypeError) as exc:
         raise ValidationError(_("Malformed GeoJSON geometry: %(error)s") % {"error": exc}, code="geojson") from exc
     return check_geometry(geom, expected=expected)
 
