@@ -1,10 +1,10 @@
 """The event log: append inside the writing transaction, wake the screens after commit.
 
-``seq`` is allocated from the single ``EventCounter`` row with ``UPDATE ... RETURNING``; the
-row lock is held until the transaction ends, so transactions that write events commit in
-``seq`` order and a reader never sees seq N+1 before N (tests/command/test_eventlog.py proves it
-with concurrent writers). Services append their events as their last step, so the lock is held
-only for the tail of the transaction.
+``seq`` is allocated from the single ``EventCounter`` row with ``UPDATE ... RETURNING``, in the
+statement that inserts the event; the row lock is held until the transaction ends, so
+transactions that write events commit in ``seq`` order and a reader never sees seq N+1 before N
+(tests/command/test_seq_order.py proves it with concurrent writers). Services append their
+events as their last step, so the lock is held only for the tail of the transaction.
 
 After commit the events go, as a "wake", to the channel-layer group ``WAKE_GROUP`` (sent by
 one thread per process, ``WakeSender``, so the writer never waits for Redis). Every event of
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import logging
 import queue
 import threading
@@ -97,17 +98,19 @@ def event_record(event: Event) -> dict[str, Any]:
     }
 
 
-def _next_seq(count: int = 1) -> int:
-    with connection.cursor() as cursor:
-        # An upsert, so a flushed table (transactional tests) starts again at 1.
-        cursor.execute(
-            "INSERT INTO command_eventcounter (id, last_seq) VALUES (1, %s) ON CONFLICT (id) "
-            "DO UPDATE SET last_seq = command_eventcounter.last_seq + EXCLUDED.last_seq RETURNING last_seq",
-            [count],
-        )
-        row = cursor.fetchone()
-    assert row is not None
-    return int(row[0])
+# One round trip: take the next seq from the counter row (its row lock is held until commit, so
+# commit order is seq order) and insert the event with it. An upsert, so a flushed table
+# (transactional tests) starts again at 1.
+_APPEND_SQL = """
+WITH counter AS (
+  INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 1)
+  ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + 1
+  RETURNING last_seq
+)
+INSERT INTO command_event (seq, kind, layer, object_id, actor_id, payload, created_at)
+SELECT last_seq, %s, %s, %s, %s, %s::jsonb, %s FROM counter
+RETURNING seq
+"""
 
 
 def event_append(
@@ -127,16 +130,25 @@ def event_append(
             "created_at": timezone.now(),
         }
     )
-    seq = _next_seq()
-    event = Event.objects.create(
-        seq=seq,
+    stored_payload = record.payload.model_dump(mode="json")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _APPEND_SQL,
+            [kind, layer, record.object_id, actor_id, json.dumps(stored_payload), record.created_at],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    event = Event(
+        seq=int(row[0]),
         kind=kind,
         layer=layer,
-        object_id=str(object_id),
+        object_id=record.object_id,
         actor_id=actor_id,
-        payload=record.payload.model_dump(mode="json"),
+        payload=stored_payload,
         created_at=record.created_at,
     )
+    event._state.adding = False
+    event._state.db = connection.alias
     wire = event_record(event)
     transaction.on_commit(lambda: wake_send(wire))
     return event
