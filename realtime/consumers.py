@@ -33,6 +33,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
+from django.db import DatabaseError
 from pydantic import ValidationError
 
 from command.eventlog import WAKE_GROUP, event_resumable, events_after, latest_seq
@@ -248,40 +249,46 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     await self._catch_up(events[-1]["seq"])
             except Overflow:
                 return
+            except DatabaseError as exc:  # the cursor stays: the next wake or heartbeat retries
+                logger.warning("catching up from the log failed (%s)", exc)
 
-    def tick(self, latest: int, grants: dict[str, LayerGrant]) -> None:
-        """The hub's heartbeat (see realtime.hub); runs beside the wakes, under the same lock."""
+    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
+        """The hub's heartbeat (see realtime.hub); runs beside the wakes, under the same lock.
+        ``None``: the database could not be read this time; only the heartbeat goes out."""
         if self.tick_task is None or self.tick_task.done():
             self.tick_task = asyncio.get_running_loop().create_task(self._tick(latest, grants))
 
-    async def _tick(self, latest: int, grants: dict[str, LayerGrant]) -> None:
+    async def _tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
         if self.closing:
             return
         if time.monotonic() - self.last_heard > settings.REALTIME_CLIENT_TIMEOUT_SECONDS:
             await self._close(messages.CLOSE_TIMEOUT)
             return
-        if not grants:
+        if grants is not None and not grants:
             await self._close(messages.CLOSE_FORBIDDEN)
             return
         await self._join_wakes()
         await self._log_unmasked()
         async with self.lock:
             try:
-                await self._regrant(grants)
+                if grants is not None:
+                    await self._regrant(grants)
                 if self.cursor is None:
                     return
-                if latest < self.cursor:
+                if latest is not None and latest < self.cursor:
                     # Usually wakes outran the hub's read; if the log really went back (a restored
                     # database) the client must start over.
                     latest = await database_sync_to_async(latest_seq)()
                     if latest < self.cursor:
                         self.cursor = latest
                         await self._send({"type": "resync", "seq": latest, "reason": "reset"})
-                if latest > self.cursor:
+                if latest is not None and latest > self.cursor:
                     await self._catch_up(latest)
                 await self._send({"type": "heartbeat", "seq": self.cursor})
             except Overflow:
                 return
+            except DatabaseError as exc:  # the cursor stays: the next heartbeat retries
+                logger.warning("heartbeat: catching up from the log failed (%s)", exc)
 
     async def _regrant(self, grants: dict[str, LayerGrant]) -> None:
         self.grants = grants
@@ -323,8 +330,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def _log_unmasked(self) -> None:
         """Write what this screen was shown unmasked to the personal-data access log: one row
         per layer per heartbeat, not one per event (command.layers.layer_access_log)."""
-        if not self.unmasked:
-            return
+        if not getattr(self, "unmasked", None):
+            return  # nothing shown, or the connection never got that far
         batches, self.unmasked = self.unmasked, {}
 
         def write() -> None:

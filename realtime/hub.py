@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 class Member(Protocol):
     user_id: int
 
-    def tick(self, latest: int, grants: dict[str, LayerGrant]) -> None: ...
+    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None: ...
 
 
 @database_sync_to_async
@@ -58,13 +58,17 @@ class Hub:
             await asyncio.sleep(settings.REALTIME_HEARTBEAT_SECONDS)
             if not self.members:
                 break
+            latest: int | None
+            grants: dict[int, dict[str, LayerGrant]] | None
             try:
                 latest, grants = await hub_state([m.user_id for m in self.members])
-            except Exception:
-                logger.warning("heartbeat: database not reachable; retrying", exc_info=True)
-                continue
+            except Exception as exc:
+                # Heartbeats go on (the clients keep acking, so nobody is taken for silent);
+                # catching up and re-checking grants wait for the database.
+                logger.warning("heartbeat: database not reachable (%s); retrying", exc)
+                latest, grants = None, None
             for member in list(self.members):
-                member.tick(latest, grants.get(member.user_id, {}))
+                member.tick(latest, None if grants is None else grants.get(member.user_id, {}))
 
 
 _hubs: dict[Any, Hub] = {}
