@@ -28,14 +28,15 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from benchlib import bench_database_url, daphne_start, database_ensure, psycopg_conninfo, stop  # noqa: E402 - bench/ is the script folder
+
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
 os.environ.setdefault("DJANGO_SECURE", "0")
 
@@ -46,34 +47,11 @@ CELL_DEG = 0.001
 BASELINE_TABLE = "bench_ingest_baseline"
 
 
-def bench_database_url() -> str:
-    from command import localstack
-
-    url = urlparse(os.environ.get("DATABASE_URL") or localstack.default_database_url())
-    name = url.path.lstrip("/") or "gridcommand"
-    return urlunparse(url._replace(path=f"/{name}_bench_ingest"))
-
-
-def conninfo(url: str) -> str:
-    from command.settings import database_from_url
-
-    db = database_from_url(url)
-    parts = {"dbname": db["NAME"], "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"]}
-    parts["port"] = db["PORT"]
-    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
-
-
 def setup_database(url: str) -> list[str]:
     """Create, migrate and fill the bench database; return one API token per client."""
     import psycopg
 
-    from command.settings import database_from_url
-
-    db = database_from_url(url)
-    admin_url = url.replace(f"/{db['NAME']}", "/postgres", 1)
-    with psycopg.connect(conninfo(admin_url), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    database_ensure(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.test_settings")
     import django
@@ -89,7 +67,7 @@ def setup_database(url: str) -> list[str]:
 
     call_command("migrate", verbosity=0, interactive=False)
     reference_data_ensure()
-    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+    with psycopg.connect(psycopg_conninfo(url), autocommit=True) as conn:
         conn.execute(
             "TRUNCATE command_reportphoto, command_report, command_incident, command_event, "
             "command_locationping RESTART IDENTITY CASCADE"
@@ -174,64 +152,16 @@ def make_reports(count: int, seed: int) -> list[dict[str, Any]]:
 # --- GridCommand side -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_daphne(url: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    log = BASE_DIR / ".local" / "log" / f"bench-ingest-daphne-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "command.test_settings",
-        "DATABASE_URL": url,
-        "CHANNEL_PREFIX": f"gcbenchingest{os.getpid()}",
-        "DB_POOL_MAX": "20",
-        "FIELD_API_RATE_REPORTS": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "command.asgi:application"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"daphne exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return process, port
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            stop(process)
-            raise SystemExit(f"daphne did not answer:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
+    return daphne_start(
+        url, name="bench-ingest", env={"CHANNEL_PREFIX": f"gcbenchingest{os.getpid()}", "DB_POOL_MAX": "20"}
+    )
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 async def http_client(port: int, token: str, queue: asyncio.Queue[dict[str, Any]], codes: dict[int, int]) -> None:
@@ -344,11 +274,11 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL"):
         subprocess.run([sys.executable, "-m", "command.localstack", "start"], cwd=BASE_DIR, check=True)
     del localstack
-    url = bench_database_url()
+    url = bench_database_url("bench_ingest")
     # Before anything imports command.settings, which reads DATABASE_URL once.
     os.environ["DATABASE_URL"] = url
     tokens = setup_database(url)
-    info = conninfo(url)
+    info = psycopg_conninfo(url)
 
     # Same workload shape on both sides, fresh ids on each.
     app_reports = make_reports(count, seed=1)

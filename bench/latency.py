@@ -25,15 +25,16 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from benchlib import bench_database_url, daphne_start, database_ensure, free_port, psycopg_conninfo, stop  # noqa: E402 - bench/ is the script folder
+
 # The bench runs with the test settings (plain HTTP on 127.0.0.1, no production secret needed).
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
 os.environ.setdefault("DJANGO_SECURE", "0")
@@ -51,36 +52,11 @@ CATEGORIES = ("elevator_fault", "road_damage", "sanitation", "parking_dispute", 
 # --- set-up ---------------------------------------------------------------------------------------
 
 
-def _bench_database_url() -> str:
-    from command import localstack
-
-    url = urlparse(os.environ.get("DATABASE_URL") or localstack.default_database_url())
-    name = url.path.lstrip("/") or "gridcommand"
-    return urlunparse(url._replace(path=f"/{name}_bench"))
-
-
-def _psycopg_conninfo(url: str) -> str:
-    """A libpq connection string for a postgres:// URL with ?host=/socket/dir."""
-    from command.settings import database_from_url
-
-    db = database_from_url(url)
-    parts = {"dbname": db["NAME"], "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"]}
-    parts["port"] = db["PORT"]
-    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
-
-
 def setup_database(url: str) -> dict[str, str]:
     """Create and migrate the bench database; return the logins' credentials."""
     import psycopg
 
-    from command.settings import database_from_url
-
-    db = database_from_url(url)
-    admin_url = url.replace(f"/{db['NAME']}", "/postgres", 1)
-    with psycopg.connect(_psycopg_conninfo(admin_url), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    database_ensure(url)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.test_settings")
     import django
 
@@ -106,7 +82,7 @@ def setup_database(url: str) -> dict[str, str]:
         username="bench-worker", password=secrets.token_urlsafe(), role="grid_worker", team=Team.objects.first()
     )
     operator = user_ensure(username="bench-operator", password=secrets.token_urlsafe(), role="operator")
-    with psycopg.connect(_psycopg_conninfo(url), autocommit=True) as conn:
+    with psycopg.connect(psycopg_conninfo(url), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
     return {
         "worker_token": Token.objects.get_or_create(user=worker)[0].key,
@@ -114,64 +90,12 @@ def setup_database(url: str) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"server did not answer on {url}:\n{log.read_text()[-3000:]}")
-
-
 def start_daphne(url: str, backend: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    log = BASE_DIR / ".local" / "log" / f"bench-daphne-{port}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "command.test_settings",
-        "DATABASE_URL": url,
-        "CHANNEL_LAYER_BACKEND": backend,
-        "CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"],
-        "FIELD_API_RATE_REPORTS": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "command.asgi:application"],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", process, log)
-    except BaseException:
-        stop(process)
-        raise
-    return process, port
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    return daphne_start(
+        url,
+        name="bench-latency",
+        env={"CHANNEL_LAYER_BACKEND": backend, "CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"]},
+    )
 
 
 # --- the baseline server (a separate process: python bench/latency.py --baseline-server ...) -----
@@ -507,7 +431,7 @@ def main() -> int:
         ("steady 5/s", 5.0, round(5 * steady_seconds)),
         ("burst 50/s", 50.0, round(50 * burst_seconds)),
     ]
-    url = _bench_database_url()
+    url = bench_database_url("bench")
     os.environ["DATABASE_URL"] = url  # before anything imports the settings
     os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"  # this process's wakes reach the Daphnes
     tokens = setup_database(url)
@@ -518,7 +442,7 @@ def main() -> int:
         layers = [name.strip() for name in args.layers.split(",")]
     else:
         layers = [configured] if args.quick else list(LAYER_BACKENDS)
-    conninfo = _psycopg_conninfo(url)
+    conninfo = psycopg_conninfo(url)
 
     print(
         f"bench/latency.py: {args.screens} screens; "
@@ -526,7 +450,7 @@ def main() -> int:
         + f"; channel layers: {', '.join(layers)}",
         flush=True,
     )
-    base_port = _free_port()
+    base_port = free_port()
     processes: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, Run]] = {}
     try:
@@ -565,11 +489,16 @@ def main() -> int:
     print()
     print(f"{'scenario':<12} {'pipeline':<26} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95 ratio':>10} {'lost':>5}")
     failed = False
+    headline: list[str] = []
     for name, _rate, _count in scenarios[1:]:
         runs = results[name]
         base95 = summary(runs[BASELINE])[1]
+        scenario, headed = name, False
         for label, run in runs.items():
             p50, p95, p99 = summary(run)
+            if label.startswith("HTTP (") and not headed:  # the first: the configured channel layer
+                headline.append(f"{scenario} {p95 / base95:.1f}x")
+                headed = True
             ratio = "" if label.startswith("baseline") else f"{p95 / base95:9.1f}x"
             print(f"{name:<12} {label:<26} {p50:8.1f} {p95:8.1f} {p99:8.1f} {ratio:>10} {run.missing():5d}")
             if not label.startswith("baseline"):
@@ -591,6 +520,7 @@ def main() -> int:
         "'201 answered after' / 'committed after': when the phone got its answer / report_submit returned\n"
         "(the screens often have the report before that)."
     )
+    print(f"RATIO report-to-screen p95, HTTP on one Daphne / bare baseline: {', '.join(headline)} (goal <= 3x)")
     return 1 if failed else 0
 
 
