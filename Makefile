@@ -110,7 +110,7 @@ pytest: services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: services
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+	@for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 # --- housekeeping ---------------------------------------------------------------------------
 
