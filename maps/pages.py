@@ -314,7 +314,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
     if gcj02:
         root.header.add_child(Element(GCJ02_JS))
 
-    def add_polygons(name: str, *, show: bool = True, tooltip: tuple[str, ...] = ()) -> None:
+    def add_layer(name: str, *, show: bool = True, tooltip: tuple[str, ...] = (), points: bool = False) -> None:
         grant = grants.get(name)
         if grant is None:
             return
@@ -324,36 +324,19 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
             return
         data = _geojson(grant, FeatureQuery(limit=inline_max_features()), user=user, gcj02=gcj02)
         style = STYLES[name]
-        folium.GeoJson(
-            data,
-            name=title,
-            show=show,
-            style_function=lambda _f, s=style: s,
-            tooltip=_tooltip(grant, tooltip, data),
-        ).add_to(m)
+        drawing: dict[str, Any] = (
+            {"marker": folium.CircleMarker(**style)} if points else {"style_function": lambda _f, s=style: s}
+        )
+        folium.GeoJson(data, name=title, show=show, tooltip=_tooltip(grant, tooltip, data), **drawing).add_to(m)
 
-    def add_points(name: str, *, show: bool = True, tooltip: tuple[str, ...] = ()) -> None:
-        grant = grants.get(name)
-        if grant is None:
-            return
-        title = f"{grant.layer.title_zh} {grant.layer.title_en}"
-        if layer_feature_count(grant, FeatureQuery(limit=None)) > inline_max_features():
-            VectorTileLayer(layer=name, title=title, style=STYLES[name], show=show).add_to(m)
-            return
-        data = _geojson(grant, FeatureQuery(limit=inline_max_features()), user=user, gcj02=gcj02)
-        style = STYLES[name]
-        folium.GeoJson(
-            data, name=title, show=show, marker=folium.CircleMarker(**style), tooltip=_tooltip(grant, tooltip, data)
-        ).add_to(m)
-
-    add_polygons("cells", tooltip=("code", "name"))
-    add_polygons("roads")  # the streets make the map read without a basemap
-    add_polygons("buildings", tooltip=("address", "use", "floors"))
-    add_polygons("households", show=False, tooltip=("unit", "members", "head_name", "phone"))
-    add_polygons("camera_cones")
-    add_points("cameras", tooltip=("code", "name", "status"))
-    add_polygons("hotspots", tooltip=("count",))
-    add_points("workers", show=False, tooltip=("display_name", "team_id"))
+    add_layer("cells", tooltip=("code", "name"))
+    add_layer("roads")  # the streets make the map read without a basemap
+    add_layer("buildings", tooltip=("address", "use", "floors"))
+    add_layer("households", show=False, tooltip=("unit", "members", "head_name", "phone"))
+    add_layer("camera_cones")
+    add_layer("cameras", tooltip=("code", "name", "status"), points=True)
+    add_layer("hotspots", tooltip=("count",))
+    add_layer("workers", show=False, tooltip=("display_name", "team_id"), points=True)
     incidents = grants.get("incidents")
     if incidents is not None:
         title = f"{incidents.layer.title_zh} {incidents.layer.title_en}"
