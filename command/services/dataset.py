@@ -24,24 +24,21 @@ from command.models import (
     Team,
     Worker,
 )
+from command.selectors import BUILDING_NEAR_POINT_SQL, CELL_FOR_POINT_SQL
 from command.services.places import buildings_assign_cells
 
 BATCH = 5000
 
-# Derive the grid cell of point objects loaded in bulk (same rule as selectors.grid_cell_for_point).
-POINT_CELL_SQL = """
-UPDATE {table} t SET grid_cell_id = (
-    SELECT c.id FROM command_gridcell c WHERE c.level = 'cell' AND ST_Covers(c.geom, t.{column})
-    ORDER BY c.code LIMIT 1)
-"""
+# Derive what a bulk load leaves out, by the same rules as report_submit (command.selectors).
+# (S608: composed of constants only; the table names come from the code.)
+POINT_CELL_SQL = "UPDATE {table} t SET grid_cell_id = (" + CELL_FOR_POINT_SQL.format(point="t.location") + ")"  # noqa: S608
 POINT_OUTSIDE_SQL = "UPDATE {table} SET outside_grid = grid_cell_id IS NULL"
-# The nearest building footprint within 30 m (as report_submit does), for loaded history.
-NEAREST_BUILDING_SQL = """
-UPDATE {table} t SET building_id = (
-    SELECT b.id FROM command_building b
-    WHERE b.footprint && ST_Expand(t.location, 0.0006) AND ST_DWithin(b.footprint::geography, t.location::geography, 30)
-    ORDER BY ST_Distance(b.footprint::geography, t.location::geography), b.id LIMIT 1)
-"""
+# 0.0006 degrees of longitude are over 30 m up to about 60° north.
+NEAREST_BUILDING_SQL = (
+    "UPDATE {table} t SET building_id = ("  # noqa: S608
+    + BUILDING_NEAR_POINT_SQL.format(point="t.location", expand="0.0006", metres="30")
+    + ")"
+)
 
 
 def _bulk(model: Any, rows: Iterable[Any]) -> int:
@@ -116,7 +113,7 @@ def dataset_derive(*, nearest_buildings: bool = True) -> None:
     buildings_assign_cells()
     with connection.cursor() as cursor:
         for table in ("command_camera", "command_incident", "command_report"):
-            cursor.execute(POINT_CELL_SQL.format(table=table, column="location"))
+            cursor.execute(POINT_CELL_SQL.format(table=table))
             if table != "command_camera":
                 cursor.execute(POINT_OUTSIDE_SQL.format(table=table))
         if nearest_buildings:

@@ -32,6 +32,7 @@ from command.eventlog import event_append
 from command.features import incident_feature, report_feature
 from command.geometry import check_geometry, metres_to_degrees
 from command.models import Category, Incident, Report, ReportPhoto
+from command.selectors import BUILDING_NEAR_POINT_SQL, CELL_FOR_POINT_SQL
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
 
 # A report joins an open incident of the same category this close in space and time.
@@ -81,21 +82,14 @@ def report_content_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_LOCK_CELL_BUILDING_SQL = """
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS g),
-locks AS (
-  SELECT count(pg_advisory_xact_lock(k)) AS n
-  FROM (SELECT k FROM unnest(%(lock_keys)s::bigint[]) k ORDER BY k) ordered
+_POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)"
+_LOCK_CELL_BUILDING_SQL = (
+    "WITH locks AS (SELECT count(pg_advisory_xact_lock(k)) AS n"  # noqa: S608 - constants; values are parameters
+    " FROM (SELECT k FROM unnest(%(lock_keys)s::bigint[]) k ORDER BY k) ordered) "
+    "SELECT (SELECT n FROM locks), "
+    f"({CELL_FOR_POINT_SQL.format(point=_POINT)}), "
+    f"({BUILDING_NEAR_POINT_SQL.format(point=_POINT, expand='%(bexpand)s', metres='%(bmetres)s')})"
 )
-SELECT
-  (SELECT n FROM locks),
-  (SELECT c.id FROM command_gridcell c, p WHERE c.level = 'cell' AND ST_Covers(c.geom, p.g)
-    ORDER BY c.code LIMIT 1),
-  (SELECT b.id FROM command_building b, p
-    WHERE b.footprint && ST_Expand(p.g, %(bexpand)s)
-      AND ST_DWithin(b.footprint::geography, p.g::geography, %(bmetres)s)
-    ORDER BY ST_Distance(b.footprint::geography, p.g::geography), b.id LIMIT 1)
-"""
 
 # Runs as its own statement after the lock is held, so its snapshot sees every incident that
 # an earlier holder of the lock committed.
@@ -403,7 +397,3 @@ def _append_report_events(report: Report, incident: Incident, *, incident_create
     event_append(
         kind="report.created", layer="reports", object_id=report.pk, actor_id=actor_id, payload=report_feature(report)
     )
-
-
-def report_get_existing(client_id: uuid.UUID) -> Report | None:
-    return Report.objects.filter(client_id=client_id).select_related("incident").first()
