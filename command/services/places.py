@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.gis.geos import Point, Polygon
+from django.contrib.gis.geos import GEOSGeometry, Point, Polygon
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
@@ -11,7 +11,7 @@ from command.eventlog import event_append
 from command.features import camera_feature
 from command.geometry import camera_view_cone, check_geometry
 from command.models import Building, Camera, GridCell
-from command.selectors import grid_cell_for_point
+from command.selectors import CELL_FOR_POINT_SQL, grid_cell_for_point
 
 ASSIGN_BUILDING_CELLS_SQL = """
 UPDATE command_building b SET grid_cell_id = (
@@ -33,6 +33,20 @@ def buildings_assign_cells(*, building_ids: list[int] | None = None) -> int:
         return int(cursor.rowcount)
 
 
+def _cells_rederive(area: GEOSGeometry) -> None:
+    """Derive again the cells of the buildings and cameras in ``area`` (a cell's old and new
+    extent): only they can have changed cell, so an edit stays cheap on a large district."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM command_building WHERE footprint && ST_GeomFromEWKB(%s)", [area.ewkb])
+        buildings_assign_cells(building_ids=[row[0] for row in cursor.fetchall()])
+        cursor.execute(
+            "UPDATE command_camera t SET grid_cell_id = ("  # noqa: S608 - composed of constants
+            + CELL_FOR_POINT_SQL.format(point="t.location")
+            + ") WHERE t.location && ST_GeomFromEWKB(%s)",
+            [area.ewkb],
+        )
+
+
 @transaction.atomic
 def grid_cell_save(
     *,
@@ -48,10 +62,11 @@ def grid_cell_save(
         raise ValidationError({"level": _("Unknown grid level %(level)s.") % {"level": level}})
     if parent is not None and parent.level != GridCell.Level.BIG:
         raise ValidationError({"parent": _("The parent of a grid cell must be a big grid.")})
+    old = GridCell.objects.filter(code=code).values_list("geom", flat=True).first()
     cell, _created = GridCell.objects.update_or_create(
         code=code, defaults={"name": name, "geom": geom, "level": level, "parent": parent}
     )
-    buildings_assign_cells()
+    _cells_rederive(geom if old is None else geom.union(old))
     event_append(
         kind="layer.reloaded",
         layer="cells",

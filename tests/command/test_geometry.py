@@ -127,6 +127,29 @@ def test_moving_a_cell_boundary_reassigns_buildings(grid):
     assert building.grid_cell_id == grid["A-02"].pk
 
 
+@pytest.mark.django_db
+def test_moving_a_cell_boundary_reassigns_cameras(grid):
+    camera = camera_save(
+        code="CAM-M", name="x", location=Point(117.0003, 39.0005, srid=4326), heading=0, fov=90, range_m=40
+    )
+    assert camera.grid_cell_id == grid["A-01"].pk
+    # A-02 grows west over the camera, A-01 shrinks
+    grid_cell_save(
+        code="A-01",
+        name="A-01",
+        geom=_poly(((117.0, 39.0), (117.0001, 39.0), (117.0001, 39.001), (117.0, 39.001), (117.0, 39.0))),
+        parent=grid["A"],
+    )
+    grid_cell_save(
+        code="A-02",
+        name="A-02",
+        geom=_poly(((117.0001, 39.0), (117.002, 39.0), (117.002, 39.001), (117.0001, 39.001), (117.0001, 39.0))),
+        parent=grid["A"],
+    )
+    camera.refresh_from_db()
+    assert camera.grid_cell_id == grid["A-02"].pk
+
+
 # --- camera view cones ----------------------------------------------------------------------
 
 
