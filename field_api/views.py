@@ -13,7 +13,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 
 from command.field_selectors import photo_get_for_user
 from command.models import Category, ReportPhoto
+from command.services.accounts import api_token_issue, api_token_revoke
 from command.services.photos import photo_max_bytes, photo_max_count
 from command.services.reports import ReportConflict, report_submit
 from field_api.auth import DeviceTokenAuthentication, FastTokenAuthentication
@@ -211,11 +211,9 @@ class TokenView(APIView):
         )
         if user is None or not user.is_active:
             raise ValidationError({"detail": _("Wrong user name or password.")})
-        token, _created = Token.objects.get_or_create(user=user)
+        key = api_token_issue(user=user)
         worker = getattr(user, "worker", None)
-        return Response(
-            {"token": token.key, "username": user.get_username(), "worker_id": worker.pk if worker else None}
-        )
+        return Response({"token": key, "username": user.get_username(), "worker_id": worker.pk if worker else None})
 
     @extend_schema(operation_id="token_revoke", request=None, responses={204: None, **errors(401, 429)})
     def delete(self, request: Request) -> Response:
@@ -224,7 +222,7 @@ class TokenView(APIView):
         found = TokenAuthentication().authenticate(request)
         if found is None:
             return Response({"detail": _("Send the token to revoke as Authorization: Token <key>.")}, status=401)
-        Token.objects.filter(user=found[0]).delete()
+        api_token_revoke(user=found[0])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -47,3 +47,18 @@ def user_ensure(
             defaults={"team": team, "display_name": display_name or username, "phone": phone, "on_duty": True},
         )
     return user
+
+
+def api_token_issue(*, user: User) -> str:
+    """The user's API token for phones and other clients (one per user; the same until revoked)."""
+    from rest_framework.authtoken.models import Token
+
+    token, _created = Token.objects.get_or_create(user=user)
+    return str(token.key)
+
+
+def api_token_revoke(*, user: User) -> None:
+    """Revoke the user's API token: every client using it must log in again."""
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.filter(user=user).delete()
