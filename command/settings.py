@@ -161,6 +161,11 @@ if DB_POOL_MAX > 0:
     _options = dict(_default_db["OPTIONS"])  # type: ignore[call-overload]
     _options["pool"] = {"min_size": env_int("DB_POOL_MIN", 2), "max_size": DB_POOL_MAX, "timeout": 10}
     _default_db["OPTIONS"] = _options
+# The lean ASGI paths in front of Django (field_api/fast.py, maps/fast.py); 0 sends every
+# request through Django (same answers, slower).
+FAST_PATHS = env_bool("GRIDCOMMAND_FAST_PATHS", True)
+# The async pool of the lean paths (command/db_async.py: reports, tiles) on Daphne's event loop.
+DB_ASYNC_POOL_MAX = env_int("DB_ASYNC_POOL_MAX", 10)
 _default_db["CONN_MAX_AGE"] = 0
 _default_db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME") or None}
 DATABASES = {"default": _default_db}

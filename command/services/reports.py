@@ -1,38 +1,35 @@
 """Field reports: the one way a report enters the system.
 
-``report_submit`` is on the hot path (every phone report, the latency benchmark): it makes a
-fixed, small number of round trips (pinned by tests/command/test_services_reports.py):
-
-1. take the grouping locks (category x ~100 m squares), find the grid cell and the nearest
-   building (one query),
-2. find an open incident nearby, locked (one query),
-3. route a worker and insert the incident, or bump the found incident (one or two),
-4. insert the report (the idempotency key's unique index decides here), its photos,
-5. append the events (command.eventlog).
+``report_submit`` is on the hot path (every phone report, the latency and ingest benchmarks):
+its whole write — grouping locks, grid cell, nearest building, incident grouping, routing, the
+report row and both events — is one statement, the ``gc_report_submit`` function
+(command/services/report_function.py); photos follow in the same transaction.
+``report_submit_async`` runs the same statement on the event loop for the lean HTTP path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.contrib.gis.geos import Point
+import psycopg
+from django.contrib.gis.db.models import GeometryField
+from django.contrib.gis.geos import GEOSGeometry, Point
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import DateTimeField
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from command.eventlog import event_append
-from command.features import incident_feature, report_feature
-from command.geometry import check_geometry, metres_to_degrees
+from command import db_async
+from command.eventlog import wakes_send
+from command.geometry import check_geometry
 from command.models import Category, Incident, Report, ReportPhoto
-from command.selectors import BUILDING_NEAR_POINT_SQL, CELL_FOR_POINT_SQL
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
 
 # A report joins an open incident of the same category this close in space and time.
@@ -40,12 +37,6 @@ INCIDENT_GROUP_METRES = 50.0
 INCIDENT_GROUP_WINDOW = timedelta(minutes=30)
 # The nearest building footprint within this distance is the report's building.
 BUILDING_WITHIN_METRES = 30.0
-# Grouping is serialised per category and ~100 m square: a report takes the advisory locks of
-# every square its 50 m grouping disk touches (in key order, so two reports never deadlock).
-# Two reports that could join one incident share the square of that incident's location, so
-# they serialise; reports far apart or of other categories run side by side.
-GROUPING_LOCK_KEY = 7001
-GROUPING_SQUARE_DEG = 0.001
 NOTE_MAX_CHARS = 4000
 
 
@@ -82,63 +73,6 @@ def report_content_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)"
-_LOCK_CELL_BUILDING_SQL = (
-    "WITH locks AS (SELECT count(pg_advisory_xact_lock(k)) AS n"  # noqa: S608 - constants; values are parameters
-    " FROM (SELECT k FROM unnest(%(lock_keys)s::bigint[]) k ORDER BY k) ordered) "
-    "SELECT (SELECT n FROM locks), "
-    f"({CELL_FOR_POINT_SQL.format(point=_POINT)}), "
-    f"({BUILDING_NEAR_POINT_SQL.format(point=_POINT, expand='%(bexpand)s', metres='%(bmetres)s')})"
-)
-
-# Runs as its own statement after the lock is held, so its snapshot sees every incident that
-# an earlier holder of the lock committed.
-_NEARBY_INCIDENT_SQL = """
-SELECT * FROM command_incident
-WHERE category_id = %(category_id)s AND status = ANY(%(open)s) AND last_report_at >= %(since)s
-  AND location && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(iexpand)s)
-  AND ST_DWithin(location::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(imetres)s)
-ORDER BY location <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), id
-LIMIT 1
-FOR UPDATE
-"""
-
-# The cell's own on-duty workers of the team first, nearest first; then any on-duty worker of
-# the team, nearest first (KNN on the last known position).
-_ROUTE_WORKER_SQL = """
-SELECT w.id FROM command_worker w
-WHERE w.team_id = %(team_id)s AND w.on_duty
-ORDER BY
-  (%(cell_id)s::bigint IS NOT NULL AND EXISTS (
-     SELECT 1 FROM command_worker_cells wc WHERE wc.worker_id = w.id AND wc.gridcell_id = %(cell_id)s)) DESC,
-  w.last_position IS NULL,
-  w.last_position <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
-  w.id
-LIMIT 1
-"""
-
-
-def report_route_worker(*, team_id: int, cell_id: int | None, location: Point) -> int | None:
-    """The worker an incident at ``location`` in ``cell_id`` goes to (None: nobody on duty)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ROUTE_WORKER_SQL, {"team_id": team_id, "cell_id": cell_id, "lon": location.x, "lat": location.y}
-        )
-        row = cursor.fetchone()
-    return int(row[0]) if row else None
-
-
-def grouping_lock_keys(*, category_id: int, lon: float, lat: float) -> list[int]:
-    """The advisory-lock keys (signed 64-bit) of the squares the grouping disk touches."""
-    dx, dy = metres_to_degrees(lat, INCIDENT_GROUP_METRES, INCIDENT_GROUP_METRES)
-    keys = set()
-    for bx in range(math.floor((lon - dx) / GROUPING_SQUARE_DEG), math.floor((lon + dx) / GROUPING_SQUARE_DEG) + 1):
-        for by in range(math.floor((lat - dy) / GROUPING_SQUARE_DEG), math.floor((lat + dy) / GROUPING_SQUARE_DEG) + 1):
-            digest = hashlib.blake2b(f"{GROUPING_LOCK_KEY}:{category_id}:{bx}:{by}".encode(), digest_size=8).digest()
-            keys.add(int.from_bytes(digest, "big", signed=True))
-    return sorted(keys)
-
-
 def report_check(*, location: Point, accuracy_m: float | None, note: str) -> None:
     """The service's own checks (the API checks first, with per-field messages)."""
     check_geometry(location, expected="Point")
@@ -171,24 +105,32 @@ def report_submit(
     content_hash = report_content_hash(
         category_code=category.code, location=location, accuracy_m=accuracy_m, note=note, client_time=client_time
     )
-    now = received_at or timezone.now()
+    submission = _Submission(
+        token=None,
+        reporter_id=reporter_id,
+        client_id=client_id,
+        category_code=category.code,
+        location=location,
+        accuracy_m=accuracy_m,
+        note=note,
+        client_time=client_time,
+        source=source,
+        now=received_at or timezone.now(),
+        content_hash=content_hash,
+    )
     written: list[str] = []
     try:
         with transaction.atomic():
-            report, stored = _report_create(
-                reporter_id=reporter_id,
-                client_id=client_id,
-                category=category,
-                location=location,
-                accuracy_m=accuracy_m,
-                note=note,
-                client_time=client_time,
-                source=source,
-                now=now,
-                content_hash=content_hash,
-                photos=prepared,
-                written=written,
-            )
+            with connection.cursor() as cursor:
+                cursor.execute(SUBMIT_SQL, submission.params())
+                row = cursor.fetchone()
+            assert row is not None
+            if row[0] != "created":
+                raise ValidationError({"category": _("Unknown category %(code)s.") % {"code": category.code}})
+            report, wires = submission.stored(row, category)
+            stored = photos_attach(photos=prepared, report=report) if prepared else []
+            written.extend(photo_files(stored))
+            transaction.on_commit(lambda: wakes_send(wires))
             return SubmitResult(report, created=True, photos=stored)
     except IntegrityError as exc:
         photo_files_delete(written)
@@ -203,6 +145,82 @@ def report_submit(
         raise
 
 
+class ReportNotTaken(Exception):
+    """``report_submit_async`` wrote nothing; ``reason`` says why: ``resubmitted`` (the client id
+    is stored: the caller answers through ``report_submit``, 200 or 409), ``unauthorized`` (the
+    token is unknown, revoked or its user inactive), ``unknown_category``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def report_submit_async(
+    *,
+    token: str,
+    client_id: uuid.UUID,
+    category_code: str,
+    location: Point,
+    accuracy_m: float | None = None,
+    note: str = "",
+    client_time: datetime | None = None,
+    source: str = Report.Source.FIELD,
+) -> SubmitResult:
+    """``report_submit`` without photos, for the holder of an API ``token``, on the running event
+    loop (command.db_async): the same statement, checking the token and the category in the
+    same round trip. The wakes go out after commit. Raises ReportNotTaken (nothing written)."""
+    report_check(location=location, accuracy_m=accuracy_m, note=note)
+    submission = _Submission(
+        token=token,
+        reporter_id=None,
+        client_id=client_id,
+        category_code=category_code,
+        location=location,
+        accuracy_m=accuracy_m,
+        note=note,
+        client_time=client_time,
+        source=source,
+        now=timezone.now(),
+        content_hash=report_content_hash(
+            category_code=category_code, location=location, accuracy_m=accuracy_m, note=note, client_time=client_time
+        ),
+    )
+    try:
+        async with (await db_async.pool()).connection() as conn:  # autocommit: the statement is the transaction
+            cursor = await conn.execute(SUBMIT_SQL, submission.params())
+            row = await cursor.fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.table_name != Report._meta.db_table:
+            raise
+        raise ReportNotTaken("resubmitted") from None
+    assert row is not None
+    if row[0] != "created":
+        raise ReportNotTaken(str(row[0]))
+    report, wires = submission.stored(row, None)
+    wakes_send(wires)
+    return SubmitResult(report, created=True)
+
+
+def _model_from_row(model: type[Incident], row: dict[str, Any] | str) -> Incident:
+    """A model instance from ``to_jsonb(row)`` (timestamps as ISO text, geometries as GeoJSON)."""
+    data = json.loads(row) if isinstance(row, str) else row
+    values: dict[str, Any] = {}
+    for f in model._meta.concrete_fields:
+        value = data[f.column]
+        if value is not None and isinstance(f, DateTimeField):
+            value = datetime.fromisoformat(value)
+        elif value is not None and isinstance(f, GeometryField):
+            if value["type"] == "Point":
+                value = Point(float(value["coordinates"][0]), float(value["coordinates"][1]), srid=4326)
+            else:
+                value = GEOSGeometry(json.dumps(value), srid=4326)
+        values[f.attname] = value
+    instance = model(**values)
+    instance._state.adding = False
+    instance._state.db = "default"
+    return instance
+
+
 def _photos_add_on_retry(report: Report, photos: list[PreparedPhoto]) -> list[ReportPhoto]:
     """A retry may carry photos the first attempt did not deliver; store only those."""
     if not photos:
@@ -211,189 +229,83 @@ def _photos_add_on_retry(report: Report, photos: list[PreparedPhoto]) -> list[Re
         return photos_attach(photos=photos, report=report)
 
 
-def _report_create(
-    *,
-    reporter_id: int | None,
-    client_id: uuid.UUID,
-    category: Category,
-    location: Point,
-    accuracy_m: float | None,
-    note: str,
-    client_time: datetime | None,
-    source: str,
-    now: datetime,
-    content_hash: str,
-    photos: list[PreparedPhoto],
-    written: list[str],
-) -> tuple[Report, list[ReportPhoto]]:
-    # A concurrent retry of the same client id blocks on the unique index at the report insert
-    # until the first commits, then fails with IntegrityError: its whole transaction (incident
-    # update and events included) rolls back and the caller returns the first report.
-    lon, lat = location.x, location.y
-    bdx, bdy = metres_to_degrees(lat, BUILDING_WITHIN_METRES * 1.5, BUILDING_WITHIN_METRES * 1.5)
-    idx, idy = metres_to_degrees(lat, INCIDENT_GROUP_METRES * 1.5, INCIDENT_GROUP_METRES * 1.5)
-    params: dict[str, Any] = {
-        "lon": lon,
-        "lat": lat,
-        "lock_keys": grouping_lock_keys(category_id=category.pk, lon=lon, lat=lat),
-        "category_id": category.pk,
-        "bexpand": max(bdx, bdy),
-        "bmetres": BUILDING_WITHIN_METRES,
-        "iexpand": max(idx, idy),
-        "imetres": INCIDENT_GROUP_METRES,
-        "open": list(Incident.OPEN_STATUSES),
-        "since": now - INCIDENT_GROUP_WINDOW,
-    }
-    with connection.cursor() as cursor:
-        # Serialise grouping nearby, so two simultaneous reports of one event open one incident.
-        cursor.execute(_LOCK_CELL_BUILDING_SQL, params)
-        row = cursor.fetchone()
-    assert row is not None
-    cell_id = int(row[1]) if row[1] is not None else None
-    building_id = int(row[2]) if row[2] is not None else None
-    found = list(Incident.objects.raw(_NEARBY_INCIDENT_SQL, params))
-    incident_created = not found
-    if found:
-        incident = found[0]
-        incident.report_count += 1
-        incident.last_report_at = max(incident.last_report_at, now)
-        incident.updated_at = now
-    else:
-        worker_id = report_route_worker(team_id=category.default_team_id, cell_id=cell_id, location=location)
-        incident = Incident(
-            category=category,
-            status=Incident.Status.DISPATCHED if worker_id else Incident.Status.NEW,
-            priority=category.priority,
-            location=location,
+SUBMIT_SQL = (
+    "SELECT * FROM gc_report_submit(%(token)s, %(reporter_id)s, %(category_code)s, %(client_id)s, %(content_hash)s, "
+    "%(source)s, %(lon)s, %(lat)s, %(accuracy_m)s, %(note)s, %(client_time)s, %(now)s, "
+    "%(group_metres)s, %(group_window)s, %(building_metres)s)"
+)
+
+
+@dataclass(frozen=True)
+class _Submission:
+    token: str | None
+    reporter_id: int | None
+    client_id: uuid.UUID
+    category_code: str
+    location: Point
+    accuracy_m: float | None
+    note: str
+    client_time: datetime | None
+    source: str
+    now: datetime
+    content_hash: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "reporter_id": self.reporter_id,
+            "category_code": self.category_code,
+            "client_id": self.client_id,
+            "content_hash": self.content_hash,
+            "source": self.source,
+            "lon": self.location.x,
+            "lat": self.location.y,
+            "accuracy_m": self.accuracy_m,
+            "note": self.note,
+            "client_time": self.client_time,
+            "now": self.now,
+            "group_metres": INCIDENT_GROUP_METRES,
+            "group_window": INCIDENT_GROUP_WINDOW,
+            "building_metres": BUILDING_WITHIN_METRES,
+        }
+
+    def stored(self, row: tuple[Any, ...], category: Category | None) -> tuple[Report, list[dict[str, Any]]]:
+        """The report (with its incident's brief) as the function stored it, and the wakes."""
+        (_status, reporter_id, report_id, incident_id, _created, cell_id, building_id, status, team_id, worker_id,
+         report_count, due_at, events, incident_row) = row  # fmt: skip
+        if category is not None:  # the service's callers get the whole incident
+            incident = _model_from_row(Incident, incident_row)
+        else:  # the lean path answers with the receipt's brief only
+            incident = Incident(
+                id=incident_id,
+                status=status,
+                team_id=team_id,
+                worker_id=worker_id,
+                report_count=report_count,
+                due_at=due_at,
+            )
+        report = Report(
+            id=report_id,
+            client_id=self.client_id,
+            content_hash=self.content_hash,
+            source=self.source,
+            reporter_id=reporter_id,
+            location=self.location,
+            accuracy_m=self.accuracy_m,
+            note=self.note,
+            client_time=self.client_time,
+            received_at=self.now,
             grid_cell_id=cell_id,
             outside_grid=cell_id is None,
             building_id=building_id,
-            team_id=category.default_team_id,
-            worker_id=worker_id,
-            report_count=1,
-            note=note[:500],
-            opened_at=now,
-            last_report_at=now,
-            due_at=now + timedelta(minutes=category.sla_minutes),
-            dispatched_at=now if worker_id else None,
-            updated_at=now,
+            incident=incident,
         )
-    report = Report(
-        client_id=client_id,
-        content_hash=content_hash,
-        source=source,
-        reporter_id=reporter_id,
-        category=category,
-        location=location,
-        accuracy_m=accuracy_m,
-        note=note,
-        client_time=client_time,
-        received_at=now,
-        grid_cell_id=cell_id,
-        outside_grid=cell_id is None,
-        building_id=building_id,
-        incident=incident,
-    )
-    _incident_and_report_write(incident, report, incident_created=incident_created)
-    stored = photos_attach(photos=photos, report=report) if photos else []
-    written.extend(photo_files(stored))
-    _append_report_events(report, incident, incident_created=incident_created, actor_id=reporter_id)
-    return report, stored
-
-
-_REPORT_INSERT = """
-INSERT INTO command_report (client_id, content_hash, source, reporter_id, category_id, location, accuracy_m, note,
-                            client_time, received_at, grid_cell_id, outside_grid, building_id, incident_id)
-SELECT %(client_id)s, %(content_hash)s, %(source)s, %(reporter_id)s, %(category_id)s,
-       ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(accuracy_m)s, %(note)s, %(client_time)s,
-       %(received_at)s, %(grid_cell_id)s, %(outside_grid)s, %(building_id)s, inc.id
-FROM inc
-RETURNING id, incident_id
-"""
-
-_INCIDENT_INSERT_THEN_REPORT = (
-    """
-WITH inc AS (
-  INSERT INTO command_incident (category_id, status, priority, location, grid_cell_id, outside_grid, building_id,
-                                team_id, worker_id, report_count, note, resolution_note, opened_at, last_report_at,
-                                due_at, dispatched_at, updated_at)
-  VALUES (%(category_id)s, %(status)s, %(priority)s, ST_SetSRID(ST_MakePoint(%(ilon)s, %(ilat)s), 4326),
-          %(grid_cell_id)s, %(outside_grid)s, %(building_id)s, %(team_id)s, %(worker_id)s, 1, %(inote)s, '',
-          %(received_at)s, %(received_at)s, %(due_at)s, %(dispatched_at)s, %(received_at)s)
-  RETURNING id
-)"""  # noqa: S608 - two constants joined; every value is a bound parameter
-    + _REPORT_INSERT
-)
-
-_INCIDENT_UPDATE_THEN_REPORT = (
-    """
-WITH inc AS (
-  UPDATE command_incident SET report_count = %(report_count)s, last_report_at = %(last_report_at)s,
-                              updated_at = %(received_at)s
-  WHERE id = %(incident_id)s
-  RETURNING id
-)"""  # noqa: S608 - two constants joined; every value is a bound parameter
-    + _REPORT_INSERT
-)
-
-
-def _incident_and_report_write(incident: Incident, report: Report, *, incident_created: bool) -> None:
-    """The incident (inserted, or its count bumped) and the report in one round trip. A reused
-    client id fails here, on the report's unique index, and the whole transaction rolls back."""
-    params: dict[str, Any] = {
-        "client_id": report.client_id,
-        "content_hash": report.content_hash,
-        "source": report.source,
-        "reporter_id": report.reporter_id,
-        "category_id": report.category_id,
-        "lon": report.location.x,
-        "lat": report.location.y,
-        "accuracy_m": report.accuracy_m,
-        "note": report.note,
-        "client_time": report.client_time,
-        "received_at": report.received_at,
-        "grid_cell_id": report.grid_cell_id,
-        "outside_grid": report.outside_grid,
-        "building_id": report.building_id,
-    }
-    if incident_created:
-        params |= {
-            "status": incident.status,
-            "priority": incident.priority,
-            "ilon": incident.location.x,
-            "ilat": incident.location.y,
-            "team_id": incident.team_id,
-            "worker_id": incident.worker_id,
-            "inote": incident.note,
-            "due_at": incident.due_at,
-            "dispatched_at": incident.dispatched_at,
-        }
-        sql = _INCIDENT_INSERT_THEN_REPORT
-    else:
-        params |= {
-            "incident_id": incident.pk,
-            "report_count": incident.report_count,
-            "last_report_at": incident.last_report_at,
-        }
-        sql = _INCIDENT_UPDATE_THEN_REPORT
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    assert row is not None
-    report.pk, incident.pk = int(row[0]), int(row[1])
-    report.incident = incident
-    incident._state.adding = report._state.adding = False
-    incident._state.db = report._state.db = "default"
-
-
-def _append_report_events(report: Report, incident: Incident, *, incident_created: bool, actor_id: int | None) -> None:
-    event_append(
-        kind="incident.created" if incident_created else "incident.updated",
-        layer="incidents",
-        object_id=incident.pk,
-        actor_id=actor_id,
-        payload=incident_feature(incident),
-    )
-    event_append(
-        kind="report.created", layer="reports", object_id=report.pk, actor_id=actor_id, payload=report_feature(report)
-    )
+        wires = events if isinstance(events, list) else json.loads(events)
+        if category is not None:
+            report.category = category
+        else:
+            report.category_id = wires[-1]["payload"]["properties"]["category_id"]
+        for obj in (incident, report):
+            obj._state.adding = False
+            obj._state.db = "default"
+        return report, wires

@@ -42,7 +42,7 @@ def _append(layer: str = "workers", object_id: str = "1", kind: str = "worker.up
 @pytest.mark.django_db
 def test_wake_goes_out_on_commit_and_not_on_rollback(django_capture_on_commit_callbacks, monkeypatch):
     sent: list[int] = []
-    monkeypatch.setattr(eventlog, "wake_send", lambda wire: sent.append(wire["seq"]))
+    monkeypatch.setattr(eventlog, "wakes_send", lambda wires: sent.extend(w["seq"] for w in wires))
     # when: one transaction commits ...
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         committed = _append()

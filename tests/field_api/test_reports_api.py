@@ -67,10 +67,10 @@ def test_hot_path_query_budget(api, grid, django_assert_max_num_queries):
     # given: a warm client (the token is looked up per request)
     api.post(URL, report_body(), format="json")
     body = report_body(client_id=str(uuid.uuid4()), location={"type": "Point", "coordinates": [117.0015, 39.0005]})
-    # when / then: token, category, locks+cell+building, nearby incident, route, incident+report
-    # (one statement), 2 x (event seq + event row) = 10; plus SAVEPOINT/RELEASE because the test
-    # itself runs in a transaction (outside tests the outer atomic is BEGIN/COMMIT, not counted).
-    with django_assert_max_num_queries(12):
+    # when / then: token, category, and the whole write in one statement (gc_report_submit:
+    # locks, cell, building, incident, routing, report, both events) = 3; plus SAVEPOINT/RELEASE
+    # because the test itself runs in a transaction (outside tests BEGIN/COMMIT, not counted).
+    with django_assert_max_num_queries(5):
         response = api.post(URL, body, format="json")
     assert response.status_code == 201
 

@@ -97,7 +97,7 @@ def test_event_committed_without_a_wake_arrives_with_the_heartbeat(screens, make
     screen = screens(make_user("operator"))
     screen.subscribe(["reports"])
     # when: the process "crashes" between commit and wake: the wake is never sent
-    monkeypatch.setattr(eventlog, "wake_send", lambda wire: None)
+    monkeypatch.setattr(eventlog, "wakes_send", lambda wires: None)
     submit(note="no wake")
     sent_at = time.monotonic()
     # then: the heartbeat (every 3 s) finds it in the log

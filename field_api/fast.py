@@ -1,0 +1,320 @@
+"""The lean path for the hottest request: a phone's new report as JSON.
+
+``POST /api/v1/reports/`` through Django + DRF costs ~3.5 ms of request handling (a thread, a
+GEOS context and a pooled connection per request) and ~3 ms of DRF before the service runs;
+this ASGI app, mounted in front of Django by command/asgi.py, takes the common case on Daphne's
+event loop instead: ``Authorization: Token``, a JSON body with ``client_id``, ``category``, a
+GeoJSON ``location`` and optionally ``accuracy``, ``note`` and ``client_time``, a report not
+stored yet. It calls the same service (``report_submit_async``: the same statement and events
+as ``report_submit``, which also checks the token and the category), the same throttle and the
+same receipt (``report_output``), and answers with the headers Django's middleware would add.
+
+Everything else goes to Django unchanged (with the body it already read): other paths, methods
+and content types, sessions and device keys, photos, and every request that is not plainly
+valid — so each error still comes from the one DRF view with its per-field reasons, and a retry
+of a stored report (200 with the first receipt, or 409) is answered there too. The fast path
+never answers an error itself, and writes nothing before it is sure to answer.
+
+``GRIDCOMMAND_FAST_PATHS=0`` turns it off (README).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
+from django.middleware.locale import LocaleMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
+
+from command import db_async
+from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
+from field_api.serializers import CATEGORY_CODE, report_output
+from field_api.throttles import REPORT_COUNTED, ReportThrottle
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+PATH = "/api/v1/reports/"
+FIELDS = frozenset({"client_id", "category", "location", "accuracy", "note", "client_time"})
+REQUIRED = frozenset({"client_id", "category", "location"})
+# What DRF's CharField refuses (and trims): left to the DRF view.
+_NOTE_REFUSED = re.compile("[\x00\ud800-\udfff]")
+
+# The middleware (command/settings.py MIDDLEWARE) whose work shows on a 201 of this view: the
+# fast path runs their request and response steps itself. tests/field_api/test_fast_path.py
+# pins the MIDDLEWARE list, so a new middleware is a conscious change here too.
+# They read their settings when made: made per request (microseconds), as settings may change.
+
+
+def _unused(request: Any) -> HttpResponse:
+    raise AssertionError("only the request and response steps of these middleware run here")
+
+
+def fast_paths_enabled() -> bool:
+    return bool(getattr(settings, "FAST_PATHS", True))
+
+
+def report_fast_app(fallback: ASGIApp) -> ASGIApp:
+    """``fallback`` (Django) behind the lean report path."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != PATH
+            or scope.get("query_string")
+            or not fast_paths_enabled()
+        ):
+            return await fallback(scope, receive, send)
+        headers = _headers(scope)
+        key = _token(headers.get(b"authorization", b""))
+        length = _int(headers.get(b"content-length"))
+        limit = int(getattr(settings, "FIELD_API_MAX_JSON_BYTES", 64 * 1024))
+        if (
+            key is None
+            or headers.get(b"content-type", b"").split(b";")[0].strip().lower() != b"application/json"
+            or length is None
+            or length > limit
+        ):
+            return await fallback(scope, receive, send)
+        body, more = await _body(receive, length)
+        replay = _replaying(body, more, receive)
+        answer = await _submit(scope, headers, key, body) if not more else None
+        if answer is None:
+            return await fallback(scope, replay, send)
+        await _send_response(answer, send)
+
+    return app
+
+
+async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: bytes) -> HttpResponse | None:
+    """The 201 response, or None for Django to answer (with nothing written)."""
+    valid = _valid(body)
+    if valid is None:
+        return None
+    user_id = await _token_user(key)
+    if user_id is None:
+        return None  # DRF answers 401 with its reason
+    request = _django_request(scope)
+    if SecurityMiddleware(_unused).process_request(request) is not None:  # e.g. the HTTPS redirect
+        return None
+    user = SimpleNamespace(pk=user_id, id=user_id, is_authenticated=True)
+    if not ReportThrottle().allow_request(SimpleNamespace(user=user, META=request.META), None):
+        return None  # DRF answers 429 with Retry-After (a refused request is not counted)
+    try:
+        result = await report_submit_async(
+            token=key,
+            client_id=valid["client_id"],
+            category_code=valid["category"],
+            location=valid["location"],
+            accuracy_m=valid["accuracy"],
+            note=valid["note"],
+            client_time=valid["client_time"],
+        )
+    except (ReportNotTaken, ValidationError):
+        scope[REPORT_COUNTED] = True  # the throttle above counted this request already
+        return None
+    data = report_output(result.report, category_code=valid["category"], photos=[])
+    response = HttpResponse(
+        json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
+        status=201,
+        content_type="application/json",
+    )
+    response["Allow"] = "POST, OPTIONS"
+    return _middleware_response(request, response)
+
+
+# Token key -> user id, for the throttle (keyed by user, as DRF's). A key names one user for its
+# whole life (revoking deletes it), so a cached pair never goes wrong; whether the key is still
+# valid and its user active is checked by the submit statement itself, every time.
+_token_users: OrderedDict[str, int] = OrderedDict()
+TOKEN_CACHE_SIZE = 10_000
+
+
+async def _token_user(key: str) -> int | None:
+    found = _token_users.get(key)
+    if found is not None:
+        return found
+    async with (await db_async.pool()).connection() as conn:
+        cursor = await conn.execute(
+            "SELECT u.id FROM auth_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.key = %s AND u.is_active",
+            [key],
+        )
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    _token_users[key] = int(row[0])
+    if len(_token_users) > TOKEN_CACHE_SIZE:
+        _token_users.popitem(last=False)
+    return int(row[0])
+
+
+def _valid(body: bytes) -> dict[str, Any] | None:
+    """The report's fields when they are plainly valid (as DRF's ReportInputSerializer would
+    take them), else None: anything doubtful goes to DRF for its per-field reasons."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not FIELDS.issuperset(data) or not set(data) >= REQUIRED:
+        return None
+    client_id, category, location = data["client_id"], data["category"], data["location"]
+    if not isinstance(client_id, str) or not isinstance(category, str) or not CATEGORY_CODE.fullmatch(category):
+        return None
+    try:
+        parsed_id = uuid.UUID(hex=client_id)
+    except ValueError:
+        return None
+    if not isinstance(location, dict) or set(location) != {"type", "coordinates"} or location["type"] != "Point":
+        return None
+    coords = location["coordinates"]
+    if not isinstance(coords, list) or len(coords) != 2 or not all(_number(c) for c in coords):
+        return None
+    lon, lat = float(coords[0]), float(coords[1])
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        return None
+    accuracy = data.get("accuracy")
+    if accuracy is not None and not (_number(accuracy) and 0 <= accuracy <= 100_000):
+        return None
+    note = data.get("note", "")
+    if not isinstance(note, str) or _NOTE_REFUSED.search(note):
+        return None
+    note = note.strip()  # DRF's CharField trims
+    if len(note) > NOTE_MAX_CHARS:
+        return None
+    client_time = data.get("client_time")
+    if client_time is not None:
+        client_time = _aware_datetime(client_time)
+        if client_time is None:
+            return None
+    return {
+        "client_id": parsed_id,
+        "category": category,
+        "location": Point(lon, lat, srid=4326),
+        "accuracy": None if accuracy is None else float(accuracy),
+        "note": note,
+        "client_time": client_time,
+    }
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _aware_datetime(value: Any) -> datetime | None:
+    """An ISO 8601 time with its offset, as DRF's DateTimeField gives it (in the current time
+    zone); a naive one is left to DRF."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is None or timezone.is_naive(parsed):
+        return None
+    return parsed.astimezone(timezone.get_current_timezone())
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        if name in found:  # a repeated header: let Django decide what it means
+            found[name] = b""
+        else:
+            found[name] = value
+    return found
+
+
+def _token(header: bytes) -> str | None:
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != b"token":
+        return None
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def _int(value: bytes | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def _body(receive: Receive, length: int) -> tuple[bytes, list[Message]]:
+    """The body, when it arrives whole within ``length`` bytes; otherwise what was read, with
+    the messages to hand on."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), [message]
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > length:
+            return b"".join(chunks), [{"type": "http.request", "body": b"", "more_body": message.get("more_body")}]
+        if not message.get("more_body"):
+            return b"".join(chunks), []
+
+
+def _replaying(body: bytes, more: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives Django the body already read, then the rest as it comes."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": bool(more)}]
+    if more and more[0]["type"] != "http.request":
+        pending = [{"type": "http.request", "body": body, "more_body": False}, *more]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+def _django_request(scope: Scope) -> Any:
+    """What the middleware steps look at: META (scheme, host, Accept-Language) and COOKIES."""
+    from django.core.handlers.asgi import ASGIRequest
+
+    return ASGIRequest(scope, io.BytesIO())
+
+
+def _middleware_response(request: Any, response: HttpResponse) -> HttpResponse:
+    """``response`` as it leaves Django's middleware (each step only adds headers to a 201)."""
+    locale = LocaleMiddleware(_unused)
+    locale.process_request(request)
+    try:
+        # as settings.MIDDLEWARE, reversed
+        for middleware in (XFrameOptionsMiddleware(_unused), CommonMiddleware(_unused), locale):
+            middleware.process_response(request, response)
+        SecurityMiddleware(_unused).process_response(request, response)
+    finally:
+        translation.deactivate()
+    return response
+
+
+async def _send_response(response: HttpResponse, send: Send) -> None:
+    headers = [(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.content})

@@ -1,0 +1,96 @@
+"""``gc_report_submit`` (command/services/report_function.py): the database holds the current
+text, and the events it writes are the ones the rest of the system builds for the same objects."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from django.contrib.gis.geos import Point
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from command import db_async, eventlog
+from command.eventlog import EventRecord, event_record
+from command.features import incident_feature, report_feature
+from command.models import Event, Incident, Report
+from command.services.report_function import FUNCTION_SQL
+from command.services.reports import ReportNotTaken, report_submit, report_submit_async
+
+
+def test_the_database_holds_the_function_as_written_here(db):
+    # A change of FUNCTION_SQL needs a migration that runs it again; this fails until there is one.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'gc_report_submit'")
+        bodies = [row[0] for row in cursor.fetchall()]
+    assert bodies == [FUNCTION_SQL.split("$fn$")[1]]
+
+
+def test_its_events_equal_the_features_of_the_stored_objects(grid, reference, make_user, monkeypatch):
+    # given
+    user = make_user("grid_worker", team="road")
+    woken: list[dict] = []
+    monkeypatch.setattr(eventlog, "_wake_sender", lambda: type("S", (), {"put_many": woken.extend})())
+    here = Point(117.00051234567891, 39.00048765432109, srid=4326)  # more digits than a phone sends
+    # when: a report opens an incident, a second one 10 m away joins it
+
+    first = report_submit(reporter_id=user.pk, client_id=uuid.uuid4(), category=reference["road_damage"], location=here)
+    second = report_submit(
+        reporter_id=user.pk,
+        client_id=uuid.uuid4(),
+        category=reference["road_damage"],
+        location=Point(117.0006, 39.0005, srid=4326),
+        note="第二次",
+    )
+    # then: the log holds the four events, each equal to the feature of the object now
+    events = list(Event.objects.filter(layer__in=["incidents", "reports"]).order_by("seq"))
+    assert [e.kind for e in events] == ["incident.created", "report.created", "incident.updated", "report.created"]
+    incident = Incident.objects.get()
+    assert events[2].payload == incident_feature(incident)
+    assert events[1].payload == report_feature(Report.objects.get(pk=first.report.pk))
+    assert events[3].payload == report_feature(Report.objects.get(pk=second.report.pk))
+    # each passes the event schema, and the service's caller gets the whole incident back
+    for event in events:
+        EventRecord.model_validate(event_record(event))
+    assert second.report.incident.dispatched_at == incident.dispatched_at
+    assert second.report.incident.report_count == 2
+
+
+def test_the_wakes_carry_what_the_log_replays(transactional_db, grid, reference, make_user, monkeypatch):
+    user = make_user("grid_worker", team="road")
+    woken: list[dict] = []
+    monkeypatch.setattr(eventlog, "_wake_sender", lambda: type("S", (), {"put_many": woken.extend})())
+    report_submit(
+        reporter_id=user.pk,
+        client_id=uuid.uuid4(),
+        category=reference["sanitation"],
+        location=Point(117.0013, 39.0002, srid=4326),
+    )
+    logged = [event_record(e) for e in Event.objects.filter(layer__in=["incidents", "reports"]).order_by("seq")]
+    assert woken == logged
+
+
+@pytest.mark.parametrize("problem", ["unknown token", "inactive user", "unknown category"])
+def test_the_token_form_writes_nothing_when_refused(transactional_db, grid, reference, make_user, problem):
+    user = make_user("grid_worker", team="road")
+    key = Token.objects.create(user=user).key
+    if problem == "inactive user":
+        user.is_active = False
+        user.save()
+
+    async def submit() -> None:
+        try:
+            await report_submit_async(
+                token="f" * 40 if problem == "unknown token" else key,
+                client_id=uuid.uuid4(),
+                category_code="no_such" if problem == "unknown category" else "road_damage",
+                location=Point(117.0005, 39.0005, srid=4326),
+            )
+        finally:
+            await db_async.pools_close()
+
+    with pytest.raises(ReportNotTaken) as refused:
+        asyncio.run(submit())
+    assert refused.value.reason == ("unknown_category" if problem == "unknown category" else "unauthorized")
+    assert not Report.objects.exists() and not Incident.objects.exists()
