@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -246,12 +247,71 @@ def wake_send(wire: dict[str, Any]) -> None:
 
 
 def wakes_send(wires: list[dict[str, Any]]) -> None:
-    """``wake_send`` for the events of one transaction: they leave in one wake message."""
-    if wires:
+    """``wake_send`` for the events of one transaction: they leave in one wake message, to the
+    screens of this process directly (``wake_listener_set``) and to every process through the
+    channel layer."""
+    if not wires:
+        return
+    _local_wake({"type": "event.wake", "seq": wires[-1]["seq"], "events": wires})
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a thread (a sync view, a command): the process's sender thread sends
         _wake_sender().put_many(wires)
+    else:  # a writer on an event loop (the lean paths): sent from that loop, no thread hop
+        _loop_sender(loop).put_nowait(wires)
+
+
+# Screens on an event loop of this process take wakes without the Redis round trip (~1-2 ms):
+# realtime's hub registers one listener per loop. The same wake still goes through the channel
+# layer for the other processes; a consumer never sends a seq it has sent, so the copy that
+# comes back through Redis is dropped, and a listener that misses a wake is healed as any lost
+# wake is (the Redis copy, the heartbeat).
+_local_listeners: dict[asyncio.AbstractEventLoop, Callable[[dict[str, Any]], None]] = {}
+
+
+def wake_listener_set(loop: asyncio.AbstractEventLoop, listener: Callable[[dict[str, Any]], None]) -> None:
+    _local_listeners[loop] = listener
+
+
+def _local_wake(message: dict[str, Any]) -> None:
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    for loop, listener in list(_local_listeners.items()):
+        if loop.is_closed():
+            _local_listeners.pop(loop, None)
+        elif loop is running:
+            listener(message)
+        else:  # a writer in another thread (a sync view, a management command in-process)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(listener, message)
 
 
 MAX_WAKE_EVENTS = 100  # events per wake message; larger batches are split
+
+
+async def _send_wake(wires: list[dict[str, Any]]) -> None:
+    """One wake message for ``wires`` (in seq order) to the channel-layer group; never raises."""
+    from channels.layers import get_channel_layer
+
+    message = {"type": "event.wake", "seq": wires[-1]["seq"], "events": wires}
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            await layer.group_send(WAKE_GROUP, message)
+        except Exception:
+            # A pooled connection that a Redis restart broke fails once; a new one may not.
+            await layer.group_send(WAKE_GROUP, message)
+    except Exception:  # Redis down: the heartbeat delivers these from the log
+        logger.warning(
+            "wake for seq %s-%s not sent; the heartbeat will deliver it",
+            wires[0]["seq"],
+            wires[-1]["seq"],
+            exc_info=True,
+        )
 
 
 class WakeSender:
@@ -307,30 +367,43 @@ class WakeSender:
         loop.close()
 
     async def _send(self, wires: list[dict[str, Any]]) -> None:
-        from channels.layers import get_channel_layer
-
-        message = {"type": "event.wake", "seq": wires[-1]["seq"], "events": wires}
-        try:
-            layer = get_channel_layer()
-            if layer is None:
-                return
-            try:
-                await layer.group_send(WAKE_GROUP, message)
-            except Exception:
-                # A pooled connection that a Redis restart broke fails once; a new one may not.
-                await layer.group_send(WAKE_GROUP, message)
-        except Exception:  # Redis down: the heartbeat delivers these from the log
-            logger.warning(
-                "wake for seq %s-%s not sent; the heartbeat will deliver it",
-                wires[0]["seq"],
-                wires[-1]["seq"],
-                exc_info=True,
-            )
+        await _send_wake(wires)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Send what is queued, then end the thread (at interpreter exit)."""
         self.queue.put(None)
         self.thread.join(timeout)
+
+
+class _LoopSender:
+    """The wakes of writers on one event loop, sent by one task of that loop in commit order
+    (what WakeSender does for threads, without the thread hop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self.task = loop.create_task(self._run(), name="gc-wake-sender")
+
+    def put_nowait(self, wires: list[dict[str, Any]]) -> None:
+        self.queue.put_nowait(wires)
+
+    async def _run(self) -> None:
+        while True:
+            wires = list(await self.queue.get())
+            while len(wires) < MAX_WAKE_EVENTS and not self.queue.empty():
+                wires.extend(self.queue.get_nowait())
+            await _send_wake(sorted(wires, key=lambda w: w["seq"]))
+
+
+_loop_senders: dict[asyncio.AbstractEventLoop, _LoopSender] = {}
+
+
+def _loop_sender(loop: asyncio.AbstractEventLoop) -> _LoopSender:
+    sender = _loop_senders.get(loop)
+    if sender is None or sender.task.done():
+        for old in [key for key in _loop_senders if key.is_closed()]:
+            del _loop_senders[old]
+        sender = _loop_senders[loop] = _LoopSender(loop)
+    return sender
 
 
 def wakes_flush(timeout: float = 5.0) -> bool:

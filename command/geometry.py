@@ -65,6 +65,9 @@ def check_geometry(geom: GEOSGeometry, *, expected: str | tuple[str, ...]) -> GE
         )
     if geom.empty:
         raise ValidationError(_("The geometry is empty."), code="empty")
+    if geom.geom_type == "Point":  # a non-empty point with finite coordinates is valid (fewer GEOS calls)
+        check_lon_lat(*getattr(geom, "coords")[:2])  # noqa: B009 - not in the stubs
+        return geom
     xmin, ymin, xmax, ymax = geom.extent
     check_lon_lat(xmin, ymin)
     check_lon_lat(xmax, ymax)

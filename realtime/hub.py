@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from command.eventlog import latest_seq
+from command.eventlog import latest_seq, wake_listener_set
 from command.layers import LayerGrant, layers_for_user
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ class Member(Protocol):
     user_id: int
 
     def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None: ...
+
+    async def event_wake(self, message: dict[str, Any]) -> None: ...
 
 
 @database_sync_to_async
@@ -44,6 +46,7 @@ class Hub:
     def __init__(self) -> None:
         self.members: set[Member] = set()
         self._task: asyncio.Task[None] | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     def join(self, member: Member) -> None:
         self.members.add(member)
@@ -52,6 +55,20 @@ class Hub:
 
     def leave(self, member: Member) -> None:
         self.members.discard(member)
+
+    def local_wake(self, message: dict[str, Any]) -> None:
+        """A wake written by this process (command.eventlog): straight to its screens, which
+        drop the copy that comes back through the channel layer (they never resend a seq)."""
+        task = asyncio.get_running_loop().create_task(self._deliver(list(self.members), message))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, members: list[Member], message: dict[str, Any]) -> None:
+        for member in members:
+            try:
+                await member.event_wake(message)
+            except Exception:  # one screen's failure is its own; the others still get theirs
+                logger.exception("local wake for seq %s failed on one connection", message["seq"])
 
     async def _run(self) -> None:
         while self.members:
@@ -82,4 +99,5 @@ def hub_for_loop() -> Hub:
         for old in [key for key in _hubs if key.is_closed()]:
             del _hubs[old]
         hub = _hubs[loop] = Hub()
+        wake_listener_set(loop, hub.local_wake)
     return hub

@@ -218,3 +218,18 @@ def test_switched_off_every_report_goes_through_django(token, grid, lean_calls):
     with override_settings(FAST_PATHS=False):
         assert post(report_body(client_id=str(uuid.uuid4())), token=token)[0] == 201
     assert lean_calls == [] and Report.objects.count() == 1
+
+
+def test_a_failure_after_the_write_is_answered_by_django_without_a_second_report(token, grid, lean_calls, monkeypatch):
+    # given: the lean path stores the report, then fails while answering
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("simulated failure after commit")
+
+    monkeypatch.setattr("field_api.fast.report_output", broken)
+    body = report_body()
+    # when
+    status, _headers, answer = post(body, token=token)
+    # then: Django found it by its client id: the first receipt, and one report
+    assert status == 200 and answer["client_id"] == body["client_id"]
+    assert Report.objects.filter(client_id=body["client_id"]).count() == 1
+    assert lean_calls == [body["client_id"]]
