@@ -9,6 +9,7 @@ report row and both events — is one statement, the ``gc_report_submit`` functi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -186,19 +187,85 @@ async def report_submit_async(
         ),
     )
     try:
-        async with (await db_async.pool()).connection() as conn:  # autocommit: the statement is the transaction
-            cursor = await conn.execute(SUBMIT_SQL, submission.params())
-            row = await cursor.fetchone()
+        row = await _batcher().submit(submission)
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.table_name != Report._meta.db_table:
             raise
         raise ReportNotTaken("resubmitted") from None
-    assert row is not None
     if row[0] != "created":
         raise ReportNotTaken(str(row[0]))
-    report, wires = submission.stored(row, None)
-    wakes_send(wires)
+    report, _wires = submission.stored(row, None)  # woken by the batch, after its commit
     return SubmitResult(report, created=True)
+
+
+MAX_BATCH = 32
+
+
+class _Batcher:
+    """Reports that arrive while a commit is in flight share the next transaction.
+
+    The event counter's row lock (commit order = seq order) makes report transactions commit one
+    after another, each waiting for its own WAL flush: measured here, gc_report_submit alone
+    reached 436 calls/s from 16 connections, 888/s with the flush off. Several reports per
+    transaction share one flush. A report that arrives when nothing is in flight goes at once,
+    alone; none is answered before its transaction has committed. One batch is in flight per
+    event loop, so batches of one process never wait on each other's grouping locks; if a batch
+    fails (a reused client id, a deadlock with another process), each of its reports is tried
+    again alone, so one report's refusal is never another's.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[tuple[_Submission, asyncio.Future[tuple[Any, ...]]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def submit(self, submission: _Submission) -> asyncio.Future[tuple[Any, ...]]:
+        future: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
+        self.pending.append((submission, future))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._drain(), name="gc-report-batches")
+        return future
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            await self._run(batch)
+
+    async def _run(self, batch: list[tuple[_Submission, asyncio.Future[tuple[Any, ...]]]]) -> None:
+        try:
+            async with (await db_async.pool()).connection() as conn, conn.transaction():
+                rows = []
+                for submission, _future in batch:
+                    cursor = await conn.execute(SUBMIT_SQL, submission.params())
+                    row = await cursor.fetchone()
+                    assert row is not None
+                    rows.append(row)
+        except Exception as exc:
+            if len(batch) > 1 and isinstance(exc, psycopg.Error):
+                for item in batch:
+                    await self._run([item])
+                return
+            for _submission, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        wakes_send([wire for row in rows if row[0] == "created" for wire in row[12]])
+        for (_submission, future), row in zip(batch, rows, strict=True):
+            if not future.done():  # the request may have gone (a closed connection)
+                future.set_result(row)
+
+
+_batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
+
+
+def _batcher() -> _Batcher:
+    loop = asyncio.get_running_loop()
+    found = _batchers.get(loop)
+    if found is None:
+        for old in [key for key in _batchers if key.is_closed()]:
+            del _batchers[old]
+        found = _batchers[loop] = _Batcher(loop)
+    return found
 
 
 def _model_from_row(model: type[Incident], row: dict[str, Any] | str) -> Incident:

@@ -94,3 +94,49 @@ def test_the_token_form_writes_nothing_when_refused(transactional_db, grid, refe
         asyncio.run(submit())
     assert refused.value.reason == ("unknown_category" if problem == "unknown category" else "unauthorized")
     assert not Report.objects.exists() and not Incident.objects.exists()
+
+
+def test_reports_submitted_together_share_transactions_and_a_reused_id_is_refused_alone(
+    transactional_db, grid, reference, make_user
+):
+    # given: 20 reports at once on one event loop (they batch), one of them a reused client id
+    user = make_user("grid_worker", team="road")
+    key = Token.objects.create(user=user).key
+    ids = [uuid.uuid4() for _ in range(20)]
+    report_submit(
+        reporter_id=user.pk,
+        client_id=ids[7],
+        category=reference["road_damage"],
+        location=Point(117.0005, 39.0005, srid=4326),
+    )
+    start = Event.objects.order_by("-seq").values_list("seq", flat=True).first()
+
+    async def submit_all() -> list[object]:
+        try:
+            return await asyncio.gather(
+                *(
+                    report_submit_async(
+                        token=key,
+                        client_id=client_id,
+                        category_code="road_damage",
+                        location=Point(117.0001 + 0.00009 * n, 39.0002 + 0.00003 * n, srid=4326),
+                    )
+                    for n, client_id in enumerate(ids)
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await db_async.pools_close()
+
+    # when
+    results = asyncio.run(submit_all())
+    # then: the reused id alone is refused; the 19 others are stored once each
+    refused = [r for r in results if isinstance(r, ReportNotTaken)]
+    assert [r.reason for r in refused] == ["resubmitted"] and isinstance(results[7], ReportNotTaken)
+    assert Report.objects.count() == 20
+    assert {str(r.report.client_id) for r in results if not isinstance(r, BaseException)} == {
+        str(i) for n, i in enumerate(ids) if n != 7
+    }
+    # and their 38 events have gap-free seqs after the first report's
+    seqs = list(Event.objects.filter(seq__gt=start).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(start + 1, start + 39))
