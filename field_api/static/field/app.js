@@ -148,6 +148,7 @@
     navigator.geolocation.watchPosition(
       (pos) => {
         fix = { lon: pos.coords.longitude, lat: pos.coords.latitude, accuracy: pos.coords.accuracy };
+        lastFix = pos;
         renderFix();
         recordPing(pos);
       },
@@ -216,6 +217,23 @@
     return base / 2 + Math.random() * (base / 2);
   }
   async function sendOne(item) {
+    if (!item.photos.length) {
+      // Without photos, JSON: the server's lean path takes it (field_api/fast.py).
+      const f = item.fields;
+      const body = {
+        client_id: item.client_id,
+        category: f.category,
+        location: { type: "Point", coordinates: [Number(f.longitude), Number(f.latitude)] },
+        accuracy: f.accuracy,
+        note: f.note,
+        client_time: f.client_time,
+      };
+      return api("/api/v1/reports/", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    }
     const form = new FormData();
     form.append("client_id", item.client_id);
     for (const [k, v] of Object.entries(item.fields)) form.append(k, String(v));
@@ -375,6 +393,7 @@
 
   let onDuty = false;
   let lastPingAt = 0;
+  let lastFix = null;
   $("#duty").addEventListener("change", async (ev) => {
     const r = await api("/api/v1/me/duty/", {
       method: "POST",
@@ -383,6 +402,7 @@
     }).catch(() => null);
     if (r && r.ok) onDuty = (await r.json()).on_duty;
     ev.target.checked = onDuty;
+    if (onDuty && lastFix) { lastPingAt = 0; recordPing(lastFix); } // share the position at once
   });
   function recordPing(pos) {
     if (!onDuty || Date.now() - lastPingAt < 15000) return;
@@ -394,6 +414,7 @@
       recorded_at: new Date(pos.timestamp || Date.now()).toISOString(),
     });
     localStorage.setItem(PINGS_KEY, JSON.stringify(buf.slice(-500)));
+    flushPings(); // online: sent now (one request per ping interval); offline: kept for later
   }
   async function flushPings() {
     const buf = JSON.parse(localStorage.getItem(PINGS_KEY) || "[]");
