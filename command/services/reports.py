@@ -233,13 +233,12 @@ class _Batcher:
 
     async def _run(self, batch: list[tuple[_Submission, asyncio.Future[tuple[Any, ...]]]]) -> None:
         try:
-            async with (await db_async.pool()).connection() as conn, conn.transaction():
-                rows = []
-                for submission, _future in batch:
-                    cursor = await conn.execute(SUBMIT_SQL, submission.params())
-                    row = await cursor.fetchone()
-                    assert row is not None
-                    rows.append(row)
+            async with (await db_async.pool()).connection() as conn:
+                if len(batch) == 1:  # autocommit: the statement is its own transaction, one round trip
+                    rows = [await _fetch(conn, batch[0][0])]
+                else:
+                    async with conn.transaction():
+                        rows = [await _fetch(conn, submission) for submission, _future in batch]
         except Exception as exc:
             if len(batch) > 1 and isinstance(exc, psycopg.Error):
                 for item in batch:
@@ -253,6 +252,13 @@ class _Batcher:
         for (_submission, future), row in zip(batch, rows, strict=True):
             if not future.done():  # the request may have gone (a closed connection)
                 future.set_result(row)
+
+
+async def _fetch(conn: psycopg.AsyncConnection[Any], submission: _Submission) -> tuple[Any, ...]:
+    cursor = await conn.execute(SUBMIT_SQL, submission.params())
+    row = await cursor.fetchone()
+    assert row is not None
+    return tuple(row)
 
 
 _batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
