@@ -14,7 +14,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from field_api.fast import report_fast_app  # noqa: E402
+from maps.fast import tile_fast_app  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
-http_application = report_fast_app(django_asgi_app)
+http_application = tile_fast_app(report_fast_app(django_asgi_app))
 application = ProtocolTypeRouter({"http": http_application, "websocket": websocket_application})

@@ -499,13 +499,3 @@ def tile_sql(
     )
     ids = "SELECT array_agg(m._id) FROM m WHERE m.geom IS NOT NULL" if with_ids else "SELECT NULL::bigint[]"
     return f"WITH m AS ({rows}) SELECT ({mvt}), ({ids})", params
-
-
-def layer_tile(grant: LayerGrant, z: int, x: int, y: int, *, affine: Affine | None = None) -> tuple[bytes, list[int]]:
-    sql, params = tile_sql(grant, z, x, y, affine=affine, with_ids=grant.personal_data)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if not row or row[0] is None:
-        return b"", []
-    return bytes(row[0]), list(row[1] or [])

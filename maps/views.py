@@ -22,6 +22,10 @@ from maps.tiles import layer_tile_cached
 
 GEOJSON_DEFAULT_LIMIT = 1000
 MAX_TILE_ZOOM = 22
+# A tile's answer (maps/fast.py answers the same)
+TILE_CONTENT_TYPE = "application/vnd.mapbox-vector-tile"
+TILE_CACHE_CONTROL = "private, no-cache"
+TILE_VARY = "Cookie, Authorization"
 
 
 def geojson_max_limit() -> int:
@@ -106,10 +110,10 @@ def layer_tile(request: HttpRequest, layer: str, z: int, x: int, y: int) -> Http
     if tile.ids:
         layer_access_log(user=viewer, channel="tile", grant=grant, object_ids=tile.ids, detail=f"{z}/{x}/{y}")
     etag = f'"{tile.etag}"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Cookie, Authorization"}
+    headers = {"ETag": etag, "Cache-Control": TILE_CACHE_CONTROL, "Vary": TILE_VARY}
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         return HttpResponse(status=304, headers=headers)
-    response = HttpResponse(tile.data, content_type="application/vnd.mapbox-vector-tile", headers=headers)
+    response = HttpResponse(tile.data, content_type=TILE_CONTENT_TYPE, headers=headers)
     response["X-Tile-Cache"] = "hit" if tile.cached else "miss"
     return response
 
