@@ -27,6 +27,7 @@ import json
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -267,6 +268,8 @@ def wakes_send(wires: list[dict[str, Any]]) -> None:
 # comes back through Redis is dropped, and a listener that misses a wake is healed as any lost
 # wake is (the Redis copy, the heartbeat).
 _local_listeners: dict[asyncio.AbstractEventLoop, Callable[[dict[str, Any]], None]] = {}
+# Marks the wakes this process sent, so its listeners can drop the copy that comes back.
+PROCESS_ORIGIN = uuid.uuid4().hex
 
 
 def wake_listener_set(loop: asyncio.AbstractEventLoop, listener: Callable[[dict[str, Any]], None]) -> None:
@@ -295,7 +298,7 @@ async def _send_wake(wires: list[dict[str, Any]]) -> None:
     """One wake message for ``wires`` (in seq order) to the channel-layer group; never raises."""
     from channels.layers import get_channel_layer
 
-    message = {"type": "event.wake", "seq": wires[-1]["seq"], "events": wires}
+    message = {"type": "event.wake", "seq": wires[-1]["seq"], "events": wires, "origin": PROCESS_ORIGIN}
     try:
         layer = get_channel_layer()
         if layer is None:

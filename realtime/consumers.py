@@ -30,13 +30,12 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import DatabaseError
 from pydantic import ValidationError
 
-from command.eventlog import WAKE_GROUP, event_resumable, events_after, latest_seq
+from command.eventlog import event_resumable, events_after, latest_seq
 from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
 from realtime.geo import geometry_in_bbox
@@ -76,7 +75,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        await self._join_wakes()  # before the cursor is read: no wake after it is missed
+        await hub_for_loop().subscribed()  # before the cursor is read: no wake after it is missed
         self.user = self.scope["user"]
         self.user_id: int = self.user.pk
         self.cursor: int | None = None  # set by the first subscribe
@@ -120,40 +119,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
         tick_task = getattr(self, "tick_task", None)
         if tick_task is not None:
             tick_task.cancel()
-        try:
-            await self.channel_layer.group_discard(WAKE_GROUP, self.channel_name)
-        except Exception:
-            logger.info("channel layer unreachable while leaving the wake group")
-
-    async def _join_wakes(self) -> None:
-        """Join (or renew: RedisChannelLayer keeps groups in Redis, lost when it restarts) the
-        one wake group. While Redis is down the heartbeat delivers, so a failure only logs."""
-        try:
-            await self.channel_layer.group_add(WAKE_GROUP, self.channel_name)
-        except Exception as exc:
-            logger.warning("channel layer unreachable (%s); the heartbeat delivers meanwhile", exc)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # As channels' AsyncConsumer.__call__, but a channel-layer failure (Redis restarting)
-        # does not end the connection: the heartbeat delivers meanwhile, and the receive retries.
+        # As channels' AsyncConsumer.__call__, without a channel-layer channel per connection:
+        # wakes reach this consumer from its process's hub (one subscription per process), so a
+        # wake costs Redis one message per process, not one per screen.
         self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = self._channel_receive
         self.base_send = send
         with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive, self._channel_receive], self.dispatch)
-
-    async def _channel_receive(self) -> dict[str, Any]:
-        while True:
-            try:
-                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
-                return message
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("channel layer receive failed (%s); retrying in 1 s", exc)
-                await asyncio.sleep(1)
+            await await_many_dispatch([receive], self.dispatch)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale DB connections (a thread hop) before every message;
@@ -267,7 +241,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if grants is not None and not grants:
             await self._close(messages.CLOSE_FORBIDDEN)
             return
-        await self._join_wakes()
         await self._log_unmasked()
         async with self.lock:
             try:

@@ -10,14 +10,16 @@ restart alike; and it is how revoked layers stop within seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from command.eventlog import latest_seq, wake_listener_set
+from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, latest_seq, wake_listener_set
 from command.layers import LayerGrant, layers_for_user
 
 if TYPE_CHECKING:
@@ -43,38 +45,111 @@ def hub_state(user_ids: Iterable[int]) -> tuple[int, dict[int, dict[str, LayerGr
 
 
 class Hub:
+    """The process's members (live connections), its heartbeat, and its one subscription to
+    the wake group: each wake arrives once per process and is handed to every member here."""
+
     def __init__(self) -> None:
         self.members: set[Member] = set()
         self._task: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._channel: str | None = None
+        self._joined = asyncio.Event()
+        self._wakes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._courier: asyncio.Task[None] | None = None
 
     def join(self, member: Member) -> None:
         self.members.add(member)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="realtime-hub")
 
+    async def subscribed(self, timeout: float = 2.0) -> None:
+        """Return once this process is in the wake group (a connection reads its cursor after
+        this, so no later wake is missed). With Redis down it returns after ``timeout``: the
+        heartbeat delivers meanwhile."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="realtime-wakes")
+        if not self._joined.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._joined.wait(), timeout)
+
+    async def _join_group(self) -> bool:
+        """Join, or renew (RedisChannelLayer keeps groups in Redis: lost when it restarts)."""
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        try:
+            if self._channel is None:
+                self._channel = await layer.new_channel()
+            await layer.group_add(WAKE_GROUP, self._channel)
+        except Exception as exc:
+            logger.warning("channel layer unreachable (%s); the heartbeat delivers meanwhile", exc)
+            return False
+        self._joined.set()
+        return True
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        while layer is not None:
+            if not await self._join_group():
+                await asyncio.sleep(1)
+                continue
+            assert self._channel is not None
+            try:
+                while True:
+                    message = await layer.receive(self._channel)
+                    # A wake this process sent was handed to its screens when it was written.
+                    if message.get("type") == "event.wake" and message.get("origin") != PROCESS_ORIGIN:
+                        self.local_wake(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis restarting: join again, the heartbeat covers the gap
+                logger.warning("wake subscription lost (%s); joining again in 1 s", exc)
+                await asyncio.sleep(1)
+
     def leave(self, member: Member) -> None:
         self.members.discard(member)
 
     def local_wake(self, message: dict[str, Any]) -> None:
-        """A wake written by this process (command.eventlog): straight to its screens, which
-        drop the copy that comes back through the channel layer (they never resend a seq)."""
-        task = asyncio.get_running_loop().create_task(self._deliver(list(self.members), message))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        """A wake, from the channel layer or written by this process (command.eventlog, so its
+        screens need not wait for Redis; they drop the copy that comes back: a consumer never
+        resends a seq). Wakes are handed on in the order they came, by one task."""
+        self._wakes.put_nowait(message)
+        if self._courier is None or self._courier.done():
+            self._courier = asyncio.get_running_loop().create_task(self._carry(), name="realtime-wake-courier")
+
+    async def _carry(self) -> None:
+        while True:
+            message = await self._wakes.get()
+            await self._deliver(list(self.members), message)
 
     async def _deliver(self, members: list[Member], message: dict[str, Any]) -> None:
+        """To each member in turn (no task per screen); a member that is busy (catching up from
+        the log under its lock) gets its own task, so it delays nobody else. Its lock is FIFO,
+        so its wakes still apply in order."""
+        loop = asyncio.get_running_loop()
         for member in members:
-            try:
-                await member.event_wake(message)
-            except Exception:  # one screen's failure is its own; the others still get theirs
-                logger.exception("local wake for seq %s failed on one connection", message["seq"])
+            lock = getattr(member, "lock", None)
+            if lock is not None and lock.locked():
+                task = loop.create_task(self._deliver_one(member, message))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+            else:
+                await self._deliver_one(member, message)
+
+    async def _deliver_one(self, member: Member, message: dict[str, Any]) -> None:
+        try:
+            await member.event_wake(message)
+        except Exception:  # one screen's failure is its own; the others still get theirs
+            logger.exception("wake for seq %s failed on one connection", message["seq"])
 
     async def _run(self) -> None:
         while self.members:
             await asyncio.sleep(settings.REALTIME_HEARTBEAT_SECONDS)
             if not self.members:
                 break
+            if self._channel is not None:
+                await self._join_group()
             latest: int | None
             grants: dict[int, dict[str, LayerGrant]] | None
             try:

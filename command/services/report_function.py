@@ -195,7 +195,8 @@ BEGIN
 
   RETURN QUERY SELECT 'created'::text, v_reporter, v_report.id, v_inc.id, v_created, v_cell, v_building,
                       v_inc.status::text, v_inc.team_id, v_inc.worker_id, v_inc.report_count::integer,
-                      v_inc.due_at, v_events, to_jsonb(v_inc);
+                      v_inc.due_at, v_events,
+                      CASE WHEN p_token IS NULL THEN to_jsonb(v_inc) END;  -- the service's callers only
 END
 $fn$
 """  # noqa: S608 - DDL built from constants of this module, the models and command.selectors
