@@ -196,3 +196,19 @@ def test_reason_added_after_the_main_catalog_is_chinese_too(worker_user, grid):
     response = client.post(URL, body, format="json")
     assert response.status_code == 400
     assert "需要点" in " ".join(response.json()["location"])
+
+
+def test_an_unreachable_database_answers_503_with_retry_after(api, grid, monkeypatch):
+    # given: the database goes away under the service (restarting, failing over)
+    from django.db import OperationalError
+
+    def away(**kwargs):
+        raise OperationalError("connection to server on socket failed")
+
+    monkeypatch.setattr("field_api.views.report_submit", away)
+    # when
+    response = api.post(URL, report_body(), format="json")
+    # then: not a 500: the phone keeps the report and sends it again later
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "again" in response.json()["detail"]
