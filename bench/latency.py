@@ -497,7 +497,7 @@ def main() -> int:
         for label, run in runs.items():
             p50, p95, p99 = summary(run)
             if label.startswith("HTTP (") and not headed:  # the first: the configured channel layer
-                headline.append(f"{scenario} {p95 / base95:.1f}x")
+                headline.append(f"{scenario} {p95 / base95:.2f}x")
                 headed = True
             ratio = "" if label.startswith("baseline") else f"{p95 / base95:9.1f}x"
             print(f"{name:<12} {label:<26} {p50:8.1f} {p95:8.1f} {p99:8.1f} {ratio:>10} {run.missing():5d}")
