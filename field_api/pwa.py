@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.shortcuts import render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
 from command.models import Category
@@ -117,6 +118,7 @@ def _basemap() -> dict[str, str]:
 
 
 @require_GET
+@ensure_csrf_cookie  # the app trades a signed-in session for its token (SessionTokenView)
 def field_app(request: HttpRequest) -> HttpResponse:
     zh = (get_language() or "zh-hans").startswith("zh")
     categories = [

@@ -11,6 +11,7 @@ app_name = "field_api"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/auth/token/", views.TokenView.as_view(), name="token"),
+    path("api/v1/auth/token/session/", views.SessionTokenView.as_view(), name="token-session"),
     path("api/v1/categories/", views.CategoryListView.as_view(), name="categories"),
     path("api/v1/reports/", views.ReportView.as_view(), name="reports"),
     path("api/v1/photos/<int:pk>/", views.PhotoView.as_view(), name="photo"),

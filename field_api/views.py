@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from django.http import FileResponse, Http404
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -224,6 +225,23 @@ class TokenView(APIView):
             return Response({"detail": _("Send the token to revoke as Authorization: Token <key>.")}, status=401)
         api_token_revoke(user=found[0])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionTokenView(APIView):
+    """The field app's token for a browser that is already signed in to the site: the worker logs
+    in once, not once more for the app. The session authenticates (with its CSRF check)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [AuthThrottle]
+    authentication_classes = [SessionAuthentication]
+
+    @extend_schema(operation_id="token_from_session", request=None, responses={200: TokenOutput, **errors()})
+    def post(self, request: Request) -> Response:
+        user = request.user
+        assert isinstance(user, User)  # IsAuthenticated
+        key = api_token_issue(user=user)
+        worker = getattr(user, "worker", None)
+        return Response({"token": key, "username": user.get_username(), "worker_id": worker.pk if worker else None})
 
 
 class PhotoView(APIView):

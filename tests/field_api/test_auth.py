@@ -68,3 +68,32 @@ def test_device_key_reports_and_is_revocable(make_user, grid):
     refused = device.post("/api/v1/reports/", report_body(category="emergency_call"), format="json")
     assert refused.status_code == 401
     assert "revoked" in refused.json()["detail"]
+
+
+def test_a_signed_in_browser_trades_its_session_for_the_apps_token(worker_user, grid):
+    # given: a browser signed in to the site, with the CSRF cookie the field app page sets
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(worker_user)
+    assert client.get("/field/").status_code == 200
+    csrf = client.cookies["csrftoken"].value
+    # when
+    response = client.post("/api/v1/auth/token/session/", HTTP_X_CSRFTOKEN=csrf)
+    # then: the same token a password login gives, and it works
+    assert response.status_code == 200
+    assert response.json()["worker_id"] == worker_user.worker.pk
+    phone = APIClient()
+    phone.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    assert phone.post("/api/v1/reports/", report_body(), format="json").status_code == 201
+
+
+def test_the_session_trade_needs_the_csrf_token_and_a_session(worker_user):
+    signed_in = APIClient(enforce_csrf_checks=True)
+    signed_in.force_login(worker_user)
+    # without the CSRF header (another site's form cannot read the cookie): refused
+    assert signed_in.post("/api/v1/auth/token/session/").status_code == 403
+    # without a session: refused
+    anonymous = APIClient(enforce_csrf_checks=True)
+    assert anonymous.get("/field/").status_code == 200
+    csrf = anonymous.cookies["csrftoken"].value
+    answer = anonymous.post("/api/v1/auth/token/session/", HTTP_X_CSRFTOKEN=csrf)
+    assert answer.status_code == 403 and "detail" in answer.json()

@@ -89,3 +89,23 @@ def test_assignments_duty_and_pings(live_daphne, worker_and_incident, chromium):
         assert outside_the_loop(lambda: LocationPing.objects.filter(worker__user=user).count()) >= 2
     finally:
         context.close()
+
+
+def test_signed_in_to_the_site_the_field_app_needs_no_second_login(live_daphne, worker_and_incident, chromium):
+    context = chromium.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        # given: signed in through the site's login page
+        page.goto(f"{live_daphne.url}/accounts/login/")
+        page.fill("input[name=username]", "zhao")
+        page.fill("input[name=password]", "pw-for-tests-1")
+        page.click("form [type=submit]")
+        page.wait_for_load_state()
+        # when: the field app opens
+        page.goto(f"{live_daphne.url}/field/")
+        # then: the app, not its login form
+        page.wait_for_selector("#app:not([hidden])")
+        assert page.locator("#login").is_hidden()
+        assert page.evaluate("localStorage.getItem('gc.field.token')")
+    finally:
+        context.close()

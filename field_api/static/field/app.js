@@ -449,5 +449,27 @@
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/field/sw.js", { scope: "/field/" }).catch(() => {});
   }
-  if (token()) { showApp(); start(); } else { showLogin(); renderNet(); }
+  // Signed in to the site already (same browser)? Trade that session for the app's token, so
+  // the worker logs in once; otherwise the login form.
+  async function tokenFromSession() {
+    const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1];
+    if (!csrf || !navigator.onLine) return false;
+    try {
+      const r = await fetch("/api/v1/auth/token/session/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": decodeURIComponent(csrf), Accept: "application/json" },
+      });
+      if (!r.ok) return false;
+      localStorage.setItem(TOKEN_KEY, (await r.json()).token);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  if (token()) { showApp(); start(); } else {
+    showLogin();
+    renderNet();
+    tokenFromSession().then((ok) => { if (ok) { showApp(); start(); } });
+  }
 })();
