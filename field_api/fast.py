@@ -44,6 +44,7 @@ from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 
 from command import db_async
+from command.lean import lean_paths_on
 from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
 from field_api.serializers import CATEGORY_CODE, report_output
 from field_api.throttles import REPORT_COUNTED, ReportThrottle
@@ -62,18 +63,13 @@ REQUIRED = frozenset({"client_id", "category", "location"})
 # What DRF's CharField refuses (and trims): left to the DRF view.
 _NOTE_REFUSED = re.compile("[\x00\ud800-\udfff]")
 
-# The middleware (command/settings.py MIDDLEWARE) whose work shows on a 201 of this view: the
-# fast path runs their request and response steps itself. tests/field_api/test_fast_path.py
-# pins the MIDDLEWARE list, so a new middleware is a conscious change here too.
+# The middleware whose work shows on a 201 of this view (of command.lean.KNOWN_MIDDLEWARE; with
+# another list this path steps aside): the fast path runs their request and response steps.
 # They read their settings when made: made per request (microseconds), as settings may change.
 
 
 def _unused(request: Any) -> HttpResponse:
     raise AssertionError("only the request and response steps of these middleware run here")
-
-
-def fast_paths_enabled() -> bool:
-    return bool(getattr(settings, "FAST_PATHS", True))
 
 
 def report_fast_app(fallback: ASGIApp) -> ASGIApp:
@@ -85,7 +81,7 @@ def report_fast_app(fallback: ASGIApp) -> ASGIApp:
             or scope["method"] != "POST"
             or scope["path"] != PATH
             or scope.get("query_string")
-            or not fast_paths_enabled()
+            or not lean_paths_on()
         ):
             return await fallback(scope, receive, send)
         headers = _headers(scope)

@@ -54,6 +54,7 @@ from psycopg import AsyncCursor
 
 from command.db_async import pool
 from command.layers import LAYERS, LayerGrant, layers_for_user
+from command.lean import lean_paths_on
 from maps.auth import token_key, viewer_from_row, viewer_sql
 from maps.gcj02 import tile_affine
 from maps.tiles import (
@@ -80,19 +81,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # zeros) are left to Django; the view's own limit on z is checked below.
 TILE_PATH = re.compile(r"/maps/tiles/([^/]+)/([0-9]{1,2})/([0-9]{1,7})/([0-9]{1,7})\.pbf")
 
-# The middleware whose effect on the view's answer is reproduced below (``_answer``).
-KNOWN_MIDDLEWARE = (
-    "django.middleware.security.SecurityMiddleware",
-    "field_api.middleware.api_json_errors",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-)
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 DB_SESSIONS = "django.contrib.sessions.backends.db"
 SESSION_SQL = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > %s"
@@ -109,7 +97,7 @@ def tile_fast_app(fallback: ASGIApp) -> ASGIApp:
     tile request it is not sure about, to ``fallback`` unchanged."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not getattr(settings, "FAST_PATHS", True):
+        if scope["type"] != "http" or scope["method"] != "GET" or not lean_paths_on():
             return await fallback(scope, receive, send)
         match = TILE_PATH.fullmatch(scope["path"])
         if match is None or not await _serve(scope, match, send):
@@ -154,8 +142,7 @@ async def _serve(scope: Scope, match: re.Match[str], send: Send) -> bool:
 def _supported() -> bool:
     """The settings this module reproduces Django's answer for."""
     return (
-        tuple(settings.MIDDLEWARE) == KNOWN_MIDDLEWARE
-        and settings.AUTH_USER_MODEL == "auth.User"
+        settings.AUTH_USER_MODEL == "auth.User"
         and list(settings.AUTHENTICATION_BACKENDS) == [MODEL_BACKEND]
         and settings.SESSION_ENGINE == DB_SESSIONS
         and not settings.SESSION_SAVE_EVERY_REQUEST

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -103,9 +104,6 @@ def report_submit(
     ``photos`` not stored yet); with other content, ReportConflict."""
     report_check(location=location, accuracy_m=accuracy_m, note=note)
     prepared = photos_prepare(photos) if photos else []
-    content_hash = report_content_hash(
-        category_code=category.code, location=location, accuracy_m=accuracy_m, note=note, client_time=client_time
-    )
     submission = _Submission(
         token=None,
         reporter_id=reporter_id,
@@ -117,8 +115,8 @@ def report_submit(
         client_time=client_time,
         source=source,
         now=received_at or timezone.now(),
-        content_hash=content_hash,
     )
+    content_hash = submission.content_hash
     written: list[str] = []
     try:
         with transaction.atomic():
@@ -182,9 +180,6 @@ async def report_submit_async(
         client_time=client_time,
         source=source,
         now=timezone.now(),
-        content_hash=report_content_hash(
-            category_code=category_code, location=location, accuracy_m=accuracy_m, note=note, client_time=client_time
-        ),
     )
     try:
         row = await _batcher().submit(submission)
@@ -321,7 +316,16 @@ class _Submission:
     client_time: datetime | None
     source: str
     now: datetime
-    content_hash: str
+
+    @cached_property
+    def content_hash(self) -> str:
+        return report_content_hash(
+            category_code=self.category_code,
+            location=self.location,
+            accuracy_m=self.accuracy_m,
+            note=self.note,
+            client_time=self.client_time,
+        )
 
     def params(self) -> dict[str, Any]:
         return {
