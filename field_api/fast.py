@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.gis.geos import Point
-from django.core.exceptions import ValidationError
+from django.core.exceptions import DisallowedHost, ValidationError
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -120,6 +120,10 @@ async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: byt
     if user_id is None:
         return None  # DRF answers 401 with its reason
     request = _django_request(scope)
+    try:
+        request.get_host()  # ALLOWED_HOSTS, as Django checks it
+    except DisallowedHost:
+        return None  # Django answers 400
     if SecurityMiddleware(_unused).process_request(request) is not None:  # e.g. the HTTPS redirect
         return None
     user = SimpleNamespace(pk=user_id, id=user_id, is_authenticated=True)

@@ -224,7 +224,14 @@ class _Batcher:
     async def _drain(self) -> None:
         while self.pending:
             batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-            await self._run(batch)
+            try:
+                await self._run(batch)
+            except BaseException as exc:  # never leave a request waiting on an unanswered future
+                for _submission, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
 
     async def _run(self, batch: list[tuple[_Submission, asyncio.Future[tuple[Any, ...]]]]) -> None:
         try:

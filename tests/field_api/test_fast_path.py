@@ -47,8 +47,8 @@ async def _call(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, d
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": query,
-        "headers": [(b"host", b"testserver"), (b"content-length", str(len(body)).encode())]
-        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "headers": [(b"content-length", str(len(body)).encode())]
+        + [(k.lower().encode(), v.encode()) for k, v in {"Host": "testserver", **headers}.items()],
         "server": ("testserver", 80),
         "client": ("127.0.0.1", 50000),
     }
@@ -205,6 +205,12 @@ def test_another_middleware_list_sends_every_report_to_django(token, grid, lean_
     settings.MIDDLEWARE = [*KNOWN_MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
     assert post(report_body(), token=token)[0] == 201
     assert lean_calls == [] and Report.objects.count() == 1
+
+
+def test_a_host_not_in_allowed_hosts_is_left_to_django(token, grid, lean_calls):
+    status, _headers, _answer = post(report_body(), token=token, Host="evil.example")
+    assert status == 400
+    assert lean_calls == [] and not Report.objects.exists()
 
 
 def test_switched_off_every_report_goes_through_django(token, grid, lean_calls):
