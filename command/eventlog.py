@@ -100,30 +100,28 @@ def event_record(event: Event) -> dict[str, Any]:
     }
 
 
-# One round trip: take the next seqs from the counter row (its row lock is held until commit, so
-# commit order is seq order) and insert the events with them, in the order given. An upsert, so
-# a flushed table (transactional tests) starts again at 1.
+# One round trip: take the next seq from the counter row (its row lock is held until commit, so
+# commit order is seq order) and insert the event with it. An upsert, so a flushed table
+# (transactional tests) starts again at 1. (A report's two events are appended in the same way
+# inside gc_report_submit, command/services/report_function.py.)
 _APPEND_SQL = """
 WITH counter AS (
-  INSERT INTO command_eventcounter (id, last_seq) VALUES (1, %(n)s)
-  ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + EXCLUDED.last_seq
+  INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 1)
+  ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + 1
   RETURNING last_seq
 )
 INSERT INTO command_event (seq, kind, layer, object_id, actor_id, payload, created_at)
-SELECT counter.last_seq - %(n)s + e.ord, e.kind, e.layer, e.object_id, e.actor_id, e.payload, e.created_at
-FROM counter,
-     unnest(%(kinds)s::text[], %(layers)s::text[], %(object_ids)s::text[], %(actor_ids)s::integer[],
-            %(payloads)s::jsonb[], %(created)s::timestamptz[])
-       WITH ORDINALITY AS e(kind, layer, object_id, actor_id, payload, created_at, ord)
+SELECT last_seq, %s, %s, %s, %s, %s::jsonb, %s FROM counter
 RETURNING seq
 """
 
 
-def event_prepare(
+def event_append(
     *, kind: EventKind, layer: str, object_id: Any, actor_id: int | None, payload: dict[str, Any]
 ) -> Event:
-    """An event checked against its schema, not stored yet (``seq`` 0): the step every writer
-    takes before ``events_append_statement``."""
+    """Append one event inside the current transaction; wake the screens after commit."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_append must run inside the writing transaction (transaction.atomic)")
     record = EventRecord.model_validate(
         {
             "seq": 0,
@@ -135,62 +133,28 @@ def event_prepare(
             "created_at": timezone.now(),
         }
     )
-    return Event(
-        seq=0,
+    stored_payload = record.payload.model_dump(mode="json")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _APPEND_SQL,
+            [kind, layer, record.object_id, actor_id, json.dumps(stored_payload), record.created_at],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    event = Event(
+        seq=int(row[0]),
         kind=kind,
         layer=layer,
         object_id=record.object_id,
         actor_id=actor_id,
-        payload=record.payload.model_dump(mode="json"),
+        payload=stored_payload,
         created_at=record.created_at,
     )
-
-
-def events_append_statement(events: list[Event]) -> tuple[str, dict[str, Any]]:
-    """The one statement that stores ``events`` (in this order) with the next seqs; run it inside
-    the writing transaction (a sync cursor or an async one), then ``events_stored`` with the
-    seqs it returned, then ``wake_send`` each wire form after commit."""
-    return _APPEND_SQL, {
-        "n": len(events),
-        "kinds": [e.kind for e in events],
-        "layers": [e.layer for e in events],
-        "object_ids": [e.object_id for e in events],
-        "actor_ids": [e.actor_id for e in events],
-        "payloads": [json.dumps(e.payload) for e in events],
-        "created": [e.created_at for e in events],
-    }
-
-
-def events_stored(events: list[Event], seqs: list[int], *, db: str = "default") -> list[dict[str, Any]]:
-    """Give ``events`` the seqs the append statement returned; their wire forms, in seq order."""
-    for event, seq in zip(events, sorted(seqs), strict=True):
-        event.seq = seq
-        event._state.adding = False
-        event._state.db = db
-    return [event_record(event) for event in events]
-
-
-def event_append(
-    *, kind: EventKind, layer: str, object_id: Any, actor_id: int | None, payload: dict[str, Any]
-) -> Event:
-    """Append one event inside the current transaction; wake the screens after commit."""
-    return events_append(
-        [event_prepare(kind=kind, layer=layer, object_id=object_id, actor_id=actor_id, payload=payload)]
-    )[0]
-
-
-def events_append(events: list[Event]) -> list[Event]:
-    """Append prepared events (``event_prepare``) in one statement inside the current
-    transaction; wake the screens after commit (the events leave in one wake)."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("event_append must run inside the writing transaction (transaction.atomic)")
-    sql, params = events_append_statement(events)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        seqs = [int(row[0]) for row in cursor.fetchall()]
-    wires = events_stored(events, seqs, db=connection.alias)
-    transaction.on_commit(lambda: wakes_send(wires))
-    return events
+    event._state.adding = False
+    event._state.db = connection.alias
+    wire = event_record(event)
+    transaction.on_commit(lambda: wakes_send([wire]))
+    return event
 
 
 def latest_seq() -> int:
@@ -240,17 +204,11 @@ def events_prune(*, before: datetime | None = None) -> int:
     return deleted
 
 
-def wake_send(wire: dict[str, Any]) -> None:
-    """Tell every screen that ``wire['seq']`` committed (called on commit, once per event).
-    Never blocks nor raises: the wake is queued for the process's wake sender, and a lost wake
-    is healed by the heartbeat, because the write has already committed."""
-    wakes_send([wire])
-
-
 def wakes_send(wires: list[dict[str, Any]]) -> None:
-    """``wake_send`` for the events of one transaction: they leave in one wake message, to the
-    screens of this process directly (``wake_listener_set``) and to every process through the
-    channel layer."""
+    """Tell every screen that ``wires`` (the events of one transaction, in seq order) committed.
+    Called after commit; never blocks nor raises (a lost wake is healed by the heartbeat, the
+    write has committed). They leave in one wake message: to the screens of this process
+    directly (``wake_listener_set``), and to every process through the channel layer."""
     if not wires:
         return
     _local_wake({"type": "event.wake", "seq": wires[-1]["seq"], "events": wires})
@@ -332,9 +290,6 @@ class WakeSender:
         self.idle = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="gc-wake-sender", daemon=True)
         self.thread.start()
-
-    def put(self, wire: dict[str, Any]) -> None:
-        self.put_many([wire])
 
     def put_many(self, wires: list[dict[str, Any]]) -> None:
         with self.idle:

@@ -126,9 +126,10 @@ def report_submit(
             assert row is not None
             if row[0] != "created":
                 raise ValidationError({"category": _("Unknown category %(code)s.") % {"code": category.code}})
-            report, wires = submission.stored(row, category)
+            report = submission.stored(row, category)
             stored = photos_attach(photos=prepared, report=report) if prepared else []
             written.extend(photo_files(stored))
+            wires = _row_wires(row)
             transaction.on_commit(lambda: wakes_send(wires))
             return SubmitResult(report, created=True, photos=stored)
     except IntegrityError as exc:
@@ -189,8 +190,7 @@ async def report_submit_async(
         raise ReportNotTaken("resubmitted") from None
     if row[0] != "created":
         raise ReportNotTaken(str(row[0]))
-    report, _wires = submission.stored(row, None)  # woken by the batch, after its commit
-    return SubmitResult(report, created=True)
+    return SubmitResult(submission.stored(row, None), created=True)  # woken by the batch, after its commit
 
 
 MAX_BATCH = 32
@@ -250,7 +250,7 @@ class _Batcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        wakes_send([wire for row in rows if row[0] == "created" for wire in row[12]])
+        wakes_send([wire for row in rows if row[0] == "created" for wire in _row_wires(row)])
         for (_submission, future), row in zip(batch, rows, strict=True):
             if not future.done():  # the request may have gone (a closed connection)
                 future.set_result(row)
@@ -353,10 +353,10 @@ class _Submission:
             "building_metres": BUILDING_WITHIN_METRES,
         }
 
-    def stored(self, row: tuple[Any, ...], category: Category | None) -> tuple[Report, list[dict[str, Any]]]:
-        """The report (with its incident's brief) as the function stored it, and the wakes."""
+    def stored(self, row: tuple[Any, ...], category: Category | None) -> Report:
+        """The report (with its incident, whole or its brief) as the function stored it."""
         (_status, reporter_id, report_id, incident_id, _created, cell_id, building_id, status, team_id, worker_id,
-         report_count, due_at, events, incident_row) = row  # fmt: skip
+         report_count, due_at, _events, incident_row) = row  # fmt: skip
         if category is not None:  # the service's callers get the whole incident
             incident = _model_from_row(Incident, incident_row)
         else:  # the lean path answers with the receipt's brief only
@@ -384,12 +384,17 @@ class _Submission:
             building_id=building_id,
             incident=incident,
         )
-        wires = events if isinstance(events, list) else json.loads(events)
         if category is not None:
             report.category = category
         else:
-            report.category_id = wires[-1]["payload"]["properties"]["category_id"]
+            report.category_id = _row_wires(row)[-1]["payload"]["properties"]["category_id"]
         for obj in (incident, report):
             obj._state.adding = False
             obj._state.db = "default"
-        return report, wires
+        return report
+
+
+def _row_wires(row: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The wire form of the events a gc_report_submit row carries (jsonb: a list, or its text)."""
+    events = row[12]
+    return list(events) if isinstance(events, list) else list(json.loads(events))
