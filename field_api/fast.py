@@ -20,7 +20,6 @@ never answers an error itself, and writes nothing before it is sure to answer.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -34,17 +33,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.gis.geos import Point
-from django.core.exceptions import DisallowedHost, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.middleware.clickjacking import XFrameOptionsMiddleware
-from django.middleware.common import CommonMiddleware
-from django.middleware.locale import LocaleMiddleware
-from django.middleware.security import SecurityMiddleware
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from command import db_async
-from command.lean import lean_paths_on
+from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
 from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
 from field_api.serializers import CATEGORY_CODE, report_output
 from field_api.throttles import REPORT_COUNTED, ReportThrottle
@@ -62,14 +57,6 @@ FIELDS = frozenset({"client_id", "category", "location", "accuracy", "note", "cl
 REQUIRED = frozenset({"client_id", "category", "location"})
 # What DRF's CharField refuses (and trims): left to the DRF view.
 _NOTE_REFUSED = re.compile("[\x00\ud800-\udfff]")
-
-# The middleware whose work shows on a 201 of this view (of command.lean.KNOWN_MIDDLEWARE; with
-# another list this path steps aside): the fast path runs their request and response steps.
-# They read their settings when made: made per request (microseconds), as settings may change.
-
-
-def _unused(request: Any) -> HttpResponse:
-    raise AssertionError("only the request and response steps of these middleware run here")
 
 
 def report_fast_app(fallback: ASGIApp) -> ASGIApp:
@@ -106,7 +93,7 @@ def report_fast_app(fallback: ASGIApp) -> ASGIApp:
             answer = None
         if answer is None:
             return await fallback(scope, replay, send)
-        await _send_response(answer, send)
+        await lean_send(answer, send)
 
     return app
 
@@ -119,12 +106,8 @@ async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: byt
     user_id = await _token_user(key)
     if user_id is None:
         return None  # DRF answers 401 with its reason
-    request = _django_request(scope)
-    try:
-        request.get_host()  # ALLOWED_HOSTS, as Django checks it
-    except DisallowedHost:
-        return None  # Django answers 400
-    if SecurityMiddleware(_unused).process_request(request) is not None:  # e.g. the HTTPS redirect
+    request = lean_request(scope)
+    if lean_refused(request):  # a disallowed Host (400), the HTTPS redirect: Django answers
         return None
     user = SimpleNamespace(pk=user_id, id=user_id, is_authenticated=True)
     if not ReportThrottle().allow_request(SimpleNamespace(user=user, META=request.META), None):
@@ -149,7 +132,7 @@ async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: byt
         content_type="application/json",
     )
     response["Allow"] = "POST, OPTIONS"
-    return _middleware_response(request, response)
+    return lean_response(request, response)
 
 
 # Token key -> user id, for the throttle (keyed by user, as DRF's). A key names one user for its
@@ -300,30 +283,3 @@ def _replaying(body: bytes, more: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-def _django_request(scope: Scope) -> Any:
-    """What the middleware steps look at: META (scheme, host, Accept-Language) and COOKIES."""
-    from django.core.handlers.asgi import ASGIRequest
-
-    return ASGIRequest(scope, io.BytesIO())
-
-
-def _middleware_response(request: Any, response: HttpResponse) -> HttpResponse:
-    """``response`` as it leaves Django's middleware (each step only adds headers to a 201)."""
-    locale = LocaleMiddleware(_unused)
-    locale.process_request(request)
-    try:
-        # as settings.MIDDLEWARE, reversed
-        for middleware in (XFrameOptionsMiddleware(_unused), CommonMiddleware(_unused), locale):
-            middleware.process_response(request, response)
-        SecurityMiddleware(_unused).process_response(request, response)
-    finally:
-        translation.deactivate()
-    return response
-
-
-async def _send_response(response: HttpResponse, send: Send) -> None:
-    headers = [(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.content})

@@ -46,15 +46,14 @@ from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.http.cookie import parse_cookie
-from django.http.request import split_domain_port, validate_host
-from django.utils import translation
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
 from psycopg import AsyncCursor
 
 from command.db_async import pool
 from command.layers import LAYERS, LayerGrant, layers_for_user
-from command.lean import lean_paths_on
+from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
 from maps.auth import token_key, viewer_from_row, viewer_sql
 from maps.gcj02 import tile_affine
 from maps.tiles import (
@@ -67,7 +66,7 @@ from maps.tiles import (
     tile_fresh_statement,
     tile_public_profile,
 )
-from maps.views import MAX_TILE_ZOOM, TILE_CACHE_CONTROL, TILE_CONTENT_TYPE, TILE_VARY
+from maps.views import MAX_TILE_ZOOM, tile_response
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +116,9 @@ async def _serve(scope: Scope, match: re.Match[str], send: Send) -> bool:
                 await conn.set_autocommit(True)
             try:
                 tile, store = await _tile(conn, request)
-                status, headers, body = _response(tile, request)
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                sent = True
-                await send({"type": "http.response.body", "body": body})
+                response = _response(tile, request)
+                sent = True  # from here the client may have the first bytes
+                await lean_send(response, send)
                 if store is not None:  # the cache write, after the answer: off the client's time
                     await asyncio.sleep(0)  # first let the server write the answer out
                     await aexecute(conn, store)
@@ -155,75 +153,21 @@ def _supported() -> bool:
     )
 
 
-def _meta(scope: Scope) -> dict[str, str]:
-    """The request headers as Django's ASGIRequest puts them in ``META``."""
-    headers: dict[str, list[str]] = {}
-    for raw_name, raw_value in scope.get("headers", []):
-        name = raw_name.decode("latin1")
-        if "_" in name:
-            continue
-        if name == "content-length":
-            key = "CONTENT_LENGTH"
-        elif name == "content-type":
-            key = "CONTENT_TYPE"
-        else:
-            key = "HTTP_" + name.upper().replace("-", "_")
-        headers.setdefault(key, []).append(raw_value.decode("latin1"))
-    return {key: ",".join(values) for key, values in headers.items()}
-
-
-def _is_secure(scope: Scope, meta: dict[str, str]) -> bool:
-    """``request.is_secure()``."""
-    if settings.SECURE_PROXY_SSL_HEADER:
-        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
-        value = meta.get(header)
-        if value is not None:
-            return value.split(",", 1)[0].strip() == secure_value
-    return (scope.get("scheme") or "http") == "https"
-
-
-def _host_allowed(meta: dict[str, str]) -> bool:
-    """``request.get_host()`` would not raise DisallowedHost (CommonMiddleware calls it)."""
-    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in meta:
-        host = meta["HTTP_X_FORWARDED_HOST"]
-    elif "HTTP_HOST" in meta:
-        host = meta["HTTP_HOST"]
-    else:
-        return False  # Django rebuilds it from the server address: not worth reproducing
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
-    domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, allowed)
-
-
 def _csrf_cookie_ok(cookies: dict[str, str]) -> bool:
     """No cookie, or one CsrfViewMiddleware keeps (a malformed one is replaced in the answer)."""
     token = cookies.get(settings.CSRF_COOKIE_NAME)
     return token is None or (len(token) in CSRF_TOKEN_LENGTHS and CSRF_TOKEN_CHARS.issuperset(token))
 
 
-class _LanguageRequest:
-    """What ``translation.get_language_from_request`` reads of a request."""
-
-    def __init__(self, request: _Request) -> None:
-        self.COOKIES = request.cookies
-        self.META = request.meta
-        self.path_info = request.path
-
-
 @dataclass(frozen=True)
 class _Request:
     """What the view and the middleware read of a tile request."""
 
-    path: str
     layer: str
     z: int
     x: int
     y: int
-    meta: dict[str, str]
-    cookies: dict[str, str]
-    secure: bool
+    django: ASGIRequest  # META, COOKIES, host and scheme, as Django's middleware read them
 
     @classmethod
     def parse(cls, scope: Scope, match: re.Match[str]) -> _Request:
@@ -231,26 +175,23 @@ class _Request:
         (a redirect, an error) or whose answer carries more (a cookie)."""
         if scope.get("root_path") or not _supported():
             raise Fallback
-        meta = _meta(scope)
-        if meta.get("CONTENT_LENGTH", "0") != "0" or "HTTP_TRANSFER_ENCODING" in meta:
+        request = lean_request(scope)
+        meta = request.META
+        if meta.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in meta:
             raise Fallback  # a body: unusual for a GET, Django reads it
-        secure = _is_secure(scope, meta)
-        if settings.SECURE_SSL_REDIRECT and not secure:
-            raise Fallback  # SecurityMiddleware redirects (or exempts) it
-        if not _host_allowed(meta):
-            raise Fallback
+        if lean_refused(request):
+            raise Fallback  # a disallowed host (400), the HTTPS redirect
         layer, z, x, y = match[1], int(match[2]), int(match[3]), int(match[4])
         if layer not in LAYERS or not 0 <= z <= MAX_TILE_ZOOM or not (x < (1 << z) and y < (1 << z)):
             raise Fallback  # 404 / 400 from the view
-        cookies = parse_cookie(meta.get("HTTP_COOKIE", ""))
-        if not _csrf_cookie_ok(cookies):
+        if not _csrf_cookie_ok(request.COOKIES):
             raise Fallback
-        if settings.SESSION_COOKIE_NAME not in cookies and not _token_credentials(meta):
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES and not _token_credentials(meta):
             raise Fallback  # anonymous (401), HTTP Basic (password hashing: a thread's work)
-        return cls(scope["path"], layer, z, x, y, meta, cookies, secure)
+        return cls(layer, z, x, y, request)
 
 
-def _token_credentials(meta: dict[str, str]) -> str | None:
+def _token_credentials(meta: dict[str, Any]) -> str | None:
     """The credentials of ``Authorization: Token <credentials>``, as ``request_viewer`` reads them."""
     scheme, _sep, credentials = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
     return credentials if scheme.lower() == "token" and credentials else None
@@ -263,7 +204,7 @@ async def _tile(conn: Any, request: _Request) -> tuple[Tile, Statement | None]:
     crs = settings.BASEMAP_CRS
     # the cache row is read before the viewer is known: a cacheable tile has the public profile
     fresh = tile_fresh_statement(tile_public_profile(layer), z, x, y, crs=crs)
-    session_key = request.cookies.get(settings.SESSION_COOKIE_NAME)
+    session_key = request.django.COOKIES.get(settings.SESSION_COOKIE_NAME)
     session: dict[str, Any] | None = None
     if session_key is not None:
         # the session's user comes first, as in request_viewer; a session that does not
@@ -271,7 +212,7 @@ async def _tile(conn: Any, request: _Request) -> tuple[Tile, Statement | None]:
         session = await _session(conn, session_key)
         how, credential = "id", session[SESSION_KEY]
     else:
-        how, credential = "token", token_key(_token_credentials(request.meta) or "")
+        how, credential = "token", token_key(_token_credentials(request.django.META) or "")
     row = await _prepared(conn, _viewer_and_fresh_sql(how), [*fresh[1], credential], binary=True)
     if row is None or row[FRESH_COLUMNS] is None:
         raise Fallback  # no such active user (token) or user (session)
@@ -334,44 +275,7 @@ def _session_check(session: dict[str, Any], user: Any) -> None:
         raise Fallback
 
 
-def _response(tile: Tile, request: _Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The view's answer (maps.views.layer_tile) as the middleware leaves it, header for header
-    and in the same order."""
-    etag = f'"{tile.etag}"'
-    not_modified = etag in [t.strip() for t in request.meta.get("HTTP_IF_NONE_MATCH", "").split(",")]
-    # the view: HttpResponse(headers=...) then its Content-Type, then X-Tile-Cache
-    headers: list[tuple[str, str]] = [
-        ("ETag", etag),
-        ("Cache-Control", TILE_CACHE_CONTROL),
-        ("Vary", TILE_VARY + ", Accept-Language"),  # patched by LocaleMiddleware
-    ]
-    if not_modified:
-        status, body = 304, b""
-        headers.append(("Content-Type", f"text/html; charset={settings.DEFAULT_CHARSET}"))
-    else:
-        status, body = 200, tile.data
-        headers.append(("Content-Type", TILE_CONTENT_TYPE))
-        headers.append(("X-Tile-Cache", "hit" if tile.cached else "miss"))
-    # XFrameOptionsMiddleware, CommonMiddleware, LocaleMiddleware (SessionMiddleware's Vary:
-    # Cookie is there already)
-    headers.append(("X-Frame-Options", getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()))
-    headers.append(("Content-Length", str(len(body))))
-    language = translation.get_language_from_request(_LanguageRequest(request))  # type: ignore[arg-type]
-    headers.append(("Content-Language", translation.to_language(language)))
-    # SecurityMiddleware
-    if settings.SECURE_HSTS_SECONDS and request.secure:
-        sts = f"max-age={settings.SECURE_HSTS_SECONDS}"
-        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
-            sts += "; includeSubDomains"
-        if settings.SECURE_HSTS_PRELOAD:
-            sts += "; preload"
-        headers.append(("Strict-Transport-Security", sts))
-    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-        headers.append(("X-Content-Type-Options", "nosniff"))
-    policy = settings.SECURE_REFERRER_POLICY
-    if policy:
-        values = [v.strip() for v in policy.split(",")] if isinstance(policy, str) else policy
-        headers.append(("Referrer-Policy", ",".join(values)))
-    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
-    return status, [(k.encode("ascii"), v.encode("latin1")) for k, v in headers], body
+def _response(tile: Tile, request: _Request) -> HttpResponse:
+    """The view's answer (``maps.views.tile_response``) as the middleware leave it."""
+    if_none_match = request.django.META.get("HTTP_IF_NONE_MATCH", "")
+    return lean_response(request.django, tile_response(tile, if_none_match=if_none_match))

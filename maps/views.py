@@ -18,11 +18,11 @@ from maps.auth import request_viewer
 from maps.exports import FORMATS, csv_stream, export_ids, gdal_export, geojson_stream
 from maps.gcj02 import tile_affine
 from maps.params import BadRequest, feature_query_from
-from maps.tiles import layer_tile_cached
+from maps.tiles import Tile, layer_tile_cached
 
 GEOJSON_DEFAULT_LIMIT = 1000
 MAX_TILE_ZOOM = 22
-# A tile's answer (maps/fast.py answers the same)
+# A tile's answer (tile_response, for this view and maps/fast.py)
 TILE_CONTENT_TYPE = "application/vnd.mapbox-vector-tile"
 TILE_CACHE_CONTROL = "private, no-cache"
 TILE_VARY = "Cookie, Authorization"
@@ -109,9 +109,14 @@ def layer_tile(request: HttpRequest, layer: str, z: int, x: int, y: int) -> Http
     tile = layer_tile_cached(grant, z, x, y, crs=crs, affine=affine)
     if tile.ids:
         layer_access_log(user=viewer, channel="tile", grant=grant, object_ids=tile.ids, detail=f"{z}/{x}/{y}")
+    return tile_response(tile, if_none_match=request.headers.get("If-None-Match", ""))
+
+
+def tile_response(tile: Tile, *, if_none_match: str) -> HttpResponse:
+    """A tile's answer (this view's and maps/fast.py's): 304 when the client holds it."""
     etag = f'"{tile.etag}"'
     headers = {"ETag": etag, "Cache-Control": TILE_CACHE_CONTROL, "Vary": TILE_VARY}
-    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+    if etag in [t.strip() for t in if_none_match.split(",")]:
         return HttpResponse(status=304, headers=headers)
     response = HttpResponse(tile.data, content_type=TILE_CONTENT_TYPE, headers=headers)
     response["X-Tile-Cache"] = "hit" if tile.cached else "miss"
