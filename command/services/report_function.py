@@ -77,8 +77,45 @@ _BUILDING_SQL = BUILDING_NEAR_POINT_SQL.format(
     expand=f"greatest(1.5 * p_building_metres / v_lon_m, 1.5 * p_building_metres / {_LAT_M})",
     metres="p_building_metres",
 )
+
+
+def _group_keys(category_id: str, lon: str, lat: str, metres: str, lon_m: str) -> str:
+    """The grouping lock keys of one report, in key order (see GROUPING_LOCK_KEY)."""
+    return f"""SELECT DISTINCT hashtextextended(format('{GROUPING_LOCK_KEY}:%s:%s:%s', {category_id}, gx, gy), 0) AS k
+    FROM generate_series(floor(({lon} - {metres} / {lon_m}) / {GROUPING_SQUARE_DEG})::bigint,
+                         floor(({lon} + {metres} / {lon_m}) / {GROUPING_SQUARE_DEG})::bigint) gx,
+         generate_series(floor(({lat} - {metres} / {_LAT_M}) / {GROUPING_SQUARE_DEG})::bigint,
+                         floor(({lat} + {metres} / {_LAT_M}) / {GROUPING_SQUARE_DEG})::bigint) gy
+    ORDER BY k"""  # noqa: S608 - SQL text from constants and the callers' column names
+
+
 _GROUP_EXPAND = f"greatest(1.5 * p_group_metres / v_lon_m, 1.5 * p_group_metres / {_LAT_M})"
 _OPEN = ", ".join(f"'{status}'" for status in Incident.OPEN_STATUSES)
+
+# A batch (command.services.reports._Batcher) makes several gc_report_submit calls in one
+# transaction, so it holds the event counter's row from its first report's events to its commit.
+# Waiting then for a lock held by a single report that itself waits for the counter would be a
+# deadlock, and PostgreSQL might abort the single report. So a batch first takes the grouping
+# locks of all its reports at once, in key order; and every later lock wait of the batch (an
+# incident row held by someone who waits for the counter) is cut at a quarter of
+# deadlock_timeout, which rolls the batch back before PostgreSQL's deadlock check could choose the
+# other side; its reports then go again one by one.
+_BATCH_KEYS = _group_keys("r.category_id", "r.lon", "r.lat", "GROUP_METRES", "r.lon_m")
+BATCH_LOCKS_SQL = f"""
+WITH r AS (
+  SELECT c.id AS category_id, p.lon, p.lat, {_LON_M} * greatest(cos(radians(p.lat)), 1e-6) AS lon_m
+  FROM unnest(%(codes)s::text[], %(lons)s::float8[], %(lats)s::float8[]) AS p(code, lon, lat)
+  JOIN command_category c ON c.code = p.code
+), locked AS MATERIALIZED (
+  SELECT count(pg_advisory_xact_lock(ordered.k)) AS n FROM (
+    SELECT DISTINCT keys.k FROM r CROSS JOIN LATERAL ({_BATCH_KEYS.replace("%", "%%")}) keys
+    ORDER BY keys.k
+  ) ordered
+)
+SELECT set_config('lock_timeout',
+  greatest(round(extract(epoch FROM current_setting('deadlock_timeout')::interval) * 250), 1)::bigint::text, true)
+FROM locked
+""".replace("GROUP_METRES", "%(group_metres)s")  # noqa: S608 - constants; the values are bound
 
 FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION gc_report_submit(
@@ -121,12 +158,7 @@ BEGIN
 
   -- Serialise grouping nearby, so two simultaneous reports of one event open one incident.
   FOR v_key IN
-    SELECT DISTINCT hashtextextended(format('{GROUPING_LOCK_KEY}:%s:%s:%s', v_cat.id, gx, gy), 0) AS k
-    FROM generate_series(floor((p_lon - p_group_metres / v_lon_m) / {GROUPING_SQUARE_DEG})::bigint,
-                         floor((p_lon + p_group_metres / v_lon_m) / {GROUPING_SQUARE_DEG})::bigint) gx,
-         generate_series(floor((p_lat - p_group_metres / {_LAT_M}) / {GROUPING_SQUARE_DEG})::bigint,
-                         floor((p_lat + p_group_metres / {_LAT_M}) / {GROUPING_SQUARE_DEG})::bigint) gy
-    ORDER BY k
+    {_group_keys("v_cat.id", "p_lon", "p_lat", "p_group_metres", "v_lon_m")}
   LOOP
     PERFORM pg_advisory_xact_lock(v_key);
   END LOOP;

@@ -33,6 +33,7 @@ from command.eventlog import wakes_send
 from command.geometry import check_geometry
 from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
+from command.services.report_function import BATCH_LOCKS_SQL
 
 # A report joins an open incident of the same category this close in space and time.
 INCIDENT_GROUP_METRES = 50.0
@@ -240,6 +241,7 @@ class _Batcher:
                     rows = [await _fetch(conn, batch[0][0])]
                 else:
                     async with conn.transaction():
+                        await conn.execute(BATCH_LOCKS_SQL, _batch_params([submission for submission, _f in batch]))
                         rows = [await _fetch(conn, submission) for submission, _future in batch]
         except Exception as exc:
             if len(batch) > 1 and isinstance(exc, psycopg.Error):
@@ -254,6 +256,15 @@ class _Batcher:
         for (_submission, future), row in zip(batch, rows, strict=True):
             if not future.done():  # the request may have gone (a closed connection)
                 future.set_result(row)
+
+
+def _batch_params(submissions: list[_Submission]) -> dict[str, Any]:
+    return {
+        "codes": [s.category_code for s in submissions],
+        "lons": [s.location.coords[0] for s in submissions],
+        "lats": [s.location.coords[1] for s in submissions],
+        "group_metres": INCIDENT_GROUP_METRES,
+    }
 
 
 async def _fetch(conn: psycopg.AsyncConnection[Any], submission: _Submission) -> tuple[Any, ...]:

@@ -4,8 +4,11 @@ text, and the events it writes are the ones the rest of the system builds for th
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 
+import psycopg
 import pytest
 from django.contrib.gis.geos import Point
 from django.db import connection
@@ -15,8 +18,15 @@ from command import db_async, eventlog
 from command.eventlog import EventRecord, event_record
 from command.features import incident_feature, report_feature
 from command.models import Event, Incident, Report
-from command.services.report_function import FUNCTION_SQL
-from command.services.reports import ReportNotTaken, report_submit, report_submit_async
+from command.services import reports
+from command.services.report_function import BATCH_LOCKS_SQL, FUNCTION_SQL
+from command.services.reports import (
+    INCIDENT_GROUP_METRES,
+    ReportNotTaken,
+    SubmitResult,
+    report_submit,
+    report_submit_async,
+)
 
 
 def test_the_database_holds_the_function_as_written_here(db):
@@ -140,3 +150,120 @@ def test_reports_submitted_together_share_transactions_and_a_reused_id_is_refuse
     # and their 38 events have gap-free seqs after the first report's
     seqs = list(Event.objects.filter(seq__gt=start).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(start + 1, start + 39))
+
+
+def _session() -> psycopg.Connection:
+    """A second database session, as another process's transaction would be."""
+    return psycopg.connect(**db_async.conninfo())
+
+
+def _lock_waits(conn: psycopg.Connection, locktype: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = %s AND pid <> pg_backend_pid()", [locktype]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# The counter's row as gc_report_submit takes it for a report's events.
+_COUNTER_SQL = (
+    "INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 0) "
+    "ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq"
+)
+
+
+def _submit_together(key: str, points: list[Point]) -> list[object]:
+    """Reports submitted at the same moment on one event loop: they form one batch, in order."""
+
+    async def run() -> list[object]:
+        try:
+            return await asyncio.gather(
+                *(
+                    report_submit_async(token=key, client_id=uuid.uuid4(), category_code="road_damage", location=p)
+                    for p in points
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await db_async.pools_close()
+
+    return asyncio.run(run())
+
+
+def test_a_batch_waiting_for_a_grouping_lock_does_not_hold_the_event_counter(
+    transactional_db, grid, reference, make_user
+):
+    # given: another transaction (a single report) holds the grouping locks of B's square
+    user = make_user("grid_worker", team="road")
+    key = Token.objects.create(user=user).key
+    a, b = Point(117.0003, 39.0003, srid=4326), Point(117.0018, 39.0008, srid=4326)  # ~130 m apart
+    other = _session()
+    watcher = _session()
+    watcher.autocommit = True
+    other.execute(
+        BATCH_LOCKS_SQL, {"codes": ["road_damage"], "lons": [b.x], "lats": [b.y], "group_metres": INCIDENT_GROUP_METRES}
+    )
+    # when: A and B go as one batch, and once the batch waits, the other transaction takes the
+    # event counter (as a single report does after its grouping locks)
+    results: list[object] = []
+    batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b])))
+    batch.start()
+    try:
+        assert _wait_until(lambda: _lock_waits(watcher, "advisory") > 0)
+        other.execute("SET LOCAL lock_timeout = '500ms'")
+        # then: the counter is free (the batch has not taken it while it waits): no wait, no deadlock
+        other.execute(_COUNTER_SQL)
+        other.commit()
+    finally:
+        other.close()
+        batch.join(timeout=30)
+        watcher.close()
+    assert [type(r) for r in results] == [SubmitResult, SubmitResult]
+    assert Report.objects.count() == 2
+
+
+def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(
+    transactional_db, grid, reference, make_user, monkeypatch
+):
+    # given: an open incident at B, its row locked by another transaction (an incident action)
+    user = make_user("grid_worker", team="road")
+    key = Token.objects.create(user=user).key
+    a, b = Point(117.0003, 39.0003, srid=4326), Point(117.0018, 39.0008, srid=4326)
+    first = report_submit(reporter_id=user.pk, client_id=uuid.uuid4(), category=reference["road_damage"], location=b)
+    other = _session()
+    other.execute("SELECT id FROM command_incident WHERE id = %s FOR UPDATE", [first.report.incident_id])
+    # ... and a batch of A then B that pauses after A, holding the counter from A's events
+    a_done = threading.Event()
+    fetch = reports._fetch
+
+    async def slow_fetch(conn, submission):
+        row = await fetch(conn, submission)
+        if not a_done.is_set():
+            a_done.set()
+            await asyncio.sleep(0.2)
+        return row
+
+    monkeypatch.setattr(reports, "_fetch", slow_fetch)
+    results: list[object] = []
+    batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b])))
+    batch.start()
+    # when: the other transaction waits for the counter first, then the batch reaches B's incident
+    try:
+        assert a_done.wait(10)
+        other.execute(_COUNTER_SQL)  # waits until the batch gives way; PostgreSQL must not abort it
+        other.commit()
+    finally:
+        other.close()
+        batch.join(timeout=30)
+    # then: the batch rolled back and went again report by report: both stored, B joins the incident
+    assert [type(r) for r in results] == [SubmitResult, SubmitResult]
+    assert results[1].report.incident_id == first.report.incident_id
+    assert Report.objects.count() == 3
