@@ -203,7 +203,9 @@ class _Batcher:
     The event counter's row lock (commit order = seq order) makes report transactions commit one
     after another, each waiting for its own WAL flush: measured here, gc_report_submit alone
     reached 436 calls/s from 16 connections, 888/s with the flush off. Several reports per
-    transaction share one flush. A report that arrives when nothing is in flight goes at once,
+    transaction share one flush, and a batch is sent in one round trip (pipeline mode): sent one
+    statement at a time, each waited for Daphne's event loop between HTTP requests, and a batch
+    of 8 took 20 ms instead of 4. A report that arrives when nothing is in flight goes at once,
     alone; none is answered before its transaction has committed. One batch is in flight per
     event loop, so batches of one process never wait on each other's grouping locks; if a batch
     fails (a reused client id, a deadlock with another process), each of its reports is tried
@@ -239,10 +241,11 @@ class _Batcher:
             async with (await db_async.pool()).connection() as conn:
                 if len(batch) == 1:  # autocommit: the statement is its own transaction, one round trip
                     rows = [await _fetch(conn, batch[0][0])]
-                else:
-                    async with conn.transaction():
-                        await conn.execute(BATCH_LOCKS_SQL, _batch_params([submission for submission, _f in batch]))
-                        rows = [await _fetch(conn, submission) for submission, _future in batch]
+                else:  # pipelined: BEGIN, the locks, every report and COMMIT in one round trip
+                    async with conn.pipeline(), conn.transaction():
+                        await conn.execute(BATCH_LOCKS_SQL, _batch_params([s for s, _future in batch]))
+                        cursors = [await conn.execute(SUBMIT_SQL, s.params()) for s, _future in batch]
+                    rows = [tuple(await _one(cursor)) for cursor in cursors]
         except Exception as exc:
             if len(batch) > 1 and isinstance(exc, psycopg.Error):
                 for item in batch:
@@ -268,7 +271,10 @@ def _batch_params(submissions: list[_Submission]) -> dict[str, Any]:
 
 
 async def _fetch(conn: psycopg.AsyncConnection[Any], submission: _Submission) -> tuple[Any, ...]:
-    cursor = await conn.execute(SUBMIT_SQL, submission.params())
+    return await _one(await conn.execute(SUBMIT_SQL, submission.params()))
+
+
+async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
     row = await cursor.fetchone()
     assert row is not None
     return tuple(row)

@@ -240,29 +240,30 @@ def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(
     first = report_submit(reporter_id=user.pk, client_id=uuid.uuid4(), category=reference["road_damage"], location=b)
     other = _session()
     other.execute("SELECT id FROM command_incident WHERE id = %s FOR UPDATE", [first.report.incident_id])
-    # ... and a batch of A then B that pauses after A, holding the counter from A's events
-    a_done = threading.Event()
-    fetch = reports._fetch
-
-    async def slow_fetch(conn, submission):
-        row = await fetch(conn, submission)
-        if not a_done.is_set():
-            a_done.set()
-            await asyncio.sleep(0.2)
-        return row
-
-    monkeypatch.setattr(reports, "_fetch", slow_fetch)
+    # ... and a batch of A then B in which each report's statement, once done, sleeps 0.3 s (so
+    # the batch holds the counter from A's events while the other transaction starts to wait)
+    slow = reports.SUBMIT_SQL.replace("SELECT * FROM gc_report_submit(", "SELECT s.* FROM gc_report_submit(")
+    monkeypatch.setattr(
+        reports, "SUBMIT_SQL", slow + " s CROSS JOIN LATERAL (SELECT pg_sleep(0.3) WHERE s.r_status <> '') z"
+    )
+    watcher = _session()
+    watcher.autocommit = True
     results: list[object] = []
     batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b])))
     batch.start()
     # when: the other transaction waits for the counter first, then the batch reaches B's incident
     try:
-        assert a_done.wait(10)
+        assert _wait_until(
+            lambda: (
+                watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (1,)
+            )
+        )
         other.execute(_COUNTER_SQL)  # waits until the batch gives way; PostgreSQL must not abort it
         other.commit()
     finally:
         other.close()
         batch.join(timeout=30)
+        watcher.close()
     # then: the batch rolled back and went again report by report: both stored, B joins the incident
     assert [type(r) for r in results] == [SubmitResult, SubmitResult]
     assert results[1].report.incident_id == first.report.incident_id
