@@ -241,11 +241,12 @@ class _Batcher:
             async with (await db_async.pool()).connection() as conn:
                 if len(batch) == 1:  # autocommit: the statement is its own transaction, one round trip
                     rows = [await _fetch(conn, batch[0][0])]
-                else:  # pipelined: BEGIN, the locks, every report and COMMIT in one round trip
+                else:  # pipelined: BEGIN, the locks, all reports in one statement, COMMIT: one round trip
+                    submissions = [submission for submission, _future in batch]
                     async with conn.pipeline(), conn.transaction():
-                        await conn.execute(BATCH_LOCKS_SQL, _batch_params([s for s, _future in batch]))
-                        cursors = [await conn.execute(SUBMIT_SQL, s.params()) for s, _future in batch]
-                    rows = [tuple(await _one(cursor)) for cursor in cursors]
+                        await conn.execute(BATCH_LOCKS_SQL, _batch_params(submissions))
+                        cursor = await conn.execute(BATCH_SUBMIT_SQL, _batch_submit_params(submissions))
+                    rows = [tuple(row) for row in await cursor.fetchall()]
         except Exception as exc:
             if len(batch) > 1 and isinstance(exc, psycopg.Error):
                 for item in batch:
@@ -270,11 +271,14 @@ def _batch_params(submissions: list[_Submission]) -> dict[str, Any]:
     }
 
 
+def _batch_submit_params(submissions: list[_Submission]) -> dict[str, Any]:
+    columns = [s.params() for s in submissions]
+    values = {name: [c[name] for c in columns] for name in _BATCH_COLUMNS}
+    return {**values, **{name: columns[0][name] for name in _BATCH_CONSTANTS}}
+
+
 async def _fetch(conn: psycopg.AsyncConnection[Any], submission: _Submission) -> tuple[Any, ...]:
-    return await _one(await conn.execute(SUBMIT_SQL, submission.params()))
-
-
-async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
+    cursor = await conn.execute(SUBMIT_SQL, submission.params())
     row = await cursor.fetchone()
     assert row is not None
     return tuple(row)
@@ -321,6 +325,31 @@ def _photos_add_on_retry(report: Report, photos: list[PreparedPhoto]) -> list[Re
         return photos_attach(photos=photos, report=report)
 
 
+# A batch's reports in one statement (one parse, one plan, one result), called in their order.
+_BATCH_COLUMNS = {
+    "token": "text",
+    "reporter_id": "integer",
+    "category_code": "text",
+    "client_id": "uuid",
+    "content_hash": "text",
+    "source": "text",
+    "lon": "float8",
+    "lat": "float8",
+    "accuracy_m": "float8",
+    "note": "text",
+    "client_time": "timestamptz",
+    "now": "timestamptz",
+}
+_BATCH_CONSTANTS = ("group_metres", "group_window", "building_metres")
+BATCH_SUBMIT_SQL = (
+    "SELECT r.* FROM unnest("  # noqa: S608 - column names and types are constants of this module
+    + ", ".join(f"%({name})s::{kind}[]" for name, kind in _BATCH_COLUMNS.items())
+    + ") WITH ORDINALITY AS p("
+    + ", ".join(_BATCH_COLUMNS)
+    + ", n) CROSS JOIN LATERAL gc_report_submit("
+    + ", ".join(f"p.{name}" for name in _BATCH_COLUMNS)
+    + ", %(group_metres)s, %(group_window)s, %(building_metres)s) r ORDER BY p.n"
+)
 SUBMIT_SQL = (
     "SELECT * FROM gc_report_submit(%(token)s, %(reporter_id)s, %(category_code)s, %(client_id)s, %(content_hash)s, "
     "%(source)s, %(lon)s, %(lat)s, %(accuracy_m)s, %(note)s, %(client_time)s, %(now)s, "

@@ -147,6 +147,9 @@ def test_reports_submitted_together_share_transactions_and_a_reused_id_is_refuse
     assert {str(r.report.client_id) for r in results if not isinstance(r, BaseException)} == {
         str(i) for n, i in enumerate(ids) if n != 7
     }
+    # ... each answered with its own row (a batch's rows come back in its order)
+    stored = dict(Report.objects.values_list("pk", "client_id"))
+    assert all(stored[r.report.pk] == r.report.client_id for r in results if not isinstance(r, BaseException))
     # and their 38 events have gap-free seqs after the first report's
     seqs = list(Event.objects.filter(seq__gt=start).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(start + 1, start + 39))
@@ -268,3 +271,40 @@ def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(
     assert [type(r) for r in results] == [SubmitResult, SubmitResult]
     assert results[1].report.incident_id == first.report.incident_id
     assert Report.objects.count() == 3
+
+
+def test_a_batch_answers_each_report_with_its_own_row(transactional_db, grid, reference, make_user):
+    # given: 12 reports at once (one batch after the first), some with a note, time or accuracy, some without
+    user = make_user("grid_worker", team="road")
+    key = Token.objects.create(user=user).key
+    points = [Point(117.0002 + 0.00015 * n, 39.0002 + 0.00007 * n, srid=4326) for n in range(12)]
+
+    async def run() -> list[object]:
+        try:
+            return await asyncio.gather(
+                *(
+                    report_submit_async(
+                        token=key,
+                        client_id=uuid.uuid4(),
+                        category_code="road_damage" if n % 3 else "sanitation",
+                        location=p,
+                        accuracy_m=None if n % 2 else 4.5 + n,
+                        note="" if n % 4 else f"n{n}",
+                    )
+                    for n, p in enumerate(points)
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            await db_async.pools_close()
+
+    # when
+    results = asyncio.run(run())
+    # then: every answer is its own report's row: id, place, note, accuracy and incident
+    assert all(isinstance(r, SubmitResult) for r in results), results
+    for n, result in enumerate(results):
+        row = Report.objects.get(pk=result.report.pk)
+        assert row.client_id == result.report.client_id
+        assert (row.location.x, row.location.y) == (points[n].x, points[n].y)
+        assert row.note == ("" if n % 4 else f"n{n}") and row.accuracy_m == (None if n % 2 else 4.5 + n)
+        assert row.incident_id == result.report.incident.pk
