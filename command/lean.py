@@ -12,6 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -48,6 +50,33 @@ def lean_request(scope: MutableMapping[str, Any]) -> ASGIRequest:
     return ASGIRequest(dict(scope), io.BytesIO())
 
 
+class _Middleware:
+    """The middleware instances the lean paths run, made once per process. SecurityMiddleware
+    reads its settings when made, so a settings change (override_settings in tests) makes them
+    again; making them per request cost 20 us (MiddlewareMixin inspects get_response each time)."""
+
+    def __init__(self) -> None:
+        self.locale = LocaleMiddleware(_unused)
+        self.responses = (XFrameOptionsMiddleware(_unused), CommonMiddleware(_unused), self.locale)
+        self.security = SecurityMiddleware(_unused)
+
+
+_middleware: _Middleware | None = None
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs: Any) -> None:
+    global _middleware
+    _middleware = None
+
+
+def _instances() -> _Middleware:
+    global _middleware
+    if _middleware is None:
+        _middleware = _Middleware()
+    return _middleware
+
+
 def lean_refused(request: ASGIRequest) -> bool:
     """Would Django answer this request otherwise than its view does: a Host outside
     ALLOWED_HOSTS (400), or SecurityMiddleware's HTTPS redirect?"""
@@ -55,20 +84,19 @@ def lean_refused(request: ASGIRequest) -> bool:
         request.get_host()
     except DisallowedHost:
         return True
-    return SecurityMiddleware(_unused).process_request(request) is not None
+    return _instances().security.process_request(request) is not None
 
 
 def lean_response(request: ASGIRequest, response: HttpResponse) -> HttpResponse:
     """``response`` (the view's) as it leaves KNOWN_MIDDLEWARE: the steps that add headers to a
     plain answer — the language (LocaleMiddleware), X-Frame-Options, Content-Length, the security
-    headers — run by Django's own middleware classes. (Made per request: they read their
-    settings when made.)"""
-    locale = LocaleMiddleware(_unused)
-    locale.process_request(request)
+    headers — run by Django's own middleware classes."""
+    middleware = _instances()
+    middleware.locale.process_request(request)
     try:
-        for middleware in (XFrameOptionsMiddleware(_unused), CommonMiddleware(_unused), locale):
-            middleware.process_response(request, response)
-        SecurityMiddleware(_unused).process_response(request, response)
+        for step in middleware.responses:
+            step.process_response(request, response)
+        middleware.security.process_response(request, response)
     finally:
         translation.deactivate()
     return response

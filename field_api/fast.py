@@ -7,7 +7,8 @@ event loop instead: ``Authorization: Token``, a JSON body with ``client_id``, ``
 GeoJSON ``location`` and optionally ``accuracy``, ``note`` and ``client_time``, a report not
 stored yet. It calls the same service (``report_submit_async``: the same statement and events
 as ``report_submit``, which also checks the token and the category), the same throttle and the
-same receipt (``report_output``), and answers with the headers Django's middleware would add.
+same receipt (``stored_output``, the shape of ``report_output``), and answers with the headers
+Django's middleware would add.
 
 Everything else goes to Django unchanged (with the body it already read): other paths, methods
 and content types, sessions and device keys, photos, and every request that is not plainly
@@ -32,7 +33,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.contrib.gis.geos import Point
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.utils import timezone
@@ -41,7 +41,7 @@ from django.utils.dateparse import parse_datetime
 from command import db_async
 from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
 from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
-from field_api.serializers import CATEGORY_CODE, report_output
+from field_api.serializers import CATEGORY_CODE, stored_output
 from field_api.throttles import REPORT_COUNTED, ReportThrottle
 
 Scope = MutableMapping[str, Any]
@@ -117,7 +117,8 @@ async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: byt
             token=key,
             client_id=valid["client_id"],
             category_code=valid["category"],
-            location=valid["location"],
+            lon=valid["lon"],
+            lat=valid["lat"],
             accuracy_m=valid["accuracy"],
             note=valid["note"],
             client_time=valid["client_time"],
@@ -125,7 +126,7 @@ async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: byt
     except (ReportNotTaken, ValidationError):
         scope[REPORT_COUNTED] = True  # the throttle above counted this request already
         return None
-    data = report_output(result.report, category_code=valid["category"], photos=[])
+    data = stored_output(result, category_code=valid["category"])
     response = HttpResponse(
         json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
         status=201,
@@ -201,7 +202,8 @@ def _valid(body: bytes) -> dict[str, Any] | None:
     return {
         "client_id": parsed_id,
         "category": category,
-        "location": Point(lon, lat, srid=4326),
+        "lon": lon,
+        "lat": lat,
         "accuracy": None if accuracy is None else float(accuracy),
         "note": note,
         "client_time": client_time,

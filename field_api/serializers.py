@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.gis.geos import Point
@@ -17,7 +18,7 @@ from rest_framework import serializers
 from command.geometry import point_from_lon_lat
 from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import photo_max_count
-from command.services.reports import NOTE_MAX_CHARS
+from command.services.reports import NOTE_MAX_CHARS, Stored
 
 CATEGORY_CODE = re.compile(r"[a-z0-9_-]{1,32}")
 GEOJSON_POINT_SCHEMA: dict[str, Any] = {
@@ -197,26 +198,30 @@ class ReportOutputSerializer(serializers.Serializer):
 def report_output(report: Report, *, category_code: str, photos: list[ReportPhoto]) -> dict[str, Any]:
     """The receipt as plain data (no serializer pass on the hot path; the shape is
     ReportOutputSerializer's, checked by the schema tests)."""
-    incident = report.incident
+    return stored_output(Stored.of(report), category_code=category_code, photos=photos)
+
+
+def stored_output(stored: Stored, *, category_code: str, photos: Sequence[ReportPhoto] = ()) -> dict[str, Any]:
+    """The receipt of ``stored`` (the lean report path answers with this directly)."""
     return {
-        "id": report.pk,
-        "client_id": str(report.client_id),
+        "id": stored.report_id,
+        "client_id": str(stored.client_id),
         "category": category_code,
-        "location": {"type": "Point", "coordinates": [report.location.x, report.location.y]},
-        "accuracy": report.accuracy_m,
-        "note": report.note,
-        "client_time": report.client_time.isoformat() if report.client_time else None,
-        "received_at": report.received_at.isoformat(),
-        "grid_cell_id": report.grid_cell_id,
-        "outside_grid": report.outside_grid,
-        "building_id": report.building_id,
+        "location": {"type": "Point", "coordinates": [stored.lon, stored.lat]},
+        "accuracy": stored.accuracy_m,
+        "note": stored.note,
+        "client_time": stored.client_time.isoformat() if stored.client_time else None,
+        "received_at": stored.received_at.isoformat(),
+        "grid_cell_id": stored.grid_cell_id,
+        "outside_grid": stored.outside_grid,
+        "building_id": stored.building_id,
         "incident": {
-            "id": incident.pk,
-            "status": incident.status,
-            "team_id": incident.team_id,
-            "worker_id": incident.worker_id,
-            "report_count": incident.report_count,
-            "due_at": incident.due_at.isoformat(),
+            "id": stored.incident_id,
+            "status": stored.incident_status,
+            "team_id": stored.team_id,
+            "worker_id": stored.worker_id,
+            "report_count": stored.report_count,
+            "due_at": stored.due_at.isoformat(),
         },
         "photos": [photo_output(p) for p in photos],
     }

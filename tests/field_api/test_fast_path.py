@@ -224,7 +224,7 @@ def test_a_failure_after_the_write_is_answered_by_django_without_a_second_report
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("simulated failure after commit")
 
-    monkeypatch.setattr("field_api.fast.report_output", broken)
+    monkeypatch.setattr("field_api.fast.stored_output", broken)
     body = report_body()
     # when
     status, _headers, answer = post(body, token=token)
