@@ -102,42 +102,6 @@ def _group_keys(category_id: str, lon: str, lat: str, metres: str, lon_m: str) -
 _GROUP_EXPAND = f"greatest(1.5 * p_group_metres / v_lon_m, 1.5 * p_group_metres / {_LAT_M})"
 _OPEN = ", ".join(f"'{status}'" for status in Incident.OPEN_STATUSES)
 
-# A batch (command.services.reports._Batcher) makes several gc_report_submit calls in one
-# transaction, so it holds the event counter's row from its first report's events to its commit.
-# Waiting then for a lock held by a single report that itself waits for the counter would be a
-# deadlock, and PostgreSQL might abort the single report. So a batch first takes the grouping
-# locks of all its reports at once, in key order; and every later lock wait of the batch (an
-# incident row held by someone who waits for the counter) is cut at a quarter of
-# deadlock_timeout, which rolls the batch back before PostgreSQL's deadlock check could choose the
-# other side; its reports then go again one by one. The squares come from a fixed series of
-# BATCH_SQUARES a side (a report's disk spans at most 3 below 60 degrees of latitude; beyond 8
-# a key is missed and the lock timeout still ends the wait): with generate_series between
-# computed bounds the planner expected 10^6 squares per report, sized its hash tables for
-# them and JIT-compiled the statement (200 ms for 0.2 ms of work).
-BATCH_SQUARES = 8
-_LON_M_AT = f"({_LON_M} * greatest(cos(radians(p.lat)), 1e-6))"
-BATCH_LOCKS_SQL = f"""
-WITH r AS (
-  SELECT c.id AS category_id,
-         {_square("p.lon", "-", "%(group_metres)s", _LON_M_AT)} AS x0,
-         {_square("p.lon", "+", "%(group_metres)s", _LON_M_AT)} AS x1,
-         {_square("p.lat", "-", "%(group_metres)s", _LAT_M)} AS y0,
-         {_square("p.lat", "+", "%(group_metres)s", _LAT_M)} AS y1
-  FROM unnest(%(codes)s::text[], %(lons)s::float8[], %(lats)s::float8[]) AS p(code, lon, lat)
-  JOIN command_category c ON c.code = p.code
-), locked AS MATERIALIZED (
-  SELECT count(pg_advisory_xact_lock(ordered.k)) AS n FROM (
-    SELECT DISTINCT {_group_key("r.category_id", "r.x0 + dx", "r.y0 + dy").replace("%s", "%%s")} AS k
-    FROM r, generate_series(0, {BATCH_SQUARES - 1}) dx, generate_series(0, {BATCH_SQUARES - 1}) dy
-    WHERE r.x0 + dx <= r.x1 AND r.y0 + dy <= r.y1
-    ORDER BY k
-  ) ordered
-)
-SELECT set_config('lock_timeout',
-  greatest(round(extract(epoch FROM current_setting('deadlock_timeout')::interval) * 250), 1)::bigint::text, true)
-FROM locked
-"""  # noqa: S608 - constants; the values are bound
-
 FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION gc_report_submit(
   p_token text, p_reporter_id integer, p_category_code text, p_client_id uuid, p_content_hash text,
@@ -256,4 +220,79 @@ $fn$
 
 DROP_SQL = "DROP FUNCTION IF EXISTS gc_report_submit(text, integer, text, uuid, text, text, double precision, " + (
     "double precision, double precision, text, timestamptz, timestamptz, double precision, interval, double precision)"
+)
+
+
+# A batch (command.services.reports._Batcher) is one statement: gc_report_submit_batch calls
+# gc_report_submit for each report, in order, in one transaction, so it holds the event counter's
+# row from its first report's events to its commit. Waiting then for a lock held by a single
+# report that itself waits for the counter would be a deadlock, and PostgreSQL might abort the
+# single report. So the batch first takes the grouping locks of all its reports at once, in key
+# order (gc_report_group_locks); and every later lock wait of the batch (an incident row held by
+# someone who waits for the counter) is cut at a quarter of deadlock_timeout, which rolls the
+# batch back before PostgreSQL's deadlock check could choose the other side; its reports then go
+# again one by one. The squares come from a fixed series of BATCH_SQUARES a side (a report's disk
+# spans at most 3 below 60 degrees of latitude; beyond 8 a key is missed and the lock timeout
+# still ends the wait): with generate_series between computed bounds the planner expected 10^6
+# squares per report, sized its hash tables for them and JIT-compiled (200 ms for 0.2 ms of work).
+BATCH_SQUARES = 8
+_LON_M_AT = f"({_LON_M} * greatest(cos(radians(p.lat)), 1e-6))"
+GROUP_LOCKS_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION gc_report_group_locks(
+  p_category_codes text[], p_lons double precision[], p_lats double precision[], p_group_metres double precision
+) RETURNS void
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+  v_key bigint;
+BEGIN
+  FOR v_key IN
+    WITH r AS (
+      SELECT c.id AS category_id,
+             {_square("p.lon", "-", "p_group_metres", _LON_M_AT)} AS x0,
+             {_square("p.lon", "+", "p_group_metres", _LON_M_AT)} AS x1,
+             {_square("p.lat", "-", "p_group_metres", _LAT_M)} AS y0,
+             {_square("p.lat", "+", "p_group_metres", _LAT_M)} AS y1
+      FROM unnest(p_category_codes, p_lons, p_lats) AS p(code, lon, lat)
+      JOIN command_category c ON c.code = p.code
+    )
+    SELECT DISTINCT {_group_key("r.category_id", "r.x0 + dx", "r.y0 + dy")} AS k
+    FROM r, generate_series(0, {BATCH_SQUARES - 1}) dx, generate_series(0, {BATCH_SQUARES - 1}) dy
+    WHERE r.x0 + dx <= r.x1 AND r.y0 + dy <= r.y1
+    ORDER BY k
+  LOOP
+    PERFORM pg_advisory_xact_lock(v_key);
+  END LOOP;
+END
+$fn$;
+"""  # noqa: S608 - DDL built from constants of this module
+
+BATCH_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION gc_report_submit_batch(
+  p_tokens text[], p_reporter_ids integer[], p_category_codes text[], p_client_ids uuid[], p_content_hashes text[],
+  p_sources text[], p_lons double precision[], p_lats double precision[], p_accuracies double precision[],
+  p_notes text[], p_client_times timestamptz[], p_nows timestamptz[],
+  p_group_metres double precision, p_group_window interval, p_building_metres double precision
+) RETURNS TABLE ({_OUT})
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+  PERFORM gc_report_group_locks(p_category_codes, p_lons, p_lats, p_group_metres);
+  PERFORM set_config('lock_timeout',
+    greatest(round(extract(epoch FROM current_setting('deadlock_timeout')::interval) * 250), 1)::bigint::text, true);
+  FOR i IN 1 .. coalesce(array_length(p_client_ids, 1), 0) LOOP
+    RETURN QUERY SELECT * FROM gc_report_submit(
+      p_tokens[i], p_reporter_ids[i], p_category_codes[i], p_client_ids[i], p_content_hashes[i], p_sources[i],
+      p_lons[i], p_lats[i], p_accuracies[i], p_notes[i], p_client_times[i], p_nows[i],
+      p_group_metres, p_group_window, p_building_metres);
+  END LOOP;
+END
+$fn$;
+"""  # noqa: S608 - DDL built from constants of this module
+
+BATCH_DROP_SQL = (
+    "DROP FUNCTION IF EXISTS gc_report_submit_batch(text[], integer[], text[], uuid[], text[], text[], "
+    "double precision[], double precision[], double precision[], text[], timestamptz[], timestamptz[], "
+    "double precision, interval, double precision); "
+    "DROP FUNCTION IF EXISTS gc_report_group_locks(text[], double precision[], double precision[], double precision)"
 )

@@ -33,7 +33,6 @@ from command.eventlog import wakes_send
 from command.geometry import check_geometry, check_lon_lat
 from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
-from command.services.report_function import BATCH_LOCKS_SQL
 
 # A report joins an open incident of the same category this close in space and time.
 INCIDENT_GROUP_METRES = 50.0
@@ -265,9 +264,10 @@ class _Batcher:
     The event counter's row lock (commit order = seq order) makes report transactions commit one
     after another, each waiting for its own WAL flush: measured here, gc_report_submit alone
     reached 436 calls/s from 16 connections, 888/s with the flush off. Several reports per
-    transaction share one flush, and a batch is sent in one round trip (pipeline mode): sent one
-    statement at a time, each waited for Daphne's event loop between HTTP requests, and a batch
-    of 8 took 20 ms instead of 4. A report that arrives when nothing is in flight goes at once,
+    transaction share one flush, and a batch is one statement (gc_report_submit_batch): sent one
+    statement at a time, each waited for Daphne's event loop between HTTP requests (a batch of 8
+    took 20 ms instead of 4), and in pipeline mode each statement still cost the loop a
+    send/receive cycle. A report that arrives when nothing is in flight goes at once,
     alone; none is answered before its transaction has committed. One batch is in flight per
     event loop, so batches of one process never wait on each other's grouping locks; if a batch
     fails (a reused client id, a deadlock with another process), each of its reports is tried
@@ -303,11 +303,8 @@ class _Batcher:
             async with (await db_async.pool()).connection() as conn:
                 if len(batch) == 1:  # autocommit: the statement is its own transaction, one round trip
                     rows = [await _fetch(conn, batch[0][0])]
-                else:  # pipelined: BEGIN, the locks, all reports in one statement, COMMIT: one round trip
-                    submissions = [submission for submission, _future in batch]
-                    async with conn.pipeline(), conn.transaction():
-                        await conn.execute(BATCH_LOCKS_SQL, _batch_params(submissions))
-                        cursor = await conn.execute(BATCH_SUBMIT_SQL, _batch_submit_params(submissions))
+                else:  # one statement (its own transaction): gc_report_submit_batch
+                    cursor = await conn.execute(BATCH_SUBMIT_SQL, _batch_params([s for s, _future in batch]))
                     rows = [tuple(row) for row in await cursor.fetchall()]
         except Exception as exc:
             if len(batch) > 1 and isinstance(exc, psycopg.Error):
@@ -325,15 +322,6 @@ class _Batcher:
 
 
 def _batch_params(submissions: list[_Submission]) -> dict[str, Any]:
-    return {
-        "codes": [s.category_code for s in submissions],
-        "lons": [s.lon_lat[0] for s in submissions],
-        "lats": [s.lon_lat[1] for s in submissions],
-        "group_metres": INCIDENT_GROUP_METRES,
-    }
-
-
-def _batch_submit_params(submissions: list[_Submission]) -> dict[str, Any]:
     columns = [s.params() for s in submissions]
     values = {name: [c[name] for c in columns] for name in _BATCH_COLUMNS}
     return {**values, **{name: columns[0][name] for name in _BATCH_CONSTANTS}}
@@ -387,7 +375,7 @@ def _photos_add_on_retry(report: Report, photos: list[PreparedPhoto]) -> list[Re
         return photos_attach(photos=photos, report=report)
 
 
-# A batch's reports in one statement (one parse, one plan, one result), called in their order.
+# A batch's reports as arrays, one statement (command/services/report_function.py).
 _BATCH_COLUMNS = {
     "token": "text",
     "reporter_id": "integer",
@@ -404,13 +392,9 @@ _BATCH_COLUMNS = {
 }
 _BATCH_CONSTANTS = ("group_metres", "group_window", "building_metres")
 BATCH_SUBMIT_SQL = (
-    "SELECT r.* FROM unnest("  # noqa: S608 - column names and types are constants of this module
+    "SELECT * FROM gc_report_submit_batch("  # noqa: S608 - column names and types are constants of this module
     + ", ".join(f"%({name})s::{kind}[]" for name, kind in _BATCH_COLUMNS.items())
-    + ") WITH ORDINALITY AS p("
-    + ", ".join(_BATCH_COLUMNS)
-    + ", n) CROSS JOIN LATERAL gc_report_submit("
-    + ", ".join(f"p.{name}" for name in _BATCH_COLUMNS)
-    + ", %(group_metres)s, %(group_window)s, %(building_metres)s) r ORDER BY p.n"
+    + ", %(group_metres)s, %(group_window)s, %(building_metres)s)"
 )
 SUBMIT_SQL = (
     "SELECT * FROM gc_report_submit(%(token)s, %(reporter_id)s, %(category_code)s, %(client_id)s, %(content_hash)s, "

@@ -19,8 +19,7 @@ from command import db_async, eventlog
 from command.eventlog import EventRecord, event_record
 from command.features import incident_feature, report_feature
 from command.models import Event, Incident, Report
-from command.services import reports
-from command.services.report_function import BATCH_LOCKS_SQL, FUNCTION_SQL
+from command.services.report_function import BATCH_FUNCTION_SQL, FUNCTION_SQL, GROUP_LOCKS_FUNCTION_SQL
 from command.services.reports import (
     INCIDENT_GROUP_METRES,
     ReportNotTaken,
@@ -30,12 +29,20 @@ from command.services.reports import (
 )
 
 
-def test_the_database_holds_the_function_as_written_here(db):
-    # A change of FUNCTION_SQL needs a migration that runs it again; this fails until there is one.
+@pytest.mark.parametrize(
+    ("name", "sql"),
+    [
+        ("gc_report_submit", FUNCTION_SQL),
+        ("gc_report_submit_batch", BATCH_FUNCTION_SQL),
+        ("gc_report_group_locks", GROUP_LOCKS_FUNCTION_SQL),
+    ],
+)
+def test_the_database_holds_the_function_as_written_here(db, name, sql):
+    # A change of the SQL needs a migration that runs it again; this fails until there is one.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'gc_report_submit'")
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [name])
         bodies = [row[0] for row in cursor.fetchall()]
-    assert bodies == [FUNCTION_SQL.split("$fn$")[1]]
+    assert bodies == [sql.split("$fn$")[1]]
 
 
 def test_its_events_equal_the_features_of_the_stored_objects(grid, reference, make_user, monkeypatch):
@@ -186,7 +193,16 @@ _COUNTER_SQL = (
 )
 
 
-def _submit_together(key: str, points: list[Point]) -> list[object]:
+# Sleeps 0.3 s after writing an event of a report whose note says "pause-here".
+_PAUSE_TRIGGER = """
+CREATE FUNCTION gc_test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+CREATE TRIGGER gc_test_pause AFTER INSERT ON command_event FOR EACH ROW
+WHEN (NEW.layer = 'reports' AND NEW.payload::text LIKE '%pause-here%') EXECUTE FUNCTION gc_test_pause();
+"""
+
+
+def _submit_together(key: str, points: list[Point], notes: list[str] | None = None) -> list[object]:
     """Reports submitted at the same moment on one event loop: they form one batch, in order."""
 
     async def run() -> list[object]:
@@ -194,9 +210,14 @@ def _submit_together(key: str, points: list[Point]) -> list[object]:
             return await asyncio.gather(
                 *(
                     report_submit_async(
-                        token=key, client_id=uuid.uuid4(), category_code="road_damage", lon=p.x, lat=p.y
+                        token=key,
+                        client_id=uuid.uuid4(),
+                        category_code="road_damage",
+                        lon=p.x,
+                        lat=p.y,
+                        note=notes[n] if notes else "",
                     )
-                    for p in points
+                    for n, p in enumerate(points)
                 ),
                 return_exceptions=True,
             )
@@ -217,7 +238,7 @@ def test_a_batch_waiting_for_a_grouping_lock_does_not_hold_the_event_counter(
     watcher = _session()
     watcher.autocommit = True
     other.execute(
-        BATCH_LOCKS_SQL, {"codes": ["road_damage"], "lons": [b.x], "lats": [b.y], "group_metres": INCIDENT_GROUP_METRES}
+        "SELECT gc_report_group_locks(%s, %s, %s, %s)", [["road_damage"], [b.x], [b.y], INCIDENT_GROUP_METRES]
     )
     # when: A and B go as one batch, and once the batch waits, the other transaction takes the
     # event counter (as a single report does after its grouping locks)
@@ -226,7 +247,7 @@ def test_a_batch_waiting_for_a_grouping_lock_does_not_hold_the_event_counter(
     batch.start()
     try:
         assert _wait_until(lambda: _lock_waits(watcher, "advisory") > 0)
-        other.execute("SET LOCAL lock_timeout = '500ms'")
+        other.execute("SET LOCAL lock_timeout = '100ms'")  # shorter than the batch's own (250 ms)
         # then: the counter is free (the batch has not taken it while it waits): no wait, no deadlock
         other.execute(_COUNTER_SQL)
         other.commit()
@@ -238,9 +259,7 @@ def test_a_batch_waiting_for_a_grouping_lock_does_not_hold_the_event_counter(
     assert Report.objects.count() == 2
 
 
-def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(
-    transactional_db, grid, reference, make_user, monkeypatch
-):
+def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(transactional_db, grid, reference, make_user):
     # given: an open incident at B, its row locked by another transaction (an incident action)
     user = make_user("grid_worker", team="road")
     key = Token.objects.create(user=user).key
@@ -248,16 +267,14 @@ def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(
     first = report_submit(reporter_id=user.pk, client_id=uuid.uuid4(), category=reference["road_damage"], location=b)
     other = _session()
     other.execute("SELECT id FROM command_incident WHERE id = %s FOR UPDATE", [first.report.incident_id])
-    # ... and a batch of A then B in which each report's statement, once done, sleeps 0.3 s (so
-    # the batch holds the counter from A's events while the other transaction starts to wait)
-    slow = reports.SUBMIT_SQL.replace("SELECT * FROM gc_report_submit(", "SELECT s.* FROM gc_report_submit(")
-    monkeypatch.setattr(
-        reports, "SUBMIT_SQL", slow + " s CROSS JOIN LATERAL (SELECT pg_sleep(0.3) WHERE s.r_status <> '') z"
-    )
+    # ... and a batch of A then B in which A's events, once written, sleep 0.3 s (so the batch
+    # holds the counter from A's events while the other transaction starts to wait)
+    with connection.cursor() as cursor:
+        cursor.execute(_PAUSE_TRIGGER)
     watcher = _session()
     watcher.autocommit = True
     results: list[object] = []
-    batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b])))
+    batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b], notes=["pause-here", ""])))
     batch.start()
     # when: the other transaction waits for the counter first, then the batch reaches B's incident
     try:
@@ -272,6 +289,8 @@ def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(
         other.close()
         batch.join(timeout=30)
         watcher.close()
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER gc_test_pause ON command_event; DROP FUNCTION gc_test_pause()")
     # then: the batch rolled back and went again report by report: both stored, B joins the incident
     assert [type(r) for r in results] == [Stored, Stored]
     assert results[1].incident_id == first.report.incident_id
