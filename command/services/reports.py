@@ -451,24 +451,16 @@ class _Submission:
 
     def stored(self, row: tuple[Any, ...], category: Category) -> Report:
         """The report (with its whole incident) as the function stored it."""
-        (_status, reporter_id, report_id, _incident_id, _created, cell_id, building_id, _incident_status,
-         _team_id, _worker_id, _report_count, _due_at, _events, incident_row) = row  # fmt: skip
+        reporter_id, report_id, incident_row = row[1], row[2], row[13]
         report = Report(
             id=report_id,
-            client_id=self.client_id,
             content_hash=self.content_hash,
             source=self.source,
             reporter_id=reporter_id,
             category=category,
             location=self.location,
-            accuracy_m=self.accuracy_m,
-            note=self.note,
-            client_time=self.client_time,
-            received_at=self.now,
-            grid_cell_id=cell_id,
-            outside_grid=cell_id is None,
-            building_id=building_id,
             incident=_model_from_row(Incident, incident_row),
+            **self._values(row),
         )
         report._state.adding = False
         report._state.db = "default"
@@ -476,28 +468,35 @@ class _Submission:
 
     def brief(self, row: tuple[Any, ...]) -> Stored:
         """What the lean path answers with, from the function's row."""
-        (_status, _reporter_id, report_id, incident_id, _created, cell_id, building_id, status, team_id, worker_id,
+        (_status, _reporter_id, report_id, incident_id, _created, _cell_id, _building_id, status, team_id, worker_id,
          report_count, due_at, _events, _incident_row) = row  # fmt: skip
         return Stored(
             report_id=report_id,
-            client_id=self.client_id,
             category_id=_row_wires(row)[-1]["payload"]["properties"]["category_id"],
             lon=self.lon_lat[0],
             lat=self.lon_lat[1],
-            accuracy_m=self.accuracy_m,
-            note=self.note,
-            client_time=self.client_time,
-            received_at=self.now,
-            grid_cell_id=cell_id,
-            outside_grid=cell_id is None,
-            building_id=building_id,
             incident_id=incident_id,
             incident_status=status,
             team_id=team_id,
             worker_id=worker_id,
             report_count=report_count,
             due_at=due_at,
+            **self._values(row),
         )
+
+    def _values(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        """The report's values that Report and Stored name alike."""
+        cell_id, building_id = row[5], row[6]
+        return {
+            "client_id": self.client_id,
+            "accuracy_m": self.accuracy_m,
+            "note": self.note,
+            "client_time": self.client_time,
+            "received_at": self.now,
+            "grid_cell_id": cell_id,
+            "outside_grid": cell_id is None,
+            "building_id": building_id,
+        }
 
 
 def _row_wires(row: tuple[Any, ...]) -> list[dict[str, Any]]:

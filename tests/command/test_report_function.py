@@ -8,6 +8,7 @@ import dataclasses
 import threading
 import time
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
@@ -130,26 +131,11 @@ def test_reports_submitted_together_share_transactions_and_a_reused_id_is_refuse
     )
     start = Event.objects.order_by("-seq").values_list("seq", flat=True).first()
 
-    async def submit_all() -> list[object]:
-        try:
-            return await asyncio.gather(
-                *(
-                    report_submit_async(
-                        token=key,
-                        client_id=client_id,
-                        category_code="road_damage",
-                        lon=117.0001 + 0.00009 * n,
-                        lat=39.0002 + 0.00003 * n,
-                    )
-                    for n, client_id in enumerate(ids)
-                ),
-                return_exceptions=True,
-            )
-        finally:
-            await db_async.pools_close()
-
     # when
-    results = asyncio.run(submit_all())
+    results = _submit_together(
+        key,
+        [{"client_id": c, "lon": 117.0001 + 0.00009 * n, "lat": 39.0002 + 0.00003 * n} for n, c in enumerate(ids)],
+    )
     # then: the reused id alone is refused; the 19 others are stored once each
     refused = [r for r in results if isinstance(r, ReportNotTaken)]
     assert [r.reason for r in refused] == ["resubmitted"] and isinstance(results[7], ReportNotTaken)
@@ -202,22 +188,18 @@ WHEN (NEW.layer = 'reports' AND NEW.payload::text LIKE '%pause-here%') EXECUTE F
 """
 
 
-def _submit_together(key: str, points: list[Point], notes: list[str] | None = None) -> list[object]:
-    """Reports submitted at the same moment on one event loop: they form one batch, in order."""
+def _submit_together(key: str, reports: list[dict[str, Any]]) -> list[object]:
+    """Reports (``report_submit_async``'s arguments; a new client id and road damage unless
+    given) submitted at the same moment on one event loop: they form one batch, in order."""
 
     async def run() -> list[object]:
         try:
             return await asyncio.gather(
                 *(
                     report_submit_async(
-                        token=key,
-                        client_id=uuid.uuid4(),
-                        category_code="road_damage",
-                        lon=p.x,
-                        lat=p.y,
-                        note=notes[n] if notes else "",
+                        **{"token": key, "client_id": uuid.uuid4(), "category_code": "road_damage", **report}
                     )
-                    for n, p in enumerate(points)
+                    for report in reports
                 ),
                 return_exceptions=True,
             )
@@ -225,6 +207,11 @@ def _submit_together(key: str, points: list[Point], notes: list[str] | None = No
             await db_async.pools_close()
 
     return asyncio.run(run())
+
+
+def _batch_thread(results: list[object], key: str, reports: list[dict[str, Any]]) -> threading.Thread:
+    """``_submit_together`` in a thread of its own (the test meanwhile plays the other transaction)."""
+    return threading.Thread(target=lambda: results.extend(_submit_together(key, reports)))
 
 
 def test_a_batch_waiting_for_a_grouping_lock_does_not_hold_the_event_counter(
@@ -243,7 +230,7 @@ def test_a_batch_waiting_for_a_grouping_lock_does_not_hold_the_event_counter(
     # when: A and B go as one batch, and once the batch waits, the other transaction takes the
     # event counter (as a single report does after its grouping locks)
     results: list[object] = []
-    batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b])))
+    batch = _batch_thread(results, key, [{"lon": a.x, "lat": a.y}, {"lon": b.x, "lat": b.y}])
     batch.start()
     try:
         assert _wait_until(lambda: _lock_waits(watcher, "advisory") > 0)
@@ -274,7 +261,7 @@ def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(transactional_
     watcher = _session()
     watcher.autocommit = True
     results: list[object] = []
-    batch = threading.Thread(target=lambda: results.extend(_submit_together(key, [a, b], notes=["pause-here", ""])))
+    batch = _batch_thread(results, key, [{"lon": a.x, "lat": a.y, "note": "pause-here"}, {"lon": b.x, "lat": b.y}])
     batch.start()
     # when: the other transaction waits for the counter first, then the batch reaches B's incident
     try:
@@ -302,29 +289,20 @@ def test_a_batch_answers_each_report_with_its_own_row(transactional_db, grid, re
     user = make_user("grid_worker", team="road")
     key = Token.objects.create(user=user).key
     points = [Point(117.0002 + 0.00015 * n, 39.0002 + 0.00007 * n, srid=4326) for n in range(12)]
-
-    async def run() -> list[object]:
-        try:
-            return await asyncio.gather(
-                *(
-                    report_submit_async(
-                        token=key,
-                        client_id=uuid.uuid4(),
-                        category_code="road_damage" if n % 3 else "sanitation",
-                        lon=p.x,
-                        lat=p.y,
-                        accuracy_m=None if n % 2 else 4.5 + n,
-                        note="" if n % 4 else f"n{n}",
-                    )
-                    for n, p in enumerate(points)
-                ),
-                return_exceptions=True,
-            )
-        finally:
-            await db_async.pools_close()
-
     # when
-    results = asyncio.run(run())
+    results = _submit_together(
+        key,
+        [
+            {
+                "category_code": "road_damage" if n % 3 else "sanitation",
+                "lon": p.x,
+                "lat": p.y,
+                "accuracy_m": None if n % 2 else 4.5 + n,
+                "note": "" if n % 4 else f"n{n}",
+            }
+            for n, p in enumerate(points)
+        ],
+    )
     # then: every answer is its own report's row: id, place, note, accuracy and incident
     assert all(isinstance(r, Stored) for r in results), results
     for n, result in enumerate(results):
