@@ -4,6 +4,7 @@ everything else to Django), and websockets through realtime's router."""
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -44,3 +45,10 @@ def daphne_raw_post_bodies() -> None:
 daphne_raw_post_bodies()
 http_application = tile_fast_app(report_fast_app(django_asgi_app))
 application = ProtocolTypeRouter({"http": http_application, "websocket": websocket_application})
+
+# A full collection of the loaded application (~130,000 objects) took 66-70 ms here: a stall of
+# every request and screen the process serves (bench/latency.py's p99 showed it, 56-76 ms, at
+# the same point of every full run). What loading made lives as long as the process, so the
+# collector stops scanning it; what requests make is collected as before.
+gc.collect()
+gc.freeze()
