@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict
 
+from command.loops import loop_local
 from command.models import Event
 
 logger = logging.getLogger(__name__)
@@ -213,11 +214,11 @@ def wakes_send(wires: list[dict[str, Any]]) -> None:
         return
     _local_wake({"type": "event.wake", "seq": wires[-1]["seq"], "events": wires})
     try:
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()
     except RuntimeError:  # a thread (a sync view, a command): the process's sender thread sends
         _wake_sender().put_many(wires)
     else:  # a writer on an event loop (the lean paths): sent from that loop, no thread hop
-        _loop_sender(loop).put_nowait(wires)
+        _loop_sender().put_nowait(wires)
 
 
 # Screens on an event loop of this process take wakes without the Redis round trip (~1-2 ms):
@@ -355,13 +356,8 @@ class _LoopSender:
 _loop_senders: dict[asyncio.AbstractEventLoop, _LoopSender] = {}
 
 
-def _loop_sender(loop: asyncio.AbstractEventLoop) -> _LoopSender:
-    sender = _loop_senders.get(loop)
-    if sender is None or sender.task.done():
-        for old in [key for key in _loop_senders if key.is_closed()]:
-            del _loop_senders[old]
-        sender = _loop_senders[loop] = _LoopSender(loop)
-    return sender
+def _loop_sender() -> _LoopSender:
+    return loop_local(_loop_senders, _LoopSender, usable=lambda sender: not sender.task.done())
 
 
 def wakes_flush(timeout: float = 5.0) -> bool:

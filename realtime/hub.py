@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 
 from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, latest_seq, wake_listener_set
 from command.layers import LayerGrant, layers_for_user
+from command.loops import loop_local
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -163,16 +164,15 @@ class Hub:
                 member.tick(latest, None if grants is None else grants.get(member.user_id, {}))
 
 
-_hubs: dict[Any, Hub] = {}
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 
 
 def hub_for_loop() -> Hub:
     """The hub of the running event loop (Daphne runs one loop per process)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        for old in [key for key in _hubs if key.is_closed()]:
-            del _hubs[old]
-        hub = _hubs[loop] = Hub()
-        wake_listener_set(loop, hub.local_wake)
+    return loop_local(_hubs, _hub_made)
+
+
+def _hub_made(loop: asyncio.AbstractEventLoop) -> Hub:
+    hub = Hub()
+    wake_listener_set(loop, hub.local_wake)
     return hub

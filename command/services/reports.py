@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from command import db_async
 from command.eventlog import wakes_send
 from command.geometry import check_geometry, check_lon_lat
+from command.loops import loop_local
 from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
 
@@ -172,7 +173,6 @@ class Stored:
 
     report_id: int
     client_id: uuid.UUID
-    category_id: int
     lon: float
     lat: float
     accuracy_m: float | None
@@ -196,7 +196,6 @@ class Stored:
         return cls(
             report_id=report.pk,
             client_id=report.client_id,
-            category_id=report.category_id,
             lon=report.location.x,
             lat=report.location.y,
             accuracy_m=report.accuracy_m,
@@ -338,13 +337,7 @@ _batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
 
 
 def _batcher() -> _Batcher:
-    loop = asyncio.get_running_loop()
-    found = _batchers.get(loop)
-    if found is None:
-        for old in [key for key in _batchers if key.is_closed()]:
-            del _batchers[old]
-        found = _batchers[loop] = _Batcher(loop)
-    return found
+    return loop_local(_batchers, _Batcher)
 
 
 def _model_from_row(model: type[Incident], row: dict[str, Any] | str) -> Incident:
@@ -472,7 +465,6 @@ class _Submission:
          report_count, due_at, _events, _incident_row) = row  # fmt: skip
         return Stored(
             report_id=report_id,
-            category_id=_row_wires(row)[-1]["payload"]["properties"]["category_id"],
             lon=self.lon_lat[0],
             lat=self.lon_lat[1],
             incident_id=incident_id,
