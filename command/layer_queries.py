@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from psycopg.adapt import Buffer, Loader
 
 from command.layers import LayerGrant
 
@@ -303,16 +304,26 @@ def feature_collection_sql(grant: LayerGrant, query: FeatureQuery, *, with_ids: 
 
 @dataclass(frozen=True)
 class FeaturePage:
-    geojson: str  # the FeatureCollection, as text straight from PostGIS
+    geojson: bytes  # the FeatureCollection, UTF-8 straight from PostGIS
     returned: int
     ids: list[int]
     full: bool  # the page is as long as the limit: more features may follow
+
+
+class _Utf8Bytes(Loader):
+    """``text`` as the UTF-8 bytes the connection received (Django's connections are UTF-8).
+    The 7 MB FeatureCollection of 20,000 buildings took 11.8 ms to decode into a str and 8.6 ms
+    to encode back for the response (buildings have Chinese names: not ASCII)."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
 
 
 def layer_features(grant: LayerGrant, query: FeatureQuery, *, with_ids: bool = False) -> FeaturePage:
     """A page of features of one layer as a GeoJSON FeatureCollection built in the database."""
     sql, params = feature_collection_sql(grant, query, with_ids=with_ids)
     with connection.cursor() as cursor:
+        cursor.cursor.adapters.register_loader("text", _Utf8Bytes)  # this cursor's only
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None

@@ -223,8 +223,8 @@ def items(request: HttpRequest, collection_id: str) -> HttpResponse:
         )
     # Splice the members into the FeatureCollection PostGIS built, without parsing it.
     text = page.geojson.rstrip()
-    assert text.endswith("}")
-    text = text[:-1] + ", " + json.dumps(extra, ensure_ascii=False)[1:]
+    assert text.endswith(b"}")
+    text = text[:-1] + b", " + json.dumps(extra, ensure_ascii=False)[1:].encode()
     return HttpResponse(text, content_type=GEOJSON)
 
 

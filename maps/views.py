@@ -83,7 +83,7 @@ def layer_geojson(request: HttpRequest, layer: str) -> HttpResponse | StreamingH
         return _error(exc)
     page = layer_features(grant, query, with_ids=grant.personal_data)
     layer_access_log(user=viewer, channel="geojson", grant=grant, object_ids=page.ids, detail=request.GET.urlencode())
-    response = _body_response(page.geojson.encode(), content_type="application/geo+json")
+    response = _body_response(page.geojson, content_type="application/geo+json")
     response["X-Features-Returned"] = str(page.returned)
     response["Cache-Control"] = "private, no-store"
     if page.full:  # the next page may be empty; it then has no next link
