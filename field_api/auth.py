@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -14,24 +13,27 @@ from rest_framework.authentication import BaseAuthentication, TokenAuthenticatio
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
+from command.logins import BadCredentials, token_from_authorization, user_for_token
 from command.services.devices import device_token_for_key
 
 KEYWORD = b"device"
 
-_USER_BY_KEY_SQL = "SELECT u.* FROM auth_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.key = %s"
-
 
 class FastTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication, the same tokens and answers, in one raw query instead of the
-    ORM's select_related look-up (measurably cheaper on the report hot path)."""
+    """DRF's token authentication, the same tokens, read by ``command.logins`` as on every other
+    channel (one query, the user's permissions with it)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        try:
+            key = token_from_authorization(get_authorization_header(request))
+        except BadCredentials as exc:
+            raise exceptions.AuthenticationFailed(_(exc.reason)) from exc
+        return None if key is None else self.authenticate_credentials(key)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        found = list(User.objects.raw(_USER_BY_KEY_SQL, [key]))
-        if not found:
-            raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user = found[0]
-        if not user.is_active:
-            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        user = user_for_token(key)
+        if user is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token, or its user is inactive."))
         return user, Token(key=key, user=user)
 
 
@@ -70,12 +72,12 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
 
 class FastTokenScheme(OpenApiAuthenticationExtension):
     target_class = "field_api.auth.FastTokenAuthentication"
-    name = "fieldTokenAuth"
+    name = "tokenAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         return {
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": 'The same API token as tokenAuth, with the prefix "Token"',
+            "description": 'Your API token, with the prefix "Token"',
         }

@@ -38,8 +38,8 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from command import db_async
 from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
+from command.logins import BadCredentials, auser_id_for_token, token_from_authorization
 from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
 from field_api.serializers import CATEGORY_CODE, stored_output
 from field_api.throttles import REPORT_COUNTED, ReportThrottle
@@ -147,18 +147,13 @@ async def _token_user(key: str) -> int | None:
     found = _token_users.get(key)
     if found is not None:
         return found
-    async with (await db_async.pool()).connection() as conn:
-        cursor = await conn.execute(
-            "SELECT u.id FROM auth_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.key = %s AND u.is_active",
-            [key],
-        )
-        row = await cursor.fetchone()
-    if row is None:
+    user_id = await auser_id_for_token(key)
+    if user_id is None:
         return None
-    _token_users[key] = int(row[0])
+    _token_users[key] = user_id
     if len(_token_users) > TOKEN_CACHE_SIZE:
         _token_users.popitem(last=False)
-    return int(row[0])
+    return user_id
 
 
 def _valid(body: bytes) -> dict[str, Any] | None:
@@ -241,12 +236,11 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 
 
 def _token(header: bytes) -> str | None:
-    parts = header.split()
-    if len(parts) != 2 or parts[0].lower() != b"token":
-        return None
+    """The key of ``Authorization: Token <key>`` (``command.logins``); anything else, a malformed
+    key included, is Django's to answer (401 with its reason)."""
     try:
-        return parts[1].decode("ascii")
-    except UnicodeDecodeError:
+        return token_from_authorization(header)
+    except BadCredentials:
         return None
 
 

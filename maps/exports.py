@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-from django.conf import settings
 from django.db import connection
 
+from command import db_async
 from command.layer_queries import FeatureQuery, layer_rows_sql
 from command.layers import LayerGrant
 
@@ -51,18 +51,8 @@ def _csv_sql(grant: LayerGrant, query: FeatureQuery) -> tuple[str, dict[str, Any
     return f"SELECT ST_AsText(r._geom){cols} FROM ({rows_sql}) r", params
 
 
-def _conninfo() -> dict[str, Any]:
-    db = settings.DATABASES["default"]
-    info = {"dbname": db["NAME"], "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
-    if db.get("HOST"):
-        info["host"] = db["HOST"]
-    if db.get("PORT"):
-        info["port"] = db["PORT"]
-    return {k: v for k, v in info.items() if v is not None}
-
-
 async def _rows(sql: str, params: dict[str, Any]) -> AsyncIterator[list[tuple[Any, ...]]]:
-    conn = await psycopg.AsyncConnection.connect(**_conninfo())
+    conn = await psycopg.AsyncConnection.connect(**db_async.conninfo())
     async with conn, conn.cursor(name="gc_export") as cursor:
         await cursor.execute(sql, params)
         while rows := await cursor.fetchmany(CHUNK_ROWS):

@@ -9,7 +9,7 @@ personal data) this app answers itself, with the same SQL, policy and bytes as t
 
 - the viewer: ``Authorization: Token``, or the session cookie (the ``django_session`` row,
   decoded by the SessionStore, its auth hash checked as ``django.contrib.auth.get_user`` does),
-  loaded with their permissions (``maps.auth.viewer_sql``) in the same prepared statement as
+  loaded with their permissions (``command.logins.viewer_sql``) in the same prepared statement as
   the tile's cache row (``maps.tiles.FRESH_SQL``: a cacheable tile has the public profile, so
   its cache key does not depend on the viewer);
 - the policy: ``command.layers.layers_for_user``, on that user (no further query);
@@ -54,7 +54,7 @@ from psycopg import AsyncCursor
 from command.db_async import pool
 from command.layers import LAYERS, LayerGrant, layers_for_user
 from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
-from maps.auth import token_key, viewer_from_row, viewer_sql
+from command.logins import BadCredentials, token_from_authorization, viewer_from_row, viewer_sql
 from maps.gcj02 import tile_affine
 from maps.tiles import (
     FRESH_SQL,
@@ -80,7 +80,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # zeros) are left to Django; the view's own limit on z is checked below.
 TILE_PATH = re.compile(r"/maps/tiles/([^/]+)/([0-9]{1,2})/([0-9]{1,7})/([0-9]{1,7})\.pbf")
 
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# ModelBackend behind the password-guess limit (command/lockout.py): the same users and sessions
+MODEL_BACKEND = "command.lockout.LockoutBackend"
 DB_SESSIONS = "django.contrib.sessions.backends.db"
 SESSION_SQL = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > %s"
 CSRF_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -192,9 +193,12 @@ class _Request:
 
 
 def _token_credentials(meta: dict[str, Any]) -> str | None:
-    """The credentials of ``Authorization: Token <credentials>``, as ``request_viewer`` reads them."""
-    scheme, _sep, credentials = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
-    return credentials if scheme.lower() == "token" and credentials else None
+    """The key of ``Authorization: Token <key>`` (``command.logins``, as ``request_viewer``);
+    None for no token or a malformed one (Django answers it: 401)."""
+    try:
+        return token_from_authorization(meta.get("HTTP_AUTHORIZATION"))
+    except BadCredentials:
+        return None
 
 
 async def _tile(conn: Any, request: _Request) -> tuple[Tile, Statement | None]:
@@ -212,7 +216,7 @@ async def _tile(conn: Any, request: _Request) -> tuple[Tile, Statement | None]:
         session = await _session(conn, session_key)
         how, credential = "id", session[SESSION_KEY]
     else:
-        how, credential = "token", token_key(_token_credentials(request.django.META) or "")
+        how, credential = "token", _token_credentials(request.django.META)
     row = await _prepared(conn, _viewer_and_fresh_sql(how), [*fresh[1], credential], binary=True)
     if row is None or row[FRESH_COLUMNS] is None:
         raise Fallback  # no such active user (token) or user (session)

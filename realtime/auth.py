@@ -3,7 +3,8 @@ no channel-layer work and gets HTTP 403.
 
 - An ``Origin`` header, when present, must match ``ALLOWED_HOSTS`` (browsers always send one;
   this stops other sites' pages from using a visitor's cookie: cross-site websocket hijacking).
-- ``Authorization: Token <key>`` (the DRF token of the REST API) for non-browser clients.
+- ``Authorization: Token <key>`` (the DRF token of the REST API, read by ``command.logins``)
+  for non-browser clients.
 - Otherwise the session cookie, and only with a matching ``Origin``.
 - Anything else, including an anonymous or inactive user, is refused.
 """
@@ -14,13 +15,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from channels.auth import get_user
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
+from command.logins import BadCredentials, auser_for_token, token_from_authorization
+
 Scope = dict[str, Any]
+CREDENTIAL = "gridcommand_credential"  # the scope key of the login that opened the socket
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -41,14 +44,6 @@ def origin_allowed(origin: str) -> bool:
     return OriginValidator(None, hosts).valid_origin(urlparse(origin))
 
 
-@database_sync_to_async
-def _token_user(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token is not None else AnonymousUser()
-
-
 async def _deny(receive: Any, send: Any) -> None:
     """Refuse the handshake: a close before accept is answered with HTTP 403."""
     message = await receive()
@@ -66,17 +61,24 @@ class LiveAuthMiddleware:
         origin = _header(scope, b"origin")
         if origin is not None and not origin_allowed(origin):
             return await _deny(receive, send)
-        authorization = _header(scope, b"authorization") or ""
-        scheme, _, key = authorization.partition(" ")
-        if scheme.lower() == "token" and key.strip():
-            user = await _token_user(key.strip())
+        try:
+            key = token_from_authorization(_header(scope, b"authorization"))
+        except BadCredentials:
+            return await _deny(receive, send)
+        credential: tuple[str, str] | None = None
+        if key is not None:
+            user = await auser_for_token(key) or AnonymousUser()
+            credential = ("token", key)
         elif origin is not None:
             user = await get_user(scope)
+            session_key = getattr(scope.get("session"), "session_key", None)
+            credential = ("session", session_key) if session_key else None
         else:
             user = AnonymousUser()
-        if not (user.is_authenticated and user.is_active):
+        if not (user.is_authenticated and user.is_active) or credential is None:
             return await _deny(receive, send)
-        return await self.inner({**scope, "user": user}, receive, send)
+        # realtime.hub re-checks the credential every heartbeat: logging out ends the socket
+        return await self.inner({**scope, "user": user, CREDENTIAL: credential}, receive, send)
 
 
 def LiveAuthMiddlewareStack(inner: Any) -> Any:
