@@ -236,13 +236,31 @@ WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
+# Password guesses (command/lockout.py): after LOGIN_MAX_FAILURES failures of one account, or
+# LOGIN_MAX_FAILURES_PER_ADDRESS from one client address, within LOGIN_LOCKOUT_SECONDS, logins
+# of that account / from that address are refused for LOGIN_LOCKOUT_SECONDS (429, logged).
+AUTHENTICATION_BACKENDS = ["command.lockout.LockoutBackend"]
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 10)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+# The default cache stays in-process (the report throttle is read on the event loop); failed
+# logins are counted in Redis, shared by every Daphne process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "logins": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{env_str('CHANNEL_PREFIX', 'gc')}:logins",
+    },
+}
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 6
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "field_api.auth.FastTokenAuthentication",  # command.logins: one token rule on every channel
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

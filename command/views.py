@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import views as auth_views
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -9,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from command.eventlog import latest_seq
 from command.layers import layers_for_user
+from command.lockout import locked_for
 
 # (url, title, who may use it: roles, or None for every signed-in user)
 PAGES = [
@@ -41,3 +45,19 @@ def healthz(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT postgis_lib_version()")
         row = cursor.fetchone()
     return JsonResponse({"ok": True, "postgis": row[0] if row else None, "latest_seq": latest_seq()})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login form (site and admin), saying so when the guess limit refuses a login
+    (command/lockout.py) instead of calling the password wrong; answered 429."""
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        retry_after = locked_for(self.request)
+        if not retry_after:
+            return super().form_invalid(form)
+        message = _("Too many failed logins for this account or address; try again in %(minutes)s minutes.") % {
+            "minutes": max(1, (retry_after + 59) // 60)
+        }
+        response = self.render_to_response(self.get_context_data(form=form, login_locked=message), status=429)
+        response["Retry-After"] = str(retry_after)
+        return response

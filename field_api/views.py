@@ -14,13 +14,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command.field_selectors import photo_get_for_user
+from command.lockout import locked_for
 from command.models import Category, ReportPhoto
 from command.services.accounts import api_token_issue, api_token_revoke
 from command.services.photos import photo_max_bytes, photo_max_count
@@ -210,6 +211,13 @@ class TokenView(APIView):
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
         )
+        retry_after = locked_for(request)
+        if retry_after:
+            raise Throttled(
+                wait=retry_after,
+                detail=_("Too many failed logins for this account or address; try again in %(s)s s.")
+                % {"s": retry_after},
+            )
         if user is None or not user.is_active:
             raise ValidationError({"detail": _("Wrong user name or password.")})
         key = api_token_issue(user=user)
@@ -218,9 +226,7 @@ class TokenView(APIView):
 
     @extend_schema(operation_id="token_revoke", request=None, responses={204: None, **errors(401, 429)})
     def delete(self, request: Request) -> Response:
-        from rest_framework.authentication import TokenAuthentication
-
-        found = TokenAuthentication().authenticate(request)
+        found = FastTokenAuthentication().authenticate(request)
         if found is None:
             return Response({"detail": _("Send the token to revoke as Authorization: Token <key>.")}, status=401)
         api_token_revoke(user=found[0])

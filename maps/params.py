@@ -18,17 +18,23 @@ from command.layer_queries import SOURCES, FeatureQuery
 class BadRequest(Exception):
     """A client error: the view answers 400 with ``reason`` (and the offending parameter)."""
 
-    def __init__(self, reason: str, *, param: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self, reason: str, *, param: str | None = None, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.param = param
         self.status = status
+        self.headers = headers or {}
 
     def response(self) -> JsonResponse:
         body: dict[str, Any] = {"code": "InvalidParameterValue", "description": self.reason}
         if self.param:
             body["parameter"] = self.param
-        return JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
+        response = JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
 
 
 def max_bbox_degrees2() -> float:

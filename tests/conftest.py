@@ -36,6 +36,20 @@ for _poly in (CELL_A01, CELL_A02, BIG_A):
     _poly.srid = 4326
 
 
+@pytest.fixture(autouse=True)
+def _login_failures_forgotten() -> Iterator[None]:
+    """Failed logins are counted in Redis (command/lockout.py), across processes: each test
+    starts with none, so one test's wrong passwords never lock out another's logins."""
+    yield
+    from django.core.cache import caches
+
+    cache = caches["logins"]
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def reference(db: None) -> dict[str, Category]:
     reference_data_ensure()
