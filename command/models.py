@@ -302,7 +302,9 @@ class Report(models.Model):
         ALARM = "alarm", _("alarm device")
         HISTORY = "history", _("imported history")
 
-    client_id = models.UUIDField(_("client id"), unique=True, default=uuid.uuid4)
+    # The idempotency key, unique per reporter: someone else's key (it is on the reports layer)
+    # is a new key for me, and never reaches their report.
+    client_id = models.UUIDField(_("client id"), default=uuid.uuid4)
     content_hash = models.CharField(max_length=64)
     source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.FIELD)
     reporter = models.ForeignKey(
@@ -323,13 +325,19 @@ class Report(models.Model):
         verbose_name = _("report")
         verbose_name_plural = _("reports")
         indexes = [models.Index(fields=["received_at"])]
+        constraints = [
+            # NULLS NOT DISTINCT: reports stored without a reporter (imports, devices) are one namespace
+            models.UniqueConstraint(
+                fields=["reporter", "client_id"], name="report_client_id_per_reporter", nulls_distinct=False
+            )
+        ]
 
     def __str__(self) -> str:
         return str(self.client_id)
 
 
 def photo_path(instance: ReportPhoto, filename: str) -> str:
-    owner = f"r-{instance.report.client_id}" if instance.report is not None else f"i-{instance.incident_id}"
+    owner = f"r-{instance.report_id}" if instance.report is not None else f"i-{instance.incident_id}"
     return f"photos/{owner}/{filename}"
 
 

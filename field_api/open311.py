@@ -9,7 +9,6 @@ Plain Open311 has no idempotency key; a client may send our extension field ``cl
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -21,27 +20,28 @@ from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from command.field_selectors import incidents_visible_to
+from command.field_selectors import report_contents_grant, reports_with_contents_for
 from command.geometry import point_from_lon_lat
+from command.layers import layer_access_log
+from command.logins import token_key_valid
 from command.models import Category, Incident, Report
 from command.services.reports import ReportConflict, report_submit
+from field_api.auth import FastTokenAuthentication
 from field_api.errors import exception_handler
 from field_api.serializers import CATEGORY_CODE, CategoryCodeField
 from field_api.throttles import ReadThrottle, ReportThrottle
 from field_api.views import check_body_size
 
 MAX_REQUESTS = 1000
-TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
 
 
-class ApiKeyAuthentication(TokenAuthentication):
+class ApiKeyAuthentication(FastTokenAuthentication):
     """Open311's ``api_key`` (query string or form field) is a user's API token."""
 
     def authenticate(self, request: Request) -> Any:
@@ -51,7 +51,7 @@ class ApiKeyAuthentication(TokenAuthentication):
             key = data.get("api_key") if hasattr(data, "get") else None
         if not key:
             return super().authenticate(request)  # Authorization: Token <key> works too
-        if not isinstance(key, str) or not TOKEN_KEY.fullmatch(key):
+        if not token_key_valid(key):
             raise exceptions.AuthenticationFailed(_("Invalid api_key."))
         return self.authenticate_credentials(key)
 
@@ -181,7 +181,9 @@ class ServiceRequestSerializer(serializers.Serializer):
     media_url = serializers.CharField(allow_blank=True)
 
 
-def service_request(report: Report) -> dict[str, Any]:
+def service_request(report: Report, *, contents: bool) -> dict[str, Any]:
+    """One report as an Open311 service request; the incident's resolution note only for a
+    viewer with the reports' contents grant (``contents``), as in the REST API."""
     incident = report.incident
     zh = (get_language() or "zh-hans").startswith("zh")
     photos = list(report.photos.all())
@@ -190,7 +192,7 @@ def service_request(report: Report) -> dict[str, Any]:
         "service_request_id": str(report.pk),
         "status": "open" if incident.status in Incident.OPEN_STATUSES else "closed",
         "status_notes": incident.get_status_display()
-        + (f": {incident.resolution_note}" if incident.resolution_note else ""),
+        + (f": {incident.resolution_note}" if contents and incident.resolution_note else ""),
         "service_name": report.category.name_zh if zh else report.category.name_en,
         "service_code": report.category.code,
         "description": report.note,
@@ -207,11 +209,21 @@ def service_request(report: Report) -> dict[str, Any]:
 
 
 def _visible_reports(user: Any) -> Any:
+    """Service requests are reports: their contents are seen by command.field_selectors' rule
+    (with the grant, those of incidents one may see; else one's own only)."""
     return (
-        Report.objects.filter(incident__in=incidents_visible_to(user))
+        reports_with_contents_for(user)
         .select_related("incident", "incident__team", "category", "building")
         .order_by("-received_at", "-pk")
     )
+
+
+def service_requests(user: Any, reports: list[Report]) -> list[dict[str, Any]]:
+    grant = report_contents_grant(user)
+    others = [r.pk for r in reports if r.reporter_id != user.pk]
+    if grant is not None and others:
+        layer_access_log(user=user, channel="open311", grant=grant, object_ids=others)
+    return [service_request(r, contents=grant is not None) for r in reports]
 
 
 def _date_param(request: Request, name: str) -> datetime | None:
@@ -272,7 +284,7 @@ class RequestListView(Open311View):
             rows = rows.filter(received_at__gte=start)
         if end is not None:
             rows = rows.filter(received_at__lte=end)
-        return Response([service_request(r) for r in rows.prefetch_related("photos")[:MAX_REQUESTS]])
+        return Response(service_requests(request.user, list(rows.prefetch_related("photos")[:MAX_REQUESTS])))
 
     @extend_schema(
         operation_id="open311_request_create",
@@ -331,4 +343,4 @@ class RequestDetailView(Open311View):
         report = _visible_reports(request.user).prefetch_related("photos").filter(pk=pk).first()
         if report is None:
             raise exceptions.NotFound(_("No such service request."))
-        return Response([service_request(report)])
+        return Response(service_requests(request.user, [report]))

@@ -16,7 +16,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
-from command.field_selectors import assignments_for_worker, incident_get_for_user, worker_for_user
+from command.field_selectors import (
+    IncidentContents,
+    assignments_for_worker,
+    incident_contents_for_user,
+    incident_get_for_user,
+    worker_for_user,
+)
 from command.geometry import point_from_lon_lat
 from command.models import Incident, Worker
 from command.services import incidents as incident_services
@@ -37,6 +43,10 @@ class IncidentFeatureSerializer(GeoFeatureModelSerializer):
     category = serializers.CharField(source="category.code")
     category_name = serializers.CharField(source="category.name_zh")
     distance_m = serializers.SerializerMethodField()
+    # What residents wrote and photographed: command.field_selectors decides per viewer (null
+    # when masked); the view passes ``contents`` from incident_contents_for_user.
+    note = serializers.SerializerMethodField()
+    resolution_note = serializers.SerializerMethodField()
     photos = serializers.SerializerMethodField()
 
     class Meta:
@@ -73,15 +83,24 @@ class IncidentFeatureSerializer(GeoFeatureModelSerializer):
         distance = getattr(obj, "distance", None)
         return round(distance.m, 1) if distance is not None else None
 
+    def _contents(self, obj: Incident) -> IncidentContents:
+        contents: IncidentContents = self.context["contents"][obj.pk]
+        return contents
+
+    def get_note(self, obj: Incident) -> str | None:
+        return self._contents(obj).note
+
+    def get_resolution_note(self, obj: Incident) -> str | None:
+        return self._contents(obj).resolution_note
+
     def get_photos(self, obj: Incident) -> list[dict[str, Any]]:
-        if not self.context.get("with_photos"):
-            return []
-        from django.db.models import Q
+        return [photo_output(p) for p in self._contents(obj).photos]
 
-        from command.models import ReportPhoto
 
-        rows = ReportPhoto.objects.filter(Q(report__incident=obj) | Q(incident=obj, report__isnull=True)).order_by("pk")
-        return [photo_output(p) for p in rows]
+def incidents_output(user: Any, incidents: list[Incident], *, with_photos: bool, channel: str) -> Any:
+    """Incidents as GeoJSON features, their contents as ``user`` may see them (logged)."""
+    contents = incident_contents_for_user(user=user, incidents=incidents, with_photos=with_photos, channel=channel)
+    return IncidentFeatureSerializer(incidents, many=True, context={"contents": contents}).data
 
 
 class AssignmentListView(APIView):
@@ -106,7 +125,7 @@ class AssignmentListView(APIView):
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"longitude": exc.messages, "latitude": exc.messages}) from exc
         rows = list(assignments_for_worker(worker=worker, position=position)[:200])
-        return Response(IncidentFeatureSerializer(rows, many=True).data)
+        return Response(incidents_output(request.user, rows, with_photos=False, channel="assignments"))
 
 
 class IncidentDetailView(APIView):
@@ -120,7 +139,7 @@ class IncidentDetailView(APIView):
         incident = incident_get_for_user(user=request.user, incident_id=pk)
         if incident is None:
             raise NotFound(_("No such incident."))
-        return Response(IncidentFeatureSerializer(incident, context={"with_photos": True}).data)
+        return Response(incidents_output(request.user, [incident], with_photos=True, channel="rest")["features"][0])
 
 
 class ResolveInputSerializer(serializers.Serializer):
@@ -176,7 +195,7 @@ class IncidentActionView(APIView):
             raise NotFound(_("No such incident, or not one you may act on.")) from exc
         except incident_services.IncidentStateError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(IncidentFeatureSerializer(incident).data)
+        return Response(incidents_output(request.user, [incident], with_photos=False, channel="rest")["features"][0])
 
     def perform(self, request: Request, pk: int, data: dict[str, Any]) -> Incident:
         raise NotImplementedError

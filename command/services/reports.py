@@ -144,7 +144,7 @@ def report_submit(
             return SubmitResult(report, created=True, photos=stored)
     except IntegrityError as exc:
         photo_files_delete(written)
-        existing = Report.objects.filter(client_id=client_id).first()
+        existing = Report.objects.filter(client_id=client_id, reporter_id=reporter_id).first()
         if existing is None:
             raise exc
         if existing.content_hash != content_hash:
