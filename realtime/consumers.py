@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from command.eventlog import event_resumable, events_after, latest_seq
 from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
+from realtime.auth import CREDENTIAL
 from realtime.geo import geometry_in_bbox
 from realtime.hub import hub_for_loop
 
@@ -78,6 +79,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await hub_for_loop().subscribed()  # before the cursor is read: no wake after it is missed
         self.user = self.scope["user"]
         self.user_id: int = self.user.pk
+        self.credential: tuple[str, str] | None = self.scope.get(CREDENTIAL)
         self.cursor: int | None = None  # set by the first subscribe
         self.requested: list[str] = []
         self.bbox: messages.Bbox | None = None

@@ -29,20 +29,54 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# How a connection logged in: ("token", key) or ("session", session key). A connection lives
+# only as long as its login: a revoked token, a logged-out (flushed) or expired session ends it
+# at the next heartbeat, as a deactivated user or a removed grant does.
+Credential = tuple[str, str]
+
+
 class Member(Protocol):
     user_id: int
+    credential: Credential | None
 
     def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None: ...
 
     async def event_wake(self, message: dict[str, Any]) -> None: ...
 
 
+_LIVE_TOKENS_SQL = "SELECT key, user_id FROM authtoken_token WHERE key = ANY(%s)"
+_LIVE_SESSIONS_SQL = "SELECT session_key FROM django_session WHERE session_key = ANY(%s) AND expire_date > now()"
+
+
+def credentials_alive(members: Iterable[tuple[int, Credential | None]]) -> set[tuple[int, Credential]]:
+    """Which of the members' logins still hold: the token exists (for that user), the session
+    is stored and not expired. Two queries for the whole process, whatever the number of screens."""
+    from django.db import connection
+
+    tokens = {c[1] for _u, c in members if c is not None and c[0] == "token"}
+    sessions = {c[1] for _u, c in members if c is not None and c[0] == "session"}
+    alive: set[tuple[int, Credential]] = set()
+    with connection.cursor() as cursor:
+        if tokens:
+            cursor.execute(_LIVE_TOKENS_SQL, [sorted(tokens)])
+            alive.update((int(user_id), ("token", key)) for key, user_id in cursor.fetchall())
+        if sessions:
+            cursor.execute(_LIVE_SESSIONS_SQL, [sorted(sessions)])
+            live = {row[0] for row in cursor.fetchall()}
+            alive.update((u, c) for u, c in members if c is not None and c[0] == "session" and c[1] in live)
+    return alive
+
+
 @database_sync_to_async
-def hub_state(user_ids: Iterable[int]) -> tuple[int, dict[int, dict[str, LayerGrant]]]:
-    """The latest seq, and the grants of each user as the policy answers right now (a
-    deactivated or deleted user gets none)."""
-    users = get_user_model().objects.filter(pk__in=set(user_ids))
-    return latest_seq(), {user.pk: layers_for_user(user) for user in users}
+def hub_state(
+    members: Iterable[tuple[int, Credential | None]],
+) -> tuple[int, dict[int, dict[str, LayerGrant]], set[tuple[int, Credential]]]:
+    """The latest seq, the grants of each user as the policy answers right now (a deactivated
+    or deleted user gets none), and the members' logins that still hold."""
+    members = list(members)
+    users = get_user_model().objects.filter(pk__in={user_id for user_id, _c in members})
+    grants = {user.pk: layers_for_user(user) for user in users}
+    return latest_seq(), grants, credentials_alive(members)
 
 
 class Hub:
@@ -153,15 +187,22 @@ class Hub:
                 await self._join_group()
             latest: int | None
             grants: dict[int, dict[str, LayerGrant]] | None
+            alive: set[tuple[int, Credential]] = set()
+            members = list(self.members)
             try:
-                latest, grants = await hub_state([m.user_id for m in self.members])
+                latest, grants, alive = await hub_state([(m.user_id, m.credential) for m in members])
             except Exception as exc:
                 # Heartbeats go on (the clients keep acking, so nobody is taken for silent);
                 # catching up and re-checking grants wait for the database.
                 logger.warning("heartbeat: database not reachable (%s); retrying", exc)
                 latest, grants = None, None
-            for member in list(self.members):
-                member.tick(latest, None if grants is None else grants.get(member.user_id, {}))
+            for member in members:
+                if grants is None:
+                    member.tick(latest, None)
+                elif member.credential is not None and (member.user_id, member.credential) not in alive:
+                    member.tick(latest, {})  # logged out, token revoked, session expired: closed
+                else:
+                    member.tick(latest, grants.get(member.user_id, {}))
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
