@@ -35,6 +35,8 @@ def check_srid(srid: int | None) -> int:
 def check_lon_lat(lon: Any, lat: Any) -> tuple[float, float]:
     try:
         lon_f, lat_f = float(lon), float(lat)
+    except OverflowError as exc:  # an int beyond any float
+        raise ValidationError(_("Longitude and latitude must be finite numbers."), code="coordinates") from exc
     except (TypeError, ValueError) as exc:
         raise ValidationError(_("Longitude and latitude must be numbers."), code="coordinates") from exc
     if math.isnan(lon_f) or math.isnan(lat_f) or math.isinf(lon_f) or math.isinf(lat_f):

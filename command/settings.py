@@ -266,6 +266,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # command.jsonbody: deep nesting and huge numbers are a 400 with a reason, not a 500
+    "DEFAULT_PARSER_CLASSES": [
+        "field_api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "GridCommand API",
@@ -290,6 +296,8 @@ REALTIME_HEARTBEAT_SECONDS = env_int("REALTIME_HEARTBEAT_SECONDS", 3)
 REALTIME_CLIENT_TIMEOUT_SECONDS = env_int("REALTIME_CLIENT_TIMEOUT_SECONDS", 30)
 # Bytes sent to one client and not yet acknowledged; past this it gets resync and is closed.
 REALTIME_MAX_UNACKED_BYTES = env_int("REALTIME_MAX_UNACKED_BYTES", 4 * 1024 * 1024)
+# A client message (subscribe, ack) longer than this is refused with an error message.
+REALTIME_MAX_CLIENT_MESSAGE_BYTES = env_int("REALTIME_MAX_CLIENT_MESSAGE_BYTES", 16 * 1024)
 # A resume that would replay more events than this gets resync (a snapshot is cheaper).
 REALTIME_MAX_REPLAY = env_int("REALTIME_MAX_REPLAY", 20000)
 # How many days location tracks of workers are kept.

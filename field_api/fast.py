@@ -38,6 +38,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from command.jsonbody import json_loads
 from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
 from command.logins import BadCredentials, auser_id_for_token, token_from_authorization
 from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
@@ -160,7 +161,7 @@ def _valid(body: bytes) -> dict[str, Any] | None:
     """The report's fields when they are plainly valid (as DRF's ReportInputSerializer would
     take them), else None: anything doubtful goes to DRF for its per-field reasons."""
     try:
-        data = json.loads(body)
+        data = json_loads(body)
     except ValueError:
         return None
     if not isinstance(data, dict) or not FIELDS.issuperset(data) or not set(data) >= REQUIRED:

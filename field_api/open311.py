@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +34,7 @@ from command.models import Category, Incident, Report
 from command.services.reports import ReportConflict, report_submit
 from field_api.auth import FastTokenAuthentication
 from field_api.errors import exception_handler
+from field_api.parsers import StrictJSONParser
 from field_api.serializers import CATEGORY_CODE, CategoryCodeField
 from field_api.throttles import ReadThrottle, ReportThrottle
 from field_api.views import check_body_size
@@ -240,7 +241,7 @@ def _date_param(request: Request, name: str) -> datetime | None:
 
 
 class RequestListView(Open311View):
-    parser_classes = [FormParser, MultiPartParser, JSONParser]
+    parser_classes = [FormParser, MultiPartParser, StrictJSONParser]
 
     def get_throttles(self) -> list[Any]:
         return [ReportThrottle()] if self.request.method == "POST" else [ReadThrottle()]

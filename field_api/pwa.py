@@ -46,6 +46,8 @@ ICON_SYMBOLS = {
 
 @lru_cache(maxsize=32)
 def _asset(name: str) -> tuple[bytes, str]:
+    if "\x00" in name or len(name) > 200:
+        raise Http404  # no such file (a NUL byte would make the path raise, a 500)
     path = (ASSETS / name).resolve()
     if ASSETS not in path.parents or not path.is_file():
         raise Http404

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from command.geometry import point_from_lon_lat
+from command.jsonbody import json_loads
 from command.models import Category, Incident, Report, ReportPhoto
 from command.services.photos import photo_max_count
 from command.services.reports import NOTE_MAX_CHARS, Stored
@@ -54,7 +54,7 @@ class PointField(serializers.Field):
     def to_internal_value(self, data: Any) -> Point:
         if isinstance(data, str):
             try:
-                data = json.loads(data)
+                data = json_loads(data)
             except ValueError:
                 self.fail("invalid_json")
         # Checked here, never handed to GDAL's GeoJSON reader (it fails without a reason on
@@ -89,7 +89,10 @@ class FiniteFloatField(serializers.FloatField):
     default_error_messages = {"not_finite": gettext_lazy("A finite number is required (not NaN or infinity).")}
 
     def to_internal_value(self, data: Any) -> float:
-        value = super().to_internal_value(data)
+        try:
+            value = super().to_internal_value(data)
+        except OverflowError:  # an int too large for a float
+            self.fail("not_finite")
         if math.isnan(value) or math.isinf(value):
             self.fail("not_finite")
         return value

@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import Throttled, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +28,7 @@ from command.services.photos import photo_max_bytes, photo_max_count
 from command.services.reports import ReportConflict, report_submit
 from field_api.auth import DeviceTokenAuthentication, FastTokenAuthentication
 from field_api.errors import PayloadTooLarge
+from field_api.parsers import StrictJSONParser
 from field_api.serializers import (
     ConflictSerializer,
     ErrorSerializer,
@@ -77,7 +78,7 @@ def check_body_size(request: Request) -> None:
 class ReportView(APIView):
     """Submit a report (idempotent by client_id)."""
 
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
     throttle_classes = [ReportThrottle]
     authentication_classes = [FastTokenAuthentication, SessionAuthentication, DeviceTokenAuthentication]
 
@@ -213,11 +214,12 @@ class TokenView(APIView):
         )
         retry_after = locked_for(request)
         if retry_after:
-            raise Throttled(
-                wait=retry_after,
+            locked = Throttled(
                 detail=_("Too many failed logins for this account or address; try again in %(s)s s.")
-                % {"s": retry_after},
+                % {"s": retry_after}
             )
+            locked.wait = retry_after  # type: ignore[attr-defined] # Retry-After, no second sentence
+            raise locked
         if user is None or not user.is_active:
             raise ValidationError({"detail": _("Wrong user name or password.")})
         key = api_token_issue(user=user)

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +27,7 @@ from command.geometry import point_from_lon_lat
 from command.models import Incident, Worker
 from command.services import incidents as incident_services
 from command.services.workers import NotOnDuty, Ping, worker_duty_set, worker_pings_record
+from field_api.parsers import StrictJSONParser
 from field_api.serializers import ErrorSerializer, FiniteFloatField, PointField, photo_output
 from field_api.throttles import IncidentActionThrottle, PingThrottle, ReadThrottle
 from field_api.views import check_body_size, errors
@@ -171,14 +172,16 @@ class IncidentActionView(APIView):
     """POST /api/v1/incidents/<id>/<action>/."""
 
     throttle_classes = [IncidentActionThrottle]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
     action = ""
     input_serializer: type[serializers.Serializer] | None = None
 
     def post(self, request: Request, pk: int) -> Response:
         check_body_size(request)
         data: Any = {}
-        if self.input_serializer is not None:
+        if self.input_serializer is None:
+            request.data  # noqa: B018 - parsed for its errors: a malformed body is a 400 before acting
+        else:
             raw = request.data
             if hasattr(raw, "getlist"):
                 raw = {key: raw.get(key) for key in raw if key != "photos"}

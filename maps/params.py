@@ -111,7 +111,18 @@ def parse_offset(value: str | None) -> int:
         raise BadRequest(_("offset must be a whole number."), param="offset") from None
     if offset < 0:
         raise BadRequest(_("offset must not be negative."), param="offset")
+    if offset > MAX_OFFSET:
+        raise BadRequest(
+            _("offset must be at most %(max)s: narrow the request with bbox, datetime or filters.")
+            % {"max": MAX_OFFSET},
+            param="offset",
+        )
     return offset
+
+
+# Far beyond any layer (a GeoJSON page is at most MAP_GEOJSON_MAX_LIMIT features), and well
+# inside PostgreSQL's bigint OFFSET.
+MAX_OFFSET = 100_000_000
 
 
 def _instant(text: str, param: str) -> datetime:
@@ -157,6 +168,9 @@ def feature_query_from(
     """The ``FeatureQuery`` of a GeoJSON, OGC items or export request on ``layer``. OGC items
     (``clamp_limit``) take any bbox: GIS clients send their whole view, and paging bounds the
     answer; the GeoJSON and export channels refuse a bbox above MAP_MAX_BBOX_SQUARE_DEGREES."""
+    for name, values in params.lists():
+        if any("\x00" in value for value in values) or "\x00" in name:
+            raise BadRequest(_("Parameters must not contain NUL bytes."), param=name.replace("\x00", "")[:40])
     source = SOURCES[layer]
     start, end = parse_datetime_interval(params.get("datetime"))
     start_text, end_text = params.get("start"), params.get("end")

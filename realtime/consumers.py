@@ -68,6 +68,9 @@ class Overflow(Exception):
     """The client fell too far behind; the connection is closing."""
 
 
+ERROR_DETAIL_CHARS = 300
+
+
 def _dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
@@ -156,6 +159,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.last_heard = time.monotonic()
         if text_data is None:
             await self._error("bad_request", "messages are JSON text frames")
+            return
+        limit = settings.REALTIME_MAX_CLIENT_MESSAGE_BYTES
+        if len(text_data) > limit:  # characters >= bytes / 4: checked before encoding anything
+            await self._error("too_large", f"a client message is at most {limit} bytes")
             return
         try:
             message = messages.client_message_adapter.validate_json(text_data)
@@ -374,6 +381,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise Overflow
 
     async def _error(self, code: str, detail: str) -> None:
+        # The detail may quote the client's input (a field name): never echo more than a line.
+        if len(detail) > ERROR_DETAIL_CHARS:
+            detail = detail[: ERROR_DETAIL_CHARS - 1] + "…"
         await self.send(text_data=_dumps({"type": "error", "code": code, "detail": detail}))
 
     async def _close(self, code: int) -> None:

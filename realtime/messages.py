@@ -135,6 +135,7 @@ def server_message_validate(message: dict[str, Any]) -> BaseModel:
 
 # Close codes the server uses after accepting (the handshake itself is refused with HTTP 403).
 CLOSE_BAD_REQUEST = 4400  # a malformed ?since=
-CLOSE_FORBIDDEN = 4403  # the login was deactivated or lost every layer
+CLOSE_FORBIDDEN = 4403  # the login was deactivated, logged out, its token revoked, or lost every layer
+CLOSE_NOT_FOUND = 4404  # no websocket endpoint at that path (refused at the handshake)
 CLOSE_TIMEOUT = 4408  # no message from the client (ack) for REALTIME_CLIENT_TIMEOUT_SECONDS
 CLOSE_SLOW = 4429  # the client fell REALTIME_MAX_UNACKED_BYTES behind; reconnect and reload

@@ -71,7 +71,9 @@ def _read(upload: Any) -> bytes:
 
 def _encode_jpeg(image: Image.Image, *, quality: int) -> bytes:
     out = io.BytesIO()
-    # No exif=, icc_profile= or comment: nothing of the original's metadata is written.
+    # No exif=, icc_profile=, xmp= or comment=, and an empty ``info`` (photo_prepare): only the
+    # pixels are written (the JFIF header, tables and scan).
+    image.info = {}
     image.save(out, format="JPEG", quality=quality, optimize=True)
     return out.getvalue()
 
@@ -88,7 +90,14 @@ def photo_prepare(upload: Any, *, name: str = "") -> PreparedPhoto:
             probe = Image.open(io.BytesIO(data))
             fmt = probe.format
             width, height = probe.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        ValueError,  # e.g. a PNG text chunk that inflates past Pillow's limit ("Decompressed Data Too Large")
+        SyntaxError,
+    ) as exc:
         raise ValidationError(
             _("%(name)s is not a supported image: send a JPEG, PNG or WebP photo.") % {"name": label},
             code="photo_unsupported",
@@ -123,6 +132,10 @@ def photo_prepare(upload: Any, *, name: str = "") -> PreparedPhoto:
         image = background
     elif image.mode != "RGB":
         image = image.convert("RGB")
+    # Nothing of the original's metadata goes on: Pillow carries ``info`` (JPEG comment, XMP,
+    # ICC profile, EXIF, PNG text, DPI ...) through convert/copy and writes some of it back
+    # (the JPEG comment) when saving.
+    image.info = {}
     longest = _setting("PHOTO_MAX_SIDE", 2560)
     if max(image.size) > longest:
         image.thumbnail((longest, longest), Image.Resampling.LANCZOS)
