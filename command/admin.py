@@ -7,13 +7,31 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.gis.admin import GISModelAdmin
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from command import models
 from command.layers import layer_access_log, layers_for_user
 from command.services.devices import device_token_issue, device_token_revoke
 from command.services.places import building_save, camera_save, grid_cell_save
+from command.services.records import record_delete, record_save
 from command.widgets import LocalMapWidget
+
+
+class ServiceWritesMixin:
+    """Every save and delete of the admin goes through a service with its event (the screens
+    are told, cached tiles go stale): ``record_save`` / ``record_delete`` unless a subclass
+    calls a domain service. tests/command/test_admin.py fails for a writable admin without it."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        record_save(obj=obj, actor_id=request.user.pk)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        record_delete(obj=obj, actor_id=request.user.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            record_delete(obj=obj, actor_id=request.user.pk)
 
 
 class PersonalDataAdminMixin:
@@ -42,7 +60,7 @@ class PersonalDataAdminMixin:
         return response
 
 
-class MapAdmin(GISModelAdmin):
+class MapAdmin(ServiceWritesMixin, GISModelAdmin):
     gis_widget = LocalMapWidget  # type: ignore[assignment]  # django-stubs types this as an instance
 
 
@@ -88,7 +106,7 @@ class BuildingAdmin(MapAdmin):
 
 
 @admin.register(models.Household)
-class HouseholdAdmin(PersonalDataAdminMixin, admin.ModelAdmin):
+class HouseholdAdmin(PersonalDataAdminMixin, ServiceWritesMixin, admin.ModelAdmin):
     personal_layer = "households"
     list_display = ("building", "unit", "resident_type", "members")
     list_filter = ("resident_type",)
@@ -120,7 +138,7 @@ class CameraAdmin(MapAdmin):
 
 
 @admin.register(models.Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ServiceWritesMixin, admin.ModelAdmin):
     list_display = ("code", "name_zh", "name_en", "is_field_team")
 
 
@@ -133,7 +151,7 @@ class WorkerAdmin(PersonalDataAdminMixin, MapAdmin):
 
 
 @admin.register(models.Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(ServiceWritesMixin, admin.ModelAdmin):
     list_display = ("code", "name_zh", "name_en", "default_team", "priority", "sla_minutes")
 
 
@@ -142,9 +160,22 @@ class IncidentAdmin(MapAdmin):
     list_display = ("id", "category", "status", "priority", "grid_cell", "team", "worker", "opened_at", "due_at")
     list_filter = ("status", "category", "team")
     date_hierarchy = "opened_at"
+    # Status and its times change only through the incident steps (dispatch, close, cancel:
+    # REST and the wall); here an operator corrects priority and the SLA's due time.
+    editable = ("priority", "due_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in models.Incident._meta.fields if f.name not in self.editable]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.updated_at = timezone.now()
+        record_save(obj=obj, actor_id=request.user.pk, update_fields=[*self.editable, "updated_at"])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # incidents come from reports (command.services.reports)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record of what happened; cancel instead
 
 
 @admin.register(models.Report)
@@ -157,6 +188,9 @@ class ReportAdmin(MapAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a field report is never lost (its incident keeps it)
 
 
 @admin.register(models.Event)
@@ -192,6 +226,9 @@ class DeviceTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked (the action below), kept for the record
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         token, key = device_token_issue(user=obj.user, name=obj.name)

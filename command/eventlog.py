@@ -54,6 +54,10 @@ EventKind = Literal[
     "building.updated",
     "layer.reloaded",
     "cell.updated",
+    "road.updated",
+    "household.updated",
+    "record.deleted",
+    "reference.updated",
 ]
 
 

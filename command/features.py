@@ -42,25 +42,35 @@ def _properties(obj: Any, layer_name: str) -> dict[str, Any]:
     return {name: _value(getattr(obj, name)) for name in (*layer.public_fields, *layer.sensitive_fields)}
 
 
-def incident_feature(incident: Incident) -> dict[str, Any]:
+def _layer_geometry(obj: Any, layer_name: str) -> GEOSGeometry | None:
+    value = obj
+    for part in LAYERS[layer_name].geometry.split("__"):  # "building__footprint": a related row's
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def feature_of(obj: Any, layer_name: str) -> dict[str, Any]:
+    """``obj`` as a feature of ``layer_name``: the layer's geometry and every field it declares."""
     return {
-        "id": str(incident.pk),
-        "geometry": _geometry(incident.location),
-        "properties": _properties(incident, "incidents"),
+        "id": str(obj.pk),
+        "geometry": _geometry(_layer_geometry(obj, layer_name)),
+        "properties": _properties(obj, layer_name),
     }
+
+
+def incident_feature(incident: Incident) -> dict[str, Any]:
+    return feature_of(incident, "incidents")
 
 
 def report_feature(report: Report) -> dict[str, Any]:
-    return {"id": str(report.pk), "geometry": _geometry(report.location), "properties": _properties(report, "reports")}
+    return feature_of(report, "reports")
 
 
 def worker_feature(worker: Worker) -> dict[str, Any]:
-    return {
-        "id": str(worker.pk),
-        "geometry": _geometry(worker.last_position),
-        "properties": _properties(worker, "workers"),
-    }
+    return feature_of(worker, "workers")
 
 
 def camera_feature(camera: Camera) -> dict[str, Any]:
-    return {"id": str(camera.pk), "geometry": _geometry(camera.location), "properties": _properties(camera, "cameras")}
+    return feature_of(camera, "cameras")
