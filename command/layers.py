@@ -157,30 +157,10 @@ LAYERS: dict[str, Layer] = {
     )
 }
 
+# One permission per layer; the roles that hold them are declared in command/roles.py.
 LAYER_PERMISSIONS: list[tuple[str, str]] = [
-    *((layer.permission_codename, f"Can view the {layer.title_en.lower()} layer") for layer in LAYERS.values()),
-    ("view_personal_data", "Can view residents' and workers' personal data (every view is logged)"),
+    (layer.permission_codename, f"Can view the {layer.title_en.lower()} layer") for layer in LAYERS.values()
 ]
-
-# Roles are Django groups; the migration command/migrations/0002_roles.py grants these.
-ROLE_LAYERS: dict[str, tuple[str, ...]] = {
-    "admin": tuple(LAYERS),
-    "operator": tuple(LAYERS),
-    "grid_worker": (
-        "cells",
-        "roads",
-        "buildings",
-        "households",
-        "cameras",
-        "camera_cones",
-        "incidents",
-        "reports",
-        "workers",
-        "hotspots",
-    ),
-    "police": ("cells", "roads", "buildings", "cameras", "camera_cones", "incidents", "hotspots"),
-}
-ROLE_PERSONAL_DATA: dict[str, bool] = {"admin": True, "operator": True, "grid_worker": True, "police": False}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from command.layers import LAYER_PERMISSIONS
+from command.roles import ACCESS_ACTIONS, ACTIONS
 
 
 class LayerAccess(models.Model):
@@ -24,7 +25,7 @@ class LayerAccess(models.Model):
     class Meta:
         managed = False
         default_permissions = ()
-        permissions = LAYER_PERMISSIONS  # type: ignore[assignment]
+        permissions = [*LAYER_PERMISSIONS, *((c, ACTIONS[c]) for c in ACCESS_ACTIONS)]
         verbose_name = _("layer access")
 
 
@@ -288,7 +289,7 @@ class Incident(models.Model):
             models.Index(fields=["status", "category"]),
             models.Index(fields=["opened_at"]),
         ]
-        permissions = [("dispatch_incident", "Can dispatch, reassign, close and cancel incidents")]
+        permissions = [("dispatch_incident", ACTIONS["dispatch_incident"])]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.category_id} {self.status}"

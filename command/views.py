@@ -13,12 +13,14 @@ from django.utils.translation import gettext_lazy as _
 from command.eventlog import latest_seq
 from command.layers import layers_for_user
 from command.lockout import locked_for
+from command.roles import ROLES
 
-# (url, title, who may use it: roles, or None for every signed-in user)
+# (url, title, the permission it takes, or None for every signed-in user): command/roles.py
+# grants them to roles; the home page asks permissions, never group names.
 PAGES = [
-    ("/maps/control-room/", _("Control room wall map"), {"admin", "operator"}),
-    ("/maps/police/", _("Police view"), {"admin", "police"}),
-    ("/field/", _("Field app (phones)"), {"admin", "operator", "grid_worker"}),
+    ("/maps/control-room/", _("Control room wall map"), "command.use_control_room"),
+    ("/maps/police/", _("Police view"), "command.use_police_map"),
+    ("/field/", _("Field app (phones)"), "command.use_field_app"),
     ("/maps/print/", _("Printable map"), None),
     ("/ogc/", _("OGC API - Features (for QGIS and GDAL)"), None),
     ("/api/docs/", _("API documentation"), None),
@@ -27,16 +29,15 @@ PAGES = [
 
 def home(request: HttpRequest) -> HttpResponse:
     grants = layers_for_user(request.user)
-    roles: set[str] = set()
-    if request.user.is_authenticated:
-        roles = set(request.user.groups.values_list("name", flat=True))
-        if request.user.is_superuser:
-            roles.add("admin")
-    pages = [(url, title) for url, title, allowed in PAGES if allowed is None or roles & allowed]
+    user = request.user
+    pages = [(url, title) for url, title, perm in PAGES if perm is None or user.has_perm(perm)]
+    roles: list[str] = []
+    if user.is_authenticated:
+        roles = sorted(name for name in user.groups.values_list("name", flat=True) if name in ROLES)
     return render(
         request,
         "command/home.html",
-        {"layers": [g.layer for g in grants.values()], "pages": pages, "roles": sorted(roles)},
+        {"layers": [g.layer for g in grants.values()], "pages": pages, "roles": roles},
     )
 
 

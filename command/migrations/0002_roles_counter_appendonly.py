@@ -1,32 +1,54 @@
 """The event counter row, the roles (groups with their layer permissions), and triggers that
 make the audit tables append-only."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from command.layers import ROLE_LAYERS, ROLE_PERSONAL_DATA
+from command.rolesync import RolesSync
 
-
-def roles_create(apps, schema_editor):
-    # Permissions are normally created after all migrations ran; create them now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, layers in ROLE_LAYERS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        codenames = [f"view_layer_{name}" for name in layers]
-        if ROLE_PERSONAL_DATA[role]:
-            codenames.append("view_personal_data")
-        if role in {"admin", "operator"}:
-            codenames.append("dispatch_incident")
-        group.permissions.set(Permission.objects.filter(content_type__app_label="command", codename__in=codenames))
-
-
-def roles_delete(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(name__in=list(ROLE_LAYERS)).delete()
+# The roles as command.roles declared them when this migration was written (frozen: later
+# changes come in later migrations).
+ROLES = {   'admin': [   'dispatch_incident',
+                 'view_layer_buildings',
+                 'view_layer_camera_cones',
+                 'view_layer_cameras',
+                 'view_layer_cells',
+                 'view_layer_hotspots',
+                 'view_layer_households',
+                 'view_layer_incidents',
+                 'view_layer_reports',
+                 'view_layer_roads',
+                 'view_layer_workers',
+                 'view_personal_data'],
+    'grid_worker': [   'view_layer_buildings',
+                       'view_layer_camera_cones',
+                       'view_layer_cameras',
+                       'view_layer_cells',
+                       'view_layer_hotspots',
+                       'view_layer_households',
+                       'view_layer_incidents',
+                       'view_layer_reports',
+                       'view_layer_roads',
+                       'view_layer_workers',
+                       'view_personal_data'],
+    'operator': [   'dispatch_incident',
+                    'view_layer_buildings',
+                    'view_layer_camera_cones',
+                    'view_layer_cameras',
+                    'view_layer_cells',
+                    'view_layer_hotspots',
+                    'view_layer_households',
+                    'view_layer_incidents',
+                    'view_layer_reports',
+                    'view_layer_roads',
+                    'view_layer_workers',
+                    'view_personal_data'],
+    'police': [   'view_layer_buildings',
+                  'view_layer_camera_cones',
+                  'view_layer_cameras',
+                  'view_layer_cells',
+                  'view_layer_hotspots',
+                  'view_layer_incidents',
+                  'view_layer_roads']}
 
 
 APPEND_ONLY = """
@@ -59,6 +81,6 @@ class Migration(migrations.Migration):
             "INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 0) ON CONFLICT DO NOTHING",
             "DELETE FROM command_eventcounter",
         ),
-        migrations.RunPython(roles_create, roles_delete),
+        RolesSync(ROLES),
         migrations.RunSQL(APPEND_ONLY, APPEND_ONLY_REVERSE),
     ]

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group, Permission, User
+from django.apps import apps
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 
-from command.layers import ROLE_LAYERS, ROLE_PERSONAL_DATA
 from command.models import Team, Worker
-
-ROLES = tuple(ROLE_LAYERS)
+from command.roles import ROLES, roles_snapshot
+from command.rolesync import roles_sync
 
 
 @transaction.atomic
 def roles_ensure() -> None:
-    """The role groups with their permissions (as migration 0002 creates them; also after a
-    test flush)."""
-    for role, layers in ROLE_LAYERS.items():
-        codenames = [f"view_layer_{name}" for name in layers]
-        if ROLE_PERSONAL_DATA[role]:
-            codenames.append("view_personal_data")
-        if role in {"admin", "operator"}:
-            codenames.append("dispatch_incident")
-        group, _created = Group.objects.get_or_create(name=role)
-        group.permissions.set(Permission.objects.filter(content_type__app_label="command", codename__in=codenames))
+    """The role groups with their permissions, as the declaration (command/roles.py) says and
+    the latest roles migration synced them (also after a test flush)."""
+    roles_sync(apps, roles_snapshot())
 
 
 @transaction.atomic
@@ -34,8 +27,8 @@ def user_ensure(
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     user, _created = User.objects.get_or_create(username=username)
     user.set_password(password)
-    user.is_staff = role == "admin"
-    user.is_superuser = role == "admin"
+    user.is_staff = ROLES[role].superuser
+    user.is_superuser = ROLES[role].superuser
     user.is_active = True
     user.save()
     if not Group.objects.filter(name=role).exists():

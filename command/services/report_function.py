@@ -8,10 +8,12 @@ constants, models and layer fields below. Each statement in the function takes i
 snapshot (READ COMMITTED, a VOLATILE function), so the incident search runs after the locks
 are held and sees every incident an earlier holder committed.
 
-The function is installed by a migration from ``FUNCTION_SQL``;
-tests/command/test_report_function.py checks that the database holds exactly this text (a
-change here needs a new migration that runs it again) and that its event payloads equal
-``command.features``' for the same objects.
+The text built here is frozen in versioned files, ``command/sql/<function>.v<N>.sql``, which the
+migrations run (a migration never imports this module: replaying it gives what it gave then).
+tests/command/test_report_function.py checks that the newest file equals what this module builds
+(a change here is a diff there: freeze it as version N+1 with a migration that runs it), that
+the database holds it, and that its event payloads equal ``command.features``' for the same
+objects.
 """
 
 from __future__ import annotations

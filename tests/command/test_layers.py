@@ -9,8 +9,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, transaction
 
 from command.layer_queries import SOURCES
-from command.layers import LAYERS, ROLE_LAYERS, layer_access_log, layers_for_user, redact
+from command.layers import LAYERS, layer_access_log, layers_for_user, redact
 from command.models import PersonalDataAccess
+from command.roles import ROLE_LAYERS
 
 pytestmark = pytest.mark.django_db
 SENSITIVE = {f for layer in LAYERS.values() for f in layer.sensitive_fields}

@@ -8,6 +8,7 @@ import dataclasses
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,6 +30,23 @@ from command.services.reports import (
     report_submit_async,
 )
 
+SQL_DIR = Path(__file__).resolve().parents[2] / "command" / "sql"
+
+
+def _latest(stem: str) -> Path:
+    """The newest version of a frozen .sql file (``<stem>.v<N>.sql``)."""
+    versions = sorted(SQL_DIR.glob(f"{stem}.v*.sql"), key=lambda p: int(p.name.split(".v")[1].split(".")[0]))
+    return [p for p in versions if not p.name.endswith(".drop.sql")][-1]
+
+
+def test_the_builder_writes_the_latest_frozen_sql():
+    """A change of the builder (report_function.py, the layer fields, the selectors' SQL) shows
+    here as a diff: freeze it as the next version (command/sql/) with a migration that runs it."""
+    assert _latest("gc_report_submit").read_text() == FUNCTION_SQL.strip() + "\n"
+    assert _latest("gc_report_submit_batch").read_text() == (
+        GROUP_LOCKS_FUNCTION_SQL.strip() + "\n\n" + BATCH_FUNCTION_SQL.strip() + "\n"
+    )
+
 
 @pytest.mark.parametrize(
     ("name", "sql"),
@@ -39,7 +57,7 @@ from command.services.reports import (
     ],
 )
 def test_the_database_holds_the_function_as_written_here(db, name, sql):
-    # A change of the SQL needs a migration that runs it again; this fails until there is one.
+    # The migrations run the frozen files; the newest equals the builder's text (above).
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [name])
         bodies = [row[0] for row in cursor.fetchall()]

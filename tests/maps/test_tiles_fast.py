@@ -27,9 +27,10 @@ from django.test import Client
 from django.utils import timezone
 
 from command.db_async import pool, pools_close
-from command.layers import LAYERS, ROLE_LAYERS, layers_for_user
+from command.layers import LAYERS, layers_for_user
 from command.logins import viewer_from_row, viewer_sql
 from command.models import PersonalDataAccess
+from command.roles import ROLE_LAYERS
 from command.services.accounts import api_token_issue
 from command.services.places import camera_save
 from maps.fast import FRESH_COLUMNS, Receive, Scope, Send, _prepared, _viewer_and_fresh_sql, tile_fast_app

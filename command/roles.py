@@ -1,0 +1,93 @@
+"""The roles, declared once: each role's map layers and actions. Everything else derives from
+here: the Django groups and their permissions (synced by migrations, each freezing a snapshot
+of this declaration: ``roles_snapshot``; ``manage.py roles_migration`` writes the next one),
+which pages the home page offers (by permission, never by group name), who may dispatch.
+
+A change here needs a new migration: tests/command/test_roles.py fails while the latest
+migration's snapshot differs from the declaration.
+
+This module imports no models (models import it for the permission list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from command.layers import LAYERS
+
+# Actions a role may be granted, besides seeing layers: (codename, description).
+ACTIONS: dict[str, str] = {
+    "view_personal_data": "Can view residents' and workers' personal data (every view is logged)",
+    "dispatch_incident": "Can dispatch, reassign, close and cancel incidents",
+    "use_control_room": "Can use the control room wall",
+    "use_police_map": "Can use the police map",
+    "use_field_app": "Can use the field app",
+}
+# Those that live on LayerAccess (the others on their model's Meta: dispatch_incident on Incident).
+ACCESS_ACTIONS = ("view_personal_data", "use_control_room", "use_police_map", "use_field_app")
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    title_zh: str
+    title_en: str
+    layers: tuple[str, ...]
+    actions: tuple[str, ...] = ()
+    superuser: bool = False  # the admin role: staff and superuser (Django's admin site)
+
+    def codenames(self) -> tuple[str, ...]:
+        """The permission codenames (app ``command``) of this role's group."""
+        return tuple(sorted({*(LAYERS[name].permission_codename for name in self.layers), *self.actions}))
+
+
+ROLES: dict[str, Role] = {
+    role.name: role
+    for role in (
+        Role("admin", "管理员", "Administrator", tuple(LAYERS), tuple(ACTIONS), superuser=True),
+        Role(
+            "operator",
+            "指挥中心值班员",
+            "Control room operator",
+            tuple(LAYERS),
+            ("view_personal_data", "dispatch_incident", "use_control_room", "use_field_app"),
+        ),
+        Role(
+            "grid_worker",
+            "网格员",
+            "Grid worker",
+            (
+                "cells",
+                "roads",
+                "buildings",
+                "households",
+                "cameras",
+                "camera_cones",
+                "incidents",
+                "reports",
+                "workers",
+                "hotspots",
+            ),
+            ("view_personal_data", "use_field_app"),
+        ),
+        Role(
+            "police",
+            "民警",
+            "Police officer",
+            ("cells", "roads", "buildings", "cameras", "camera_cones", "incidents", "hotspots"),
+            ("use_police_map",),
+        ),
+    )
+}
+
+for _role in ROLES.values():  # a typo in a declaration fails at import, not in a migration
+    unknown = set(_role.layers) - set(LAYERS) or set(_role.actions) - set(ACTIONS)
+    if unknown:
+        raise ValueError(f"role {_role.name}: unknown layers or actions {sorted(unknown)}")
+
+ROLE_LAYERS: dict[str, tuple[str, ...]] = {name: role.layers for name, role in ROLES.items()}
+
+
+def roles_snapshot() -> dict[str, list[str]]:
+    """The declaration as a migration freezes it: role -> its permission codenames."""
+    return {name: list(role.codenames()) for name, role in ROLES.items()}

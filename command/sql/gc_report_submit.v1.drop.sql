@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS gc_report_submit(text, integer, text, uuid, text, text, double precision, double precision, double precision, text, timestamptz, timestamptz, double precision, interval, double precision);
