@@ -39,7 +39,7 @@ def _value(value: Any) -> Any:
 
 def _properties(obj: Any, layer_name: str) -> dict[str, Any]:
     layer = LAYERS[layer_name]
-    return {name: _value(getattr(obj, name)) for name in (*layer.public_fields, *layer.sensitive_fields)}
+    return {name: _value(getattr(obj, name)) for name in layer.all_fields}
 
 
 def _layer_geometry(obj: Any, layer_name: str) -> GEOSGeometry | None:

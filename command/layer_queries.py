@@ -1,18 +1,18 @@
-# ruff: noqa: S608  -- SQL is assembled from the fixed registry below; request values are bound parameters.
+# ruff: noqa: S608  -- SQL is assembled from the layer declarations (command/layers.py); request values are bound parameters.
 """Read-side SQL for the map layers: GeoJSON, vector tiles, OGC items and exports are built in
 PostGIS (``ST_AsGeoJSON`` + ``json_agg``, ``ST_AsMVT``), never by serializing model instances.
 
 Every builder takes a ``LayerGrant`` from ``command.layers.layers_for_user`` and selects only the
 fields of that grant: a field the viewer may not see never leaves the database.
 
-SQL is assembled from the fixed registry below (table names, column expressions); every value
-that comes from a request goes in as a bound parameter.
+SQL is assembled from the layer declarations (command/layers.py: table names, column
+expressions); every value that comes from a request goes in as a bound parameter.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,162 +20,7 @@ from django.conf import settings
 from django.db import connection
 from psycopg.adapt import Buffer, Loader
 
-from command.layers import LayerGrant
-
-# How a column is rendered in a vector tile (MVT knows numbers, strings and booleans only).
-NUM, TEXT, BOOL, TIME, ARRAY = "num", "text", "bool", "time", "array"
-
-
-@dataclass(frozen=True)
-class LayerSource:
-    """Where a layer's rows come from. ``from_sql`` may hold ``{inner_where}`` (hotspots filter
-    the incidents they cluster); column expressions refer to the alias ``t``."""
-
-    from_sql: str
-    geom_sql: str
-    id_sql: str = "t.id"
-    columns: tuple[tuple[str, str, str], ...] = ()  # (field, SQL expression, kind)
-    where_sql: str = "TRUE"
-    time_sql: str | None = None
-    category_sql: str | None = None  # expression holding the category id
-    status_sql: str | None = None
-    aggregate_below_zoom: int = 0  # tiles below this zoom hold counts (at centroids), not features
-    depends_on: tuple[str, ...] = ()  # event-log layers whose events change this layer
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def column(self, name: str) -> tuple[str, str]:
-        for field_name, expr, kind in self.columns:
-            if field_name == name:
-                return expr, kind
-        raise KeyError(name)
-
-
-def _cols(*specs: str) -> tuple[tuple[str, str, str], ...]:
-    """``"name:kind"`` specs of plain columns of ``t``."""
-    out = []
-    for spec in specs:
-        name, _sep, kind = spec.partition(":")
-        out.append((name, f"t.{name}", kind or NUM))
-    return tuple(out)
-
-
-HOTSPOT_SQL = """(
-  SELECT c.cluster AS id, c.cluster, count(*) AS count,
-         mode() WITHIN GROUP (ORDER BY c.category_id) AS category_id,
-         ST_Buffer(ST_ConvexHull(ST_Collect(c.location))::geography, %(hotspot_pad_m)s)::geometry AS geom,
-         max(c.opened_at) AS opened_at
-  FROM (
-    SELECT i.location, i.category_id, i.opened_at,
-           ST_ClusterDBSCAN(ST_Transform(i.location, 3857), eps := %(hotspot_eps)s,
-                            minpoints := %(hotspot_min)s) OVER () AS cluster
-    FROM command_incident i
-    WHERE {inner_where}
-  ) c
-  WHERE c.cluster IS NOT NULL
-  GROUP BY c.cluster
-) t"""
-
-SOURCES: dict[str, LayerSource] = {
-    "cells": LayerSource(
-        "command_gridcell t",
-        "t.geom",
-        columns=_cols("id", "code:text", "name:text", "level:text", "parent_id"),
-        depends_on=("cells",),
-    ),
-    "roads": LayerSource(
-        "command_road t", "t.geom", columns=_cols("id", "name:text", "road_class:text"), depends_on=("roads",)
-    ),
-    "buildings": LayerSource(
-        "command_building t",
-        "t.footprint",
-        columns=_cols("id", "name:text", "address:text", "use:text", "floors", "household_count", "grid_cell_id"),
-        aggregate_below_zoom=15,  # 50,000 footprints made 0.75 MB tiles at z12; counts below z15
-        depends_on=("buildings", "cells"),
-    ),
-    "households": LayerSource(
-        "command_household t JOIN command_building b ON b.id = t.building_id",
-        "b.footprint",
-        columns=(
-            *_cols("id", "building_id", "unit:text", "resident_type:text", "members", "head_name:text", "phone:text"),
-            ("vulnerable", "t.vulnerable", ARRAY),
-        ),
-        aggregate_below_zoom=15,  # counts below z15: no personal data, cacheable
-        depends_on=("households", "buildings"),
-    ),
-    "cameras": LayerSource(
-        "command_camera t",
-        "t.location",
-        columns=_cols(
-            "id", "code:text", "name:text", "heading", "fov", "range_m", "status:text", "owner:text", "grid_cell_id"
-        ),
-        status_sql="t.status",
-        aggregate_below_zoom=13,
-        depends_on=("cameras",),
-    ),
-    "camera_cones": LayerSource(
-        "command_camera t",
-        "t.view_cone",
-        columns=_cols("id", "code:text", "heading", "fov", "range_m", "status:text"),
-        where_sql="t.view_cone IS NOT NULL",
-        status_sql="t.status",
-        depends_on=("cameras",),
-    ),
-    "incidents": LayerSource(
-        "command_incident t",
-        "t.location",
-        columns=_cols(
-            "id",
-            "category_id",
-            "status:text",
-            "priority",
-            "grid_cell_id",
-            "outside_grid:bool",
-            "building_id",
-            "team_id",
-            "worker_id",
-            "report_count",
-            "opened_at:time",
-            "due_at:time",
-            "updated_at:time",
-        ),
-        time_sql="t.opened_at",
-        category_sql="t.category_id",
-        status_sql="t.status",
-        aggregate_below_zoom=15,
-        depends_on=("incidents",),
-    ),
-    "reports": LayerSource(
-        "command_report t",
-        "t.location",
-        columns=(
-            *_cols("id", "category_id", "incident_id", "grid_cell_id", "outside_grid:bool", "building_id"),
-            *_cols("received_at:time", "source:text", "reporter_id", "note:text"),
-            ("client_id", "t.client_id::text", TEXT),
-        ),
-        time_sql="t.received_at",
-        category_sql="t.category_id",
-        aggregate_below_zoom=15,
-        depends_on=("reports",),
-    ),
-    "workers": LayerSource(
-        "command_worker t",
-        "t.last_position",
-        columns=_cols("id", "team_id", "on_duty:bool", "last_position_at:time", "display_name:text", "phone:text"),
-        where_sql="t.on_duty AND t.last_position IS NOT NULL",
-        time_sql="t.last_position_at",
-        depends_on=("workers",),
-    ),
-    "hotspots": LayerSource(
-        HOTSPOT_SQL,
-        "t.geom",
-        columns=_cols("cluster", "count", "category_id"),
-        time_sql=None,
-        depends_on=("incidents",),
-        extra={"inner_time_sql": "i.opened_at", "inner_geom_sql": "i.location", "inner_category_sql": "i.category_id"},
-    ),
-}
-
-OPEN_INCIDENT_STATUSES = ("new", "dispatched", "accepted", "on_scene")
+from command.layers import ARRAY, LAYERS, TIME, ClusterSource, LayerGrant, Source, TableSource
 
 
 @dataclass(frozen=True)
@@ -192,28 +37,25 @@ class FeatureQuery:
     feature_id: int | None = None
 
 
-def layer_source(name: str) -> LayerSource:
-    return SOURCES[name]
-
-
-def _where(source: LayerSource, query: FeatureQuery, params: dict[str, Any], *, hotspot_inner: bool) -> list[str]:
-    """The WHERE terms of ``query`` against ``source`` (or against the incidents a hotspot clusters)."""
-    if hotspot_inner:
-        geom, time_sql, category_sql = (
-            source.extra["inner_geom_sql"],
-            source.extra["inner_time_sql"],
-            source.extra["inner_category_sql"],
-        )
-        status_sql: str | None = "i.status"
-        terms = ["i.status = ANY(%(open_statuses)s)"]
-        params["open_statuses"] = list(OPEN_INCIDENT_STATUSES)
+def _where(
+    geom: str,
+    source: TableSource | None,
+    query: FeatureQuery,
+    params: dict[str, Any],
+    *,
+    clustered: ClusterSource | None,
+) -> list[str]:
+    """The WHERE terms of ``query``: over a table source's rows, or over the rows a cluster
+    source clusters (alias ``i``)."""
+    if clustered is not None:
+        time_sql: str | None = f"i.{clustered.time_column}"
+        category_sql: str | None = clustered.category_sql
+        status_sql = None
+        params["open_statuses"] = list(clustered.statuses)
+        terms = [f"i.{clustered.status_column} = ANY(%(open_statuses)s)"]
     else:
-        geom, time_sql, category_sql, status_sql = (
-            source.geom_sql,
-            source.time_sql,
-            source.category_sql,
-            source.status_sql,
-        )
+        assert source is not None
+        time_sql, category_sql, status_sql = source.time_sql, source.category_sql, source.status_sql
         terms = [source.where_sql]
     if query.bbox is not None:
         params.update(zip(("xmin", "ymin", "xmax", "ymax"), query.bbox, strict=True))
@@ -231,38 +73,69 @@ def _where(source: LayerSource, query: FeatureQuery, params: dict[str, Any], *, 
     if category_sql is not None and query.categories:
         params["categories"] = list(query.categories)
         terms.append(f"{category_sql} IN (SELECT id FROM command_category WHERE code = ANY(%(categories)s))")
-    if status_sql is not None and query.statuses and not hotspot_inner:
+    if status_sql is not None and query.statuses:
         params["statuses"] = list(query.statuses)
         terms.append(f"{status_sql} = ANY(%(statuses)s)")
     return terms
 
 
-def _from(source: LayerSource, query: FeatureQuery, params: dict[str, Any], *, lat: float | None = None) -> str:
-    if "{inner_where}" not in source.from_sql:
-        return source.from_sql
-    if lat is None:
-        lat = 0.0 if query.bbox is None else (query.bbox[1] + query.bbox[3]) / 2
+def cluster_relation(
+    source: ClusterSource, query: FeatureQuery, params: dict[str, Any], *, lat: float, near: str | None = None
+) -> str:
+    """The clusters of ``source`` as a relation ``t`` (id, cluster, count, category_id, geom,
+    opened_at): DBSCAN over the rows that pass ``query`` (and, for a tile, lie ``near`` it: an
+    SQL term over the clustered point). The radius and minimum count are settings
+    (HOTSPOT_RADIUS_M, HOTSPOT_MIN_INCIDENTS); DBSCAN runs in Web Mercator, whose metres grow
+    by 1/cos(latitude)."""
     radius = float(getattr(settings, "HOTSPOT_RADIUS_M", 150))
-    # DBSCAN runs in Web Mercator, whose metres grow by 1/cos(latitude).
     params["hotspot_eps"] = radius / max(math.cos(math.radians(lat)), 0.01)
     params["hotspot_min"] = int(getattr(settings, "HOTSPOT_MIN_INCIDENTS", 5))
     params["hotspot_pad_m"] = radius / 3
-    inner = " AND ".join(_where(source, query, params, hotspot_inner=True))
-    return source.from_sql.replace("{inner_where}", inner)
+    point, when = f"i.{source.point_column}", f"i.{source.time_column}"
+    terms = ([near] if near else []) + _where(point, None, query, params, clustered=source)
+    return f"""(
+  SELECT c.cluster AS id, c.cluster, count(*) AS count,
+         mode() WITHIN GROUP (ORDER BY c.category_id) AS category_id,
+         ST_Buffer(ST_ConvexHull(ST_Collect(c.location))::geography, %(hotspot_pad_m)s)::geometry AS geom,
+         max(c.opened_at) AS opened_at
+  FROM (
+    SELECT {_as(point, "location")}, {_as(source.category_sql, "category_id")}, {_as(when, "opened_at")},
+           ST_ClusterDBSCAN(ST_Transform({point}, 3857), eps := %(hotspot_eps)s,
+                            minpoints := %(hotspot_min)s) OVER () AS cluster
+    FROM {source.table} i
+    WHERE {" AND ".join(terms)}
+  ) c
+  WHERE c.cluster IS NOT NULL
+  GROUP BY c.cluster
+) t"""
+
+
+def _as(expr: str, name: str) -> str:
+    return expr if expr.endswith(f".{name}") else f"{expr} AS {name}"
+
+
+def _relation(
+    source: Source, query: FeatureQuery, params: dict[str, Any], *, lat: float | None = None, near: str | None = None
+) -> tuple[str, list[str]]:
+    """The FROM text of a layer's rows and the WHERE terms of ``query`` over them (a cluster
+    source filters what it clusters, inside its relation)."""
+    if isinstance(source, ClusterSource):
+        if lat is None:
+            lat = 0.0 if query.bbox is None else (query.bbox[1] + query.bbox[3]) / 2
+        return cluster_relation(source, query, params, lat=lat, near=near), []
+    return source.from_sql, _where(source.geom_sql, source, query, params, clustered=None)
 
 
 def layer_rows_sql(grant: LayerGrant, query: FeatureQuery, *, geometry_sql: str | None = None) -> tuple[str, dict]:
     """``SELECT <id>, <geometry>, <granted fields...> FROM <layer> WHERE <query>`` ordered by id,
     paged by limit/offset: the one selection every output format wraps."""
-    source = SOURCES[grant.layer.name]
+    source = grant.layer.source
     params: dict[str, Any] = {}
-    from_sql = _from(source, query, params)
-    derived = "{inner_where}" in source.from_sql  # hotspots: the query filters the clustered incidents
-    where = [] if derived else _where(source, query, params, hotspot_inner=False)
+    from_sql, where = _relation(source, query, params)
     if query.feature_id is not None:
         params["feature_id"] = query.feature_id
         where.append(f"{source.id_sql} = %(feature_id)s")
-    columns = [f"{source.column(name)[0]} AS {name}" for name in grant.fields]
+    columns = [f"{grant.layer.column(name)[0]} AS {name}" for name in grant.fields]
     geometry = geometry_sql or source.geom_sql
     sql = (
         f"SELECT {source.id_sql} AS _id, {geometry} AS _geom{''.join(', ' + c for c in columns)} "
@@ -353,12 +226,13 @@ def layer_extent(name: str) -> tuple[float, float, float, float] | None:
     """The layer's bounding box (lon/lat). Small tables: exact (``ST_Extent``). Tables above
     EXACT_EXTENT_MAX_ROWS rows (planner estimate): ``ST_EstimatedExtent`` from the statistics
     (a scan of 200,000 incidents took ~40 ms per collection), exact when there are none yet."""
-    source = SOURCES[name]
-    derived = "{inner_where}" in source.from_sql
-    if derived:
-        table, column, sql = "command_incident", "location", "SELECT ST_Extent(location) FROM command_incident"
+    source = LAYERS[name].source
+    derived = isinstance(source, ClusterSource)  # the clusters lie within the clustered points
+    if isinstance(source, ClusterSource):
+        table, column = source.table, source.point_column
+        sql = f"SELECT ST_Extent({column}) FROM {table}"
     else:
-        table = source.from_sql.split()[0]
+        table = source.table
         column = source.geom_sql.split(".")[-1]
         sql = f"SELECT ST_Extent({source.geom_sql}) FROM {source.from_sql} WHERE {source.where_sql}"
     with connection.cursor() as cursor:
@@ -409,7 +283,7 @@ def _tile_value(expr: str, kind: str) -> str:
 
 
 def tile_aggregated(layer_name: str, z: int) -> bool:
-    return z < SOURCES[layer_name].aggregate_below_zoom
+    return z < LAYERS[layer_name].aggregate_below_zoom
 
 
 def tile_sql(
@@ -422,7 +296,7 @@ def tile_sql(
     grid. ``affine`` (a, b, d, e, xoff, yoff in Web-Mercator metres) moves every vertex on the
     way: the GCJ-02 display shift, linearised per tile (maps/gcj02.py)."""
     name = grant.layer.name
-    source = SOURCES[name]
+    source = grant.layer.source
     xmin, ymin, xmax, ymax = tile_bounds_3857(z, x, y)
     size = xmax - xmin
     margin = size * TILE_BUFFER / TILE_EXTENT + (AFFINE_MARGIN_M if affine else 0.0)
@@ -438,18 +312,15 @@ def tile_sql(
     }
     _lon, lat = tile_center_lon_lat(z, x, y)
     query = FeatureQuery(limit=None)
-    from_sql = _from(source, query, params, lat=lat)
-    if "{inner_where}" in source.from_sql:
-        # hotspots: cluster only the incidents near the tile (and a DBSCAN radius around it)
-        inner_geom = source.extra["inner_geom_sql"]
-        from_sql = from_sql.replace(
-            "WHERE i.status",
-            f"WHERE {inner_geom} && ST_Transform(ST_MakeEnvelope(%(exmin)s - 2 * %(hotspot_eps)s, "
+    near = None
+    if isinstance(source, ClusterSource):
+        # cluster only the points near the tile (and a DBSCAN radius around it)
+        near = (
+            f"i.{source.point_column} && ST_Transform(ST_MakeEnvelope(%(exmin)s - 2 * %(hotspot_eps)s, "
             "%(eymin)s - 2 * %(hotspot_eps)s, %(exmax)s + 2 * %(hotspot_eps)s, %(eymax)s + 2 * %(hotspot_eps)s, "
-            "3857), 4326) AND i.status",
-            1,
+            "3857), 4326)"
         )
-    where = _where(source, query, params, hotspot_inner=False) if "{inner_where}" not in source.from_sql else []
+    from_sql, where = _relation(source, query, params, lat=lat, near=near)
     geom = source.geom_sql
     where.append(f"{geom} && ST_Transform(ST_MakeEnvelope(%(exmin)s, %(eymin)s, %(exmax)s, %(eymax)s, 3857), 4326)")
     merc = f"ST_Transform({geom}, 3857)"
@@ -474,9 +345,9 @@ def tile_sql(
             f"FROM ({rows}) m WHERE m.geom IS NOT NULL",
             params,
         )
-    columns = "".join(f", {_tile_value(*source.column(f))} AS {f}" for f in grant.fields)
+    columns = "".join(f", {_tile_value(*grant.layer.column(f))} AS {f}" for f in grant.fields)
     attrs = ", ".join(["geom", *grant.fields])
-    if source.aggregate_below_zoom and grant.layer.geometry_type == "Point":
+    if grant.layer.aggregate_below_zoom and grant.layer.geometry_type == "Point":
         # a point layer at or above its raw zoom: raw points, unless the tile would hold more
         # than MAX_RAW_POINTS (a dense district's history), then counts as below the raw zoom
         params["bin"] = size / AGGREGATE_BINS

@@ -1,19 +1,99 @@
 """The layer registry and the access policy: one answer for every channel.
 
-For each map layer: its table and geometry, its public fields, its sensitive (personal-data)
-fields, and the permission needed to see it. ``layers_for_user`` answers "which layers, and
-which fields of each, may this user see"; the GeoJSON, tile, OGC, export, REST and websocket
-channels all ask it and nothing else.
+Each map layer is declared once, here: its geometry, its fields (with their kind and whether
+they are personal data), where its rows come from (a table, or clusters computed from one), the
+filters it takes, its style and tooltip on the map pages, the events that change it, and the
+permission needed to see it. The GeoJSON/tile/OGC/export SQL (command/layer_queries.py), the
+event payloads (command/features.py and the report function), the map pages (maps/pages.py),
+the permissions (LAYER_PERMISSIONS) and the roles' grants (command/roles.py) derive from it;
+tests/command/test_layer_sql.py snapshots the SQL it generates.
+
+``layers_for_user`` answers "which layers, and which fields of each, may this user see"; the
+GeoJSON, tile, OGC, export, REST and websocket channels all ask it and nothing else.
 
 This module imports no models (models import it for the permission list).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 PERSONAL_DATA_PERMISSION = "command.view_personal_data"
+
+# How a field is rendered in a vector tile (MVT knows numbers, strings and booleans only).
+NUM, TEXT, BOOL, TIME, ARRAY = "num", "text", "bool", "time", "array"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str = NUM
+    sensitive: bool = False  # personal data: only with PERSONAL_DATA_PERMISSION, and each view is logged
+    sql: str = ""  # its SQL expression over the row alias ``t`` (default ``t.<name>``)
+
+    @property
+    def expr(self) -> str:
+        return self.sql or f"t.{self.name}"
+
+
+def fields(spec: str, *, sensitive: bool = False) -> tuple[Field, ...]:
+    """Plain columns of ``t`` from ``"name:kind name ..."`` (kind defaults to a number)."""
+    out = []
+    for item in spec.split():
+        name, _sep, kind = item.partition(":")
+        out.append(Field(name, kind or NUM, sensitive))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """A layer whose features are rows of a table (or a join), aliased ``t``."""
+
+    from_sql: str
+    geom_sql: str
+    id_sql: str = "t.id"
+    where_sql: str = "TRUE"
+    time_sql: str | None = None  # the instant start/end/datetime filter on
+    category_sql: str | None = None  # the category id (the ``category`` filter)
+    status_sql: str | None = None  # the ``status`` filter
+
+    @property
+    def table(self) -> str:
+        return self.from_sql.split()[0]
+
+
+@dataclass(frozen=True)
+class ClusterSource:
+    """A layer computed from another table's points: DBSCAN clusters (``ST_ClusterDBSCAN``) of
+    the rows of ``table`` whose ``status`` is one of ``statuses``, each a padded hull with its
+    count and commonest category (command.layer_queries.cluster_relation builds the SQL). The
+    query's bbox, time and category filters apply to the clustered rows."""
+
+    table: str
+    point_column: str
+    time_column: str
+    category_column: str
+    status_column: str
+    statuses: tuple[str, ...]
+    geom_sql: str = "t.geom"
+    id_sql: str = "t.id"
+    time_sql: str | None = None
+    status_sql: str | None = None  # the clusters' statuses are fixed: no status filter
+    where_sql: str = "TRUE"
+
+    @property
+    def category_sql(self) -> str:
+        return f"i.{self.category_column}"
+
+
+Source = TableSource | ClusterSource
+
+# How a layer appears on the map pages (maps/pages.py): drawn and shown, drawn but switched off,
+# the live clustered markers of open incidents, or not drawn (legend only).
+PageDrawing = Literal["shown", "hidden", "live", "none"]
+
+OPEN_INCIDENT_STATUSES = ("new", "dispatched", "accepted", "on_scene")
 
 
 @dataclass(frozen=True)
@@ -21,13 +101,40 @@ class Layer:
     name: str
     title_zh: str
     title_en: str
-    table: str
-    geometry: str  # column holding the geometry
     geometry_type: str  # Point, LineString, Polygon
-    public_fields: tuple[str, ...]
-    sensitive_fields: tuple[str, ...] = ()
-    time_field: str | None = None
-    filters: tuple[str, ...] = field(default=())  # fields that may be filtered on (category, status)
+    geometry: str  # the model attribute holding it ("building__footprint": a related row's)
+    source: Source
+    fields: tuple[Field, ...]
+    style: dict[str, Any]  # Leaflet path options on the map pages and in vector tiles
+    tooltip: tuple[str, ...] = ()  # the fields a map page's tooltip shows (those the viewer may see)
+    page: PageDrawing = "shown"
+    page_order: int = 0  # drawing order on a map page (low first, under the others)
+    aggregate_below_zoom: int = 0  # tiles below this zoom hold counts (at centroids), not features
+    depends_on: tuple[str, ...] = ()  # event-log layers whose events change this layer (tile freshness)
+
+    @property
+    def public_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if not f.sensitive)
+
+    @property
+    def sensitive_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.sensitive)
+
+    @property
+    def all_fields(self) -> tuple[str, ...]:
+        """Every field, public ones first (the event payload's order)."""
+        return (*self.public_fields, *self.sensitive_fields)
+
+    @property
+    def temporal(self) -> bool:
+        return self.source.time_sql is not None or isinstance(self.source, ClusterSource)
+
+    def column(self, name: str) -> tuple[str, str]:
+        """The SQL expression and tile kind of the field ``name``."""
+        for f in self.fields:
+            if f.name == name:
+                return f.expr, f.kind
+        raise KeyError(name)
 
     @property
     def permission_codename(self) -> str:
@@ -38,6 +145,14 @@ class Layer:
         return f"command.{self.permission_codename}"
 
 
+def _area(color: str, opacity: float, weight: int = 1) -> dict[str, Any]:
+    return {"color": color, "weight": weight, "fill": True, "fillOpacity": opacity}
+
+
+def _dot(color: str, radius: int, opacity: float = 0.9) -> dict[str, Any]:
+    return {"color": color, "radius": radius, "fill": True, "fillOpacity": opacity}
+
+
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
@@ -45,114 +160,171 @@ LAYERS: dict[str, Layer] = {
             "cells",
             "网格",
             "Grid cells",
-            "command_gridcell",
-            "geom",
             "Polygon",
-            ("id", "code", "name", "level", "parent_id"),
+            "geom",
+            TableSource("command_gridcell t", "t.geom"),
+            fields("id code:text name:text level:text parent_id"),
+            _area("#3d8bfd", 0.05, weight=2),
+            tooltip=("code", "name"),
+            page_order=10,
+            depends_on=("cells",),
         ),
-        Layer("roads", "道路", "Roads", "command_road", "geom", "LineString", ("id", "name", "road_class")),
+        Layer(
+            "roads",
+            "道路",
+            "Roads",
+            "LineString",
+            "geom",
+            TableSource("command_road t", "t.geom"),
+            fields("id name:text road_class:text"),
+            {"color": "#9aa5b1", "weight": 2},  # the streets make the map read without a basemap
+            page_order=20,
+            depends_on=("roads",),
+        ),
         Layer(
             "buildings",
             "建筑",
             "Buildings",
-            "command_building",
-            "footprint",
             "Polygon",
-            ("id", "name", "address", "use", "floors", "household_count", "grid_cell_id"),
+            "footprint",
+            TableSource("command_building t", "t.footprint"),
+            fields("id name:text address:text use:text floors household_count grid_cell_id"),
+            _area("#c9a66b", 0.35),
+            tooltip=("address", "use", "floors"),
+            page_order=30,
+            aggregate_below_zoom=15,  # 50,000 footprints made 0.75 MB tiles at z12; counts below z15
+            depends_on=("buildings", "cells"),
         ),
         Layer(
             "households",
             "住户",
             "Households",
-            "command_household",
-            "building__footprint",
             "Polygon",
-            ("id", "building_id", "unit", "resident_type", "members"),
-            sensitive_fields=("head_name", "phone", "vulnerable"),
+            "building__footprint",
+            TableSource("command_household t JOIN command_building b ON b.id = t.building_id", "b.footprint"),
+            (
+                *fields("id building_id unit:text resident_type:text members"),
+                *fields("head_name:text phone:text", sensitive=True),
+                Field("vulnerable", ARRAY, sensitive=True),
+            ),
+            _area("#e377c2", 0.2),
+            tooltip=("unit", "members", "head_name", "phone"),
+            page="hidden",
+            page_order=40,
+            aggregate_below_zoom=15,  # counts below z15: no personal data, cacheable
+            depends_on=("households", "buildings"),
         ),
         Layer(
             "cameras",
             "摄像头",
             "Cameras",
-            "command_camera",
-            "location",
             "Point",
-            ("id", "code", "name", "heading", "fov", "range_m", "status", "owner", "grid_cell_id"),
+            "location",
+            TableSource("command_camera t", "t.location", status_sql="t.status"),
+            fields("id code:text name:text heading fov range_m status:text owner:text grid_cell_id"),
+            _dot("#17becf", 5),
+            tooltip=("code", "name", "status"),
+            page_order=60,
+            aggregate_below_zoom=13,
+            depends_on=("cameras",),
         ),
         Layer(
             "camera_cones",
             "摄像头视域",
             "Camera view cones",
-            "command_camera",
-            "view_cone",
             "Polygon",
-            ("id", "code", "heading", "fov", "range_m", "status"),
+            "view_cone",
+            TableSource("command_camera t", "t.view_cone", where_sql="t.view_cone IS NOT NULL", status_sql="t.status"),
+            fields("id code:text heading fov range_m status:text"),
+            _area("#17becf", 0.15),
+            page_order=50,
+            depends_on=("cameras",),
         ),
         Layer(
             "incidents",
             "事件",
             "Incidents",
-            "command_incident",
-            "location",
             "Point",
-            (
-                "id",
-                "category_id",
-                "status",
-                "priority",
-                "grid_cell_id",
-                "outside_grid",
-                "building_id",
-                "team_id",
-                "worker_id",
-                "report_count",
-                "opened_at",
-                "due_at",
-                "updated_at",
+            "location",
+            TableSource(
+                "command_incident t",
+                "t.location",
+                time_sql="t.opened_at",
+                category_sql="t.category_id",
+                status_sql="t.status",
             ),
-            time_field="opened_at",
-            filters=("category", "status"),
+            fields(
+                "id category_id status:text priority grid_cell_id outside_grid:bool building_id team_id worker_id "
+                "report_count opened_at:time due_at:time updated_at:time"
+            ),
+            _dot("#ff5252", 6, 0.8),
+            tooltip=("status", "priority"),
+            page="live",
+            page_order=90,
+            aggregate_below_zoom=15,
+            depends_on=("incidents",),
         ),
         Layer(
             "reports",
             "上报",
             "Reports",
-            "command_report",
-            "location",
             "Point",
+            "location",
+            TableSource("command_report t", "t.location", time_sql="t.received_at", category_sql="t.category_id"),
             (
-                "id",
-                "client_id",
-                "category_id",
-                "incident_id",
-                "grid_cell_id",
-                "outside_grid",
-                "building_id",
-                "received_at",
-                "source",
+                Field("id"),
+                Field("client_id", TEXT, sql="t.client_id::text"),
+                *fields("category_id incident_id grid_cell_id outside_grid:bool building_id received_at:time"),
+                Field("source", TEXT),
+                *fields("reporter_id note:text", sensitive=True),
             ),
-            sensitive_fields=("reporter_id", "note"),
-            time_field="received_at",
-            filters=("category",),
+            _dot("#ffb74d", 4, 0.8),
+            page="none",
+            page_order=100,
+            aggregate_below_zoom=15,
+            depends_on=("reports",),
         ),
         Layer(
             "workers",
             "在岗人员",
             "Workers on duty",
-            "command_worker",
-            "last_position",
             "Point",
-            ("id", "team_id", "on_duty", "last_position_at"),
-            sensitive_fields=("display_name", "phone"),
+            "last_position",
+            TableSource(
+                "command_worker t",
+                "t.last_position",
+                where_sql="t.on_duty AND t.last_position IS NOT NULL",
+                time_sql="t.last_position_at",
+            ),
+            (
+                *fields("id team_id on_duty:bool last_position_at:time"),
+                *fields("display_name:text phone:text", sensitive=True),
+            ),
+            _dot("#66bb6a", 5),
+            tooltip=("display_name", "team_id"),
+            page="hidden",
+            page_order=80,
+            depends_on=("workers",),
         ),
         Layer(
             "hotspots",
             "热点",
             "Hotspots",
-            "command_incident",
-            "location",
             "Polygon",
-            ("cluster", "count", "category_id"),
+            "location",
+            ClusterSource(
+                "command_incident",
+                point_column="location",
+                time_column="opened_at",
+                category_column="category_id",
+                status_column="status",
+                statuses=OPEN_INCIDENT_STATUSES,
+            ),
+            fields("cluster count category_id"),
+            _area("#ff1744", 0.25, weight=2),
+            tooltip=("count",),
+            page_order=70,
+            depends_on=("incidents",),
         ),
     )
 }

@@ -15,7 +15,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from command.layers import LAYER_PERMISSIONS
+from command.layers import LAYER_PERMISSIONS, OPEN_INCIDENT_STATUSES
 from command.roles import ACCESS_ACTIONS, ACTIONS
 
 
@@ -249,7 +249,7 @@ class Incident(models.Model):
         CLOSED = "closed", _("closed")
         CANCELLED = "cancelled", _("cancelled")
 
-    OPEN_STATUSES = (Status.NEW, Status.DISPATCHED, Status.ACCEPTED, Status.ON_SCENE)
+    OPEN_STATUSES = tuple(map(Status, OPEN_INCIDENT_STATUSES))  # declared with the layers
 
     category = models.ForeignKey(Category, verbose_name=_("category"), on_delete=models.PROTECT)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEW)

@@ -137,7 +137,7 @@ def _collection(request: HttpRequest, grant: LayerGrant) -> dict[str, Any]:
             {"href": _abs(request, "ogc-items", name, query="f=html"), "rel": "items", "type": "text/html"},
         ],
     }
-    if layer.time_field:
+    if layer.temporal:
         body["extent"]["temporal"] = {
             "interval": [[None, None]],
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",

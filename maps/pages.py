@@ -24,7 +24,7 @@ from folium.plugins import Fullscreen, MarkerCluster
 from jinja2 import Template
 
 from command.layer_queries import FeatureQuery, layer_extent, layer_feature_count, layer_features
-from command.layers import LayerGrant, layer_access_log, layers_for_user
+from command.layers import OPEN_INCIDENT_STATUSES, LayerGrant, layer_access_log, layers_for_user
 from maps.gcj02 import shift_geojson_coordinates, wgs84_to_gcj02
 
 # folium's CDN assets by name -> our vendored copy (see maps/static/vendor/VENDORED.md).
@@ -52,21 +52,6 @@ def inline_max_features() -> int:
     """Above this many features a layer comes as vector tiles (``MAP_INLINE_MAX_FEATURES``)."""
     return int(getattr(settings, "MAP_INLINE_MAX_FEATURES", 2000))
 
-
-OPEN_STATUSES = ("new", "dispatched", "accepted", "on_scene")
-
-STYLES: dict[str, dict[str, Any]] = {
-    "cells": {"color": "#3d8bfd", "weight": 2, "fill": True, "fillOpacity": 0.05},
-    "roads": {"color": "#9aa5b1", "weight": 2},
-    "buildings": {"color": "#c9a66b", "weight": 1, "fill": True, "fillOpacity": 0.35},
-    "households": {"color": "#e377c2", "weight": 1, "fill": True, "fillOpacity": 0.2},
-    "camera_cones": {"color": "#17becf", "weight": 1, "fill": True, "fillOpacity": 0.15},
-    "cameras": {"color": "#17becf", "radius": 5, "fill": True, "fillOpacity": 0.9},
-    "incidents": {"color": "#ff5252", "radius": 6, "fill": True, "fillOpacity": 0.8},
-    "reports": {"color": "#ffb74d", "radius": 4, "fill": True, "fillOpacity": 0.8},
-    "workers": {"color": "#66bb6a", "radius": 5, "fill": True, "fillOpacity": 0.9},
-    "hotspots": {"color": "#ff1744", "weight": 2, "fill": True, "fillOpacity": 0.25},
-}
 
 PAGE_KINDS = {
     "control_room": {"dark": True, "controls": True, "live": True},
@@ -171,7 +156,7 @@ class LiveIncidents(MacroElement):
         self.cluster = cluster
         self.style = style
         self.gcj02 = gcj02
-        self.open_statuses = list(OPEN_STATUSES)
+        self.open_statuses = list(OPEN_INCIDENT_STATUSES)
         self.limit = max(inline_max_features(), 100)
 
 
@@ -266,10 +251,10 @@ def _geojson(grant: LayerGrant, query: FeatureQuery, *, user: Any, gcj02: bool) 
     return data
 
 
-def _tooltip(grant: LayerGrant, names: tuple[str, ...], data: dict[str, Any]) -> folium.GeoJsonTooltip | None:
-    """A tooltip of the granted ``names``; none for an empty layer (folium refuses fields it
-    cannot find in the data: an empty hotspot layer made the page a 500)."""
-    fields = [f for f in names if f in grant.fields]
+def _tooltip(grant: LayerGrant, data: dict[str, Any]) -> folium.GeoJsonTooltip | None:
+    """A tooltip of the layer's tooltip fields the viewer may see; none for an empty layer
+    (folium refuses fields it cannot find in the data: an empty hotspot layer made the page a 500)."""
+    fields = [f for f in grant.layer.tooltip if f in grant.fields]
     return folium.GeoJsonTooltip(fields=fields) if fields and data["features"] else None
 
 
@@ -314,55 +299,50 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
     if gcj02:
         root.header.add_child(Element(GCJ02_JS))
 
-    def add_layer(name: str, *, show: bool = True, tooltip: tuple[str, ...] = (), points: bool = False) -> None:
-        grant = grants.get(name)
-        if grant is None:
-            return
-        title = f"{grant.layer.title_zh} {grant.layer.title_en}"
+    def add_layer(grant: LayerGrant) -> None:
+        layer = grant.layer
+        title = f"{layer.title_zh} {layer.title_en}"
+        show = layer.page == "shown"
         if layer_feature_count(grant, FeatureQuery(limit=None)) > inline_max_features():
-            VectorTileLayer(layer=name, title=title, style=STYLES[name], show=show).add_to(m)
+            VectorTileLayer(layer=layer.name, title=title, style=layer.style, show=show).add_to(m)
             return
         data = _geojson(grant, FeatureQuery(limit=inline_max_features()), user=user, gcj02=gcj02)
-        style = STYLES[name]
+        style = layer.style
         drawing: dict[str, Any] = (
-            {"marker": folium.CircleMarker(**style)} if points else {"style_function": lambda _f, s=style: s}
+            {"marker": folium.CircleMarker(**style)}
+            if layer.geometry_type == "Point"
+            else {"style_function": lambda _f, s=style: s}
         )
-        folium.GeoJson(data, name=title, show=show, tooltip=_tooltip(grant, tooltip, data), **drawing).add_to(m)
+        folium.GeoJson(data, name=title, show=show, tooltip=_tooltip(grant, data), **drawing).add_to(m)
 
-    add_layer("cells", tooltip=("code", "name"))
-    add_layer("roads")  # the streets make the map read without a basemap
-    add_layer("buildings", tooltip=("address", "use", "floors"))
-    add_layer("households", show=False, tooltip=("unit", "members", "head_name", "phone"))
-    add_layer("camera_cones")
-    add_layer("cameras", tooltip=("code", "name", "status"), points=True)
-    add_layer("hotspots", tooltip=("count",))
-    add_layer("workers", show=False, tooltip=("display_name", "team_id"), points=True)
-    incidents = grants.get("incidents")
-    if incidents is not None:
-        title = f"{incidents.layer.title_zh} {incidents.layer.title_en}"
-        # open incidents, clustered; the full history below as (aggregated) vector tiles
+    def add_live(grant: LayerGrant) -> None:
+        """Open incidents, clustered, moved live; the full history below as (aggregated) vector tiles."""
+        layer = grant.layer
         data = _geojson(
-            incidents,
-            FeatureQuery(statuses=OPEN_STATUSES, limit=max(inline_max_features(), 100)),
+            grant,
+            FeatureQuery(statuses=OPEN_INCIDENT_STATUSES, limit=max(inline_max_features(), 100)),
             user=user,
             gcj02=gcj02,
         )
-        cluster = MarkerCluster(name=title, overlay=True, control=True, show=True)
+        cluster = MarkerCluster(name=f"{layer.title_zh} {layer.title_en}", overlay=True, control=True, show=True)
         cluster.add_to(m)
         folium.GeoJson(
-            data,
-            marker=folium.CircleMarker(**STYLES["incidents"]),
-            control=False,
-            tooltip=_tooltip(incidents, ("status", "priority"), data),
+            data, marker=folium.CircleMarker(**layer.style), control=False, tooltip=_tooltip(grant, data)
         ).add_to(cluster)
         VectorTileLayer(
-            layer="incidents",
+            layer=layer.name,
             title="历史事件 Incident history",  # like the other layers: Chinese and English
-            style={**STYLES["incidents"], "radius": 3, "fillOpacity": 0.4},
+            style={**layer.style, "radius": 3, "fillOpacity": 0.4},
             show=False,
         ).add_to(m)
         if options["live"]:
-            LiveIncidents(cluster, style=STYLES["incidents"], gcj02=gcj02).add_to(m)
+            LiveIncidents(cluster, style=layer.style, gcj02=gcj02).add_to(m)
+
+    for grant in sorted(grants.values(), key=lambda g: g.layer.page_order):
+        if grant.layer.page == "live":
+            add_live(grant)
+        elif grant.layer.page != "none":
+            add_layer(grant)
     root.header.add_child(Element(LEGEND_CSS))
     if options["dark"]:
         root.html.add_child(Element("<script>document.documentElement.classList.add('gc-dark')</script>"))
@@ -371,7 +351,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         heading = _("Printed %(time)s") % {"time": timezone.localtime().strftime("%Y-%m-%d %H:%M")}
     Legend(
         heading=heading,
-        items=[(f"{g.layer.title_zh} {g.layer.title_en}", STYLES[name]["color"]) for name, g in grants.items()],
+        items=[(f"{g.layer.title_zh} {g.layer.title_en}", g.layer.style["color"]) for g in grants.values()],
     ).add_to(m)
     if options["controls"]:
         folium.LayerControl(collapsed=kind != "control_room").add_to(m)

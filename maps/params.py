@@ -12,7 +12,8 @@ from django.http import JsonResponse, QueryDict
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from command.layer_queries import SOURCES, FeatureQuery
+from command.layer_queries import FeatureQuery
+from command.layers import LAYERS
 
 
 class BadRequest(Exception):
@@ -171,7 +172,7 @@ def feature_query_from(
     for name, values in params.lists():
         if any("\x00" in value for value in values) or "\x00" in name:
             raise BadRequest(_("Parameters must not contain NUL bytes."), param=name.replace("\x00", "")[:40])
-    source = SOURCES[layer]
+    source = LAYERS[layer].source
     start, end = parse_datetime_interval(params.get("datetime"))
     start_text, end_text = params.get("start"), params.get("end")
     if start_text:
@@ -180,8 +181,7 @@ def feature_query_from(
         end = _instant(end_text, "end")
     categories = parse_codes(params.get("category"), param="category")
     statuses = parse_codes(params.get("status"), param="status")
-    hotspots = "{inner_where}" in source.from_sql
-    if categories and source.category_sql is None and not hotspots:
+    if categories and source.category_sql is None:
         raise BadRequest(_("The layer %(layer)s has no category to filter on.") % {"layer": layer}, param="category")
     if statuses and source.status_sql is None:
         raise BadRequest(_("The layer %(layer)s has no status to filter on.") % {"layer": layer}, param="status")

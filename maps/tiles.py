@@ -36,7 +36,7 @@ from typing import Any
 from django.db import connection
 from psycopg import AsyncClientCursor, AsyncConnection, AsyncCursor
 
-from command.layer_queries import SOURCES, Affine, tile_aggregated, tile_sql
+from command.layer_queries import Affine, tile_aggregated, tile_sql
 from command.layers import Layer, LayerGrant
 
 
@@ -77,7 +77,7 @@ LEFT JOIN maps_tilecache c ON c.key = %s
 
 
 def _fresh(grant: LayerGrant, key: str) -> Statement:
-    return FRESH_SQL, [list(SOURCES[grant.layer.name].depends_on), key]
+    return FRESH_SQL, [list(grant.layer.depends_on), key]
 
 
 def tile_fresh_statement(grant: LayerGrant, z: int, x: int, y: int, *, crs: str) -> Statement:
