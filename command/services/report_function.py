@@ -6,7 +6,9 @@ bump, the report insert (the idempotency key's unique index decides), and both e
 their seqs (command.eventlog's counter row, held to commit) — built in PL/pgSQL from the
 constants, models and layer fields below. Each statement in the function takes its own
 snapshot (READ COMMITTED, a VOLATILE function), so the incident search runs after the locks
-are held and sees every incident an earlier holder committed.
+are held and sees every incident an earlier holder committed. Its input and result are the
+composite types of command/services/report_rows.py's two dataclasses; the reporter comes as a
+user id (the lean path's statement looks its token up, command.logins' rule).
 
 The text built here is frozen in versioned files, ``command/sql/<function>.v<N>.sql``, which the
 migrations run (a migration never imports this module: replaying it gives what it gave then).
@@ -24,6 +26,7 @@ from command.geometry import METRES_PER_DEGREE_LAT, METRES_PER_DEGREE_LON_EQUATO
 from command.layers import LAYERS
 from command.models import Incident, Report
 from command.selectors import BUILDING_NEAR_POINT_SQL, CELL_FOR_POINT_SQL
+from command.services.report_rows import INPUT_TYPE, RESULT_TYPE, SubmitInput, SubmitRow, sql_attributes
 
 # Grouping is serialised per category and ~100 m square: a report takes the advisory locks of
 # every square its grouping disk touches (in key order, so two reports never deadlock). Two
@@ -47,7 +50,7 @@ def _feature(row: str, layer: str) -> str:
     """A GeoJSON feature of ``row`` as command.features builds it: every field of the layer
     (redaction happens per viewer), coordinates as exact as the stored doubles."""
     model = {"incidents": Incident, "reports": Report}[layer]
-    fields = (*LAYERS[layer].public_fields, *LAYERS[layer].sensitive_fields)
+    fields = LAYERS[layer].all_fields
 
     def value(name: str) -> str:
         if isinstance(model._meta.get_field(name), DateTimeField):
@@ -62,14 +65,13 @@ def _feature(row: str, layer: str) -> str:
     )
 
 
-_OUT = (
-    "r_status text, r_reporter_id integer, r_report_id bigint, r_incident_id bigint, r_incident_created boolean, "
-    "r_grid_cell_id bigint, r_building_id bigint, r_incident_status text, r_team_id bigint, r_worker_id bigint, "
-    "r_report_count integer, r_due_at timestamptz, r_events jsonb, r_incident jsonb"
-)
-_REFUSED = "NULL::integer, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::bigint, NULL::text, " + (
-    "NULL::bigint, NULL::bigint, NULL::integer, NULL::timestamptz, NULL::jsonb, NULL::jsonb"
-)
+def _type(name: str, shape: type) -> str:
+    attributes = ",\n  ".join(f"{n} {kind}" for n, kind in sql_attributes(shape))
+    return f"CREATE TYPE {name} AS (\n  {attributes}\n);"
+
+
+TYPES_SQL = _type(INPUT_TYPE, SubmitInput) + "\n" + _type(RESULT_TYPE, SubmitRow)
+TYPES_DROP_SQL = f"DROP TYPE IF EXISTS {RESULT_TYPE}; DROP TYPE IF EXISTS {INPUT_TYPE};"
 
 _LAT_M = repr(METRES_PER_DEGREE_LAT)
 _LON_M = repr(METRES_PER_DEGREE_LON_EQUATOR)
@@ -106,18 +108,17 @@ _OPEN = ", ".join(f"'{status}'" for status in Incident.OPEN_STATUSES)
 
 FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION gc_report_submit(
-  p_token text, p_reporter_id integer, p_category_code text, p_client_id uuid, p_content_hash text,
-  p_source text, p_lon double precision, p_lat double precision, p_accuracy double precision,
-  p_note text, p_client_time timestamptz, p_now timestamptz,
-  p_group_metres double precision, p_group_window interval, p_building_metres double precision
-) RETURNS TABLE ({_OUT})
+  p_in {INPUT_TYPE},
+  p_group_metres double precision, p_group_window interval, p_building_metres double precision,
+  p_with_incident boolean
+) RETURNS {RESULT_TYPE}
 LANGUAGE plpgsql VOLATILE
 SET "TimeZone" = 'UTC'
 AS $fn$
 DECLARE
-  v_point geometry := ST_SetSRID(ST_MakePoint(p_lon, p_lat), 4326);
-  v_lon_m double precision := {_LON_M} * greatest(cos(radians(p_lat)), 1e-6);
-  v_reporter integer := p_reporter_id;
+  v_point geometry := ST_SetSRID(ST_MakePoint(p_in.lon, p_in.lat), 4326);
+  v_lon_m double precision := {_LON_M} * greatest(cos(radians(p_in.lat)), 1e-6);
+  v_now timestamptz := p_in.received_at;
   v_cat command_category%ROWTYPE;
   v_key bigint;
   v_cell bigint;
@@ -128,24 +129,21 @@ DECLARE
   v_report command_report%ROWTYPE;
   v_seq bigint;
   v_events jsonb;
+  v_out {RESULT_TYPE};
 BEGIN
-  IF p_token IS NOT NULL THEN  -- the lean HTTP path: the token is checked in this same statement
-    SELECT u.id INTO v_reporter FROM auth_user u JOIN authtoken_token t ON t.user_id = u.id
-    WHERE t.key = p_token AND u.is_active;
-    IF v_reporter IS NULL THEN
-      RETURN QUERY SELECT 'unauthorized'::text, {_REFUSED};
-      RETURN;
-    END IF;
+  IF p_in.from_login AND p_in.reporter_id IS NULL THEN  -- the login's token named no active user
+    v_out.status := 'unauthorized';
+    RETURN v_out;
   END IF;
-  SELECT * INTO v_cat FROM command_category WHERE code = p_category_code;
+  SELECT * INTO v_cat FROM command_category WHERE code = p_in.category_code;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT 'unknown_category'::text, {_REFUSED};
-    RETURN;
+    v_out.status := 'unknown_category';
+    RETURN v_out;
   END IF;
 
   -- Serialise grouping nearby, so two simultaneous reports of one event open one incident.
   FOR v_key IN
-    {_group_keys("v_cat.id", "p_lon", "p_lat", "p_group_metres", "v_lon_m")}
+    {_group_keys("v_cat.id", "p_in.lon", "p_in.lat", "p_group_metres", "v_lon_m")}
   LOOP
     PERFORM pg_advisory_xact_lock(v_key);
   END LOOP;
@@ -155,7 +153,7 @@ BEGIN
 
   SELECT * INTO v_inc FROM command_incident
   WHERE category_id = v_cat.id AND status IN ({_OPEN})
-    AND last_report_at >= p_now - p_group_window
+    AND last_report_at >= v_now - p_group_window
     AND location && ST_Expand(v_point, {_GROUP_EXPAND})
     AND ST_DWithin(location::geography, v_point::geography, p_group_metres)
   ORDER BY location <-> v_point, id
@@ -178,12 +176,12 @@ BEGIN
     VALUES (v_cat.id,
             CASE WHEN v_worker IS NULL THEN '{Incident.Status.NEW.value}' ELSE '{Incident.Status.DISPATCHED.value}' END,
             v_cat.priority, v_point, v_cell, v_cell IS NULL, v_building, v_cat.default_team_id, v_worker, 1,
-            left(p_note, 500), '', p_now, p_now, p_now + make_interval(mins => v_cat.sla_minutes),
-            CASE WHEN v_worker IS NULL THEN NULL ELSE p_now END, p_now)
+            left(p_in.note, 500), '', v_now, v_now, v_now + make_interval(mins => v_cat.sla_minutes),
+            CASE WHEN v_worker IS NULL THEN NULL ELSE v_now END, v_now)
     RETURNING * INTO v_inc;
   ELSE
-    UPDATE command_incident SET report_count = report_count + 1, last_report_at = greatest(last_report_at, p_now),
-                                updated_at = p_now
+    UPDATE command_incident SET report_count = report_count + 1, last_report_at = greatest(last_report_at, v_now),
+                                updated_at = v_now
     WHERE id = v_inc.id
     RETURNING * INTO v_inc;
   END IF;
@@ -192,8 +190,8 @@ BEGIN
   -- concurrent retry of the same id waits here until the first commits, then fails.
   INSERT INTO command_report (client_id, content_hash, source, reporter_id, category_id, location, accuracy_m, note,
                               client_time, received_at, grid_cell_id, outside_grid, building_id, incident_id)
-  VALUES (p_client_id, p_content_hash, p_source, v_reporter, v_cat.id, v_point, p_accuracy, p_note, p_client_time,
-          p_now, v_cell, v_cell IS NULL, v_building, v_inc.id)
+  VALUES (p_in.client_id, p_in.content_hash, p_in.source, p_in.reporter_id, v_cat.id, v_point, p_in.accuracy_m,
+          p_in.note, p_in.client_time, v_now, v_cell, v_cell IS NULL, v_building, v_inc.id)
   RETURNING * INTO v_report;
 
   -- Both events, last: the counter row's lock (commit order = seq order) is held only from here.
@@ -203,25 +201,37 @@ BEGIN
   v_events := jsonb_build_array(
     jsonb_build_object('seq', v_seq - 1,
                        'kind', CASE WHEN v_created THEN 'incident.created' ELSE 'incident.updated' END,
-                       'layer', 'incidents', 'object_id', v_inc.id::text, 'actor_id', v_reporter,
-                       'payload', {_feature("v_inc", "incidents")}, 'created_at', {_iso("p_now")}),
+                       'layer', 'incidents', 'object_id', v_inc.id::text, 'actor_id', p_in.reporter_id,
+                       'payload', {_feature("v_inc", "incidents")}, 'created_at', {_iso("v_now")}),
     jsonb_build_object('seq', v_seq, 'kind', 'report.created', 'layer', 'reports',
-                       'object_id', v_report.id::text, 'actor_id', v_reporter,
-                       'payload', {_feature("v_report", "reports")}, 'created_at', {_iso("p_now")}));
+                       'object_id', v_report.id::text, 'actor_id', p_in.reporter_id,
+                       'payload', {_feature("v_report", "reports")}, 'created_at', {_iso("v_now")}));
   INSERT INTO command_event (seq, kind, layer, object_id, actor_id, payload, created_at)
-  SELECT (e->>'seq')::bigint, e->>'kind', e->>'layer', e->>'object_id', (e->>'actor_id')::integer, e->'payload', p_now
+  SELECT (e->>'seq')::bigint, e->>'kind', e->>'layer', e->>'object_id', (e->>'actor_id')::integer, e->'payload', v_now
   FROM jsonb_array_elements(v_events) e;
 
-  RETURN QUERY SELECT 'created'::text, v_reporter, v_report.id, v_inc.id, v_created, v_cell, v_building,
-                      v_inc.status::text, v_inc.team_id, v_inc.worker_id, v_inc.report_count::integer,
-                      v_inc.due_at, v_events,
-                      CASE WHEN p_token IS NULL THEN to_jsonb(v_inc) END;  -- the service's callers only
+  v_out.status := 'created';
+  v_out.reporter_id := p_in.reporter_id;
+  v_out.report_id := v_report.id;
+  v_out.incident_id := v_inc.id;
+  v_out.incident_created := v_created;
+  v_out.grid_cell_id := v_cell;
+  v_out.building_id := v_building;
+  v_out.incident_status := v_inc.status;
+  v_out.team_id := v_inc.team_id;
+  v_out.worker_id := v_inc.worker_id;
+  v_out.report_count := v_inc.report_count;
+  v_out.due_at := v_inc.due_at;
+  v_out.events := v_events;
+  v_out.incident := CASE WHEN p_with_incident THEN to_jsonb(v_inc) END;
+  RETURN v_out;
 END
 $fn$
 """  # noqa: S608 - DDL built from constants of this module, the models and command.selectors
 
-DROP_SQL = "DROP FUNCTION IF EXISTS gc_report_submit(text, integer, text, uuid, text, text, double precision, " + (
-    "double precision, double precision, text, timestamptz, timestamptz, double precision, interval, double precision)"
+DROP_SQL = (
+    f"DROP FUNCTION IF EXISTS gc_report_submit({INPUT_TYPE}, double precision, interval, double precision, boolean);\n"
+    + TYPES_DROP_SQL
 )
 
 
@@ -271,30 +281,34 @@ $fn$;
 
 BATCH_FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION gc_report_submit_batch(
-  p_tokens text[], p_reporter_ids integer[], p_category_codes text[], p_client_ids uuid[], p_content_hashes text[],
-  p_sources text[], p_lons double precision[], p_lats double precision[], p_accuracies double precision[],
-  p_notes text[], p_client_times timestamptz[], p_nows timestamptz[],
+  p_in {INPUT_TYPE}[],
   p_group_metres double precision, p_group_window interval, p_building_metres double precision
-) RETURNS TABLE ({_OUT})
+) RETURNS SETOF {RESULT_TYPE}
 LANGUAGE plpgsql VOLATILE
 AS $fn$
+DECLARE
+  v_out {RESULT_TYPE};
 BEGIN
-  PERFORM gc_report_group_locks(p_category_codes, p_lons, p_lats, p_group_metres);
+  PERFORM gc_report_group_locks(ARRAY(SELECT r.category_code FROM unnest(p_in) r),
+                                ARRAY(SELECT r.lon FROM unnest(p_in) r),
+                                ARRAY(SELECT r.lat FROM unnest(p_in) r), p_group_metres);
   PERFORM set_config('lock_timeout',
     greatest(round(extract(epoch FROM current_setting('deadlock_timeout')::interval) * 250), 1)::bigint::text, true);
-  FOR i IN 1 .. coalesce(array_length(p_client_ids, 1), 0) LOOP
-    RETURN QUERY SELECT * FROM gc_report_submit(
-      p_tokens[i], p_reporter_ids[i], p_category_codes[i], p_client_ids[i], p_content_hashes[i], p_sources[i],
-      p_lons[i], p_lats[i], p_accuracies[i], p_notes[i], p_client_times[i], p_nows[i],
-      p_group_metres, p_group_window, p_building_metres);
+  FOR i IN 1 .. coalesce(array_length(p_in, 1), 0) LOOP
+    v_out := gc_report_submit(p_in[i], p_group_metres, p_group_window, p_building_metres, false);
+    RETURN NEXT v_out;
   END LOOP;
 END
 $fn$;
 """  # noqa: S608 - DDL built from constants of this module
 
 BATCH_DROP_SQL = (
-    "DROP FUNCTION IF EXISTS gc_report_submit_batch(text[], integer[], text[], uuid[], text[], text[], "
-    "double precision[], double precision[], double precision[], text[], timestamptz[], timestamptz[], "
-    "double precision, interval, double precision); "
-    "DROP FUNCTION IF EXISTS gc_report_group_locks(text[], double precision[], double precision[], double precision)"
+    f"DROP FUNCTION IF EXISTS gc_report_submit_batch({INPUT_TYPE}[], double precision, interval, double precision);\n"
+    "DROP FUNCTION IF EXISTS gc_report_group_locks(text[], double precision[], double precision[], double precision);"
 )
+
+# The frozen files' text (command/sql/<function>.v<N>.sql): what the newest version must equal.
+SUBMIT_FILE_SQL = TYPES_SQL + "\n\n" + FUNCTION_SQL.strip() + ";\n"
+SUBMIT_DROP_FILE_SQL = DROP_SQL + "\n"
+BATCH_FILE_SQL = GROUP_LOCKS_FUNCTION_SQL.strip() + "\n\n" + BATCH_FUNCTION_SQL.strip() + "\n"
+BATCH_DROP_FILE_SQL = BATCH_DROP_SQL + "\n"

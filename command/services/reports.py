@@ -3,7 +3,8 @@
 ``report_submit`` is on the hot path (every phone report, the latency and ingest benchmarks):
 its whole write — grouping locks, grid cell, nearest building, incident grouping, routing, the
 report row and both events — is one statement, the ``gc_report_submit`` function
-(command/services/report_function.py); photos follow in the same transaction.
+(command/services/report_function.py; its input and result: report_rows.py); photos follow in
+the same transaction. The lean path's reports share statements (command/services/batching.py).
 ``report_submit_async`` runs the same statement on the event loop for the lean HTTP path.
 """
 
@@ -28,12 +29,23 @@ from django.db.models import DateTimeField
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from command import db_async
 from command.eventlog import wakes_send
 from command.geometry import check_geometry, check_lon_lat
 from command.loops import loop_local
 from command.models import Category, Incident, Report, ReportPhoto
+from command.services.batching import StatementBatcher
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
+from command.services.report_rows import (
+    BATCH_ARRAYS,
+    BATCH_SUBMIT_SQL,
+    CONSTANTS,
+    INPUT_NAMES,
+    LOGIN_SUBMIT_SQL,
+    SUBMIT_SQL,
+    SubmitInput,
+    SubmitRow,
+    submit_row,
+)
 
 # A report joins an open incident of the same category this close in space and time.
 INCIDENT_GROUP_METRES = 50.0
@@ -132,14 +144,15 @@ def report_submit(
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(SUBMIT_SQL, submission.params())
-                row = cursor.fetchone()
-            assert row is not None
-            if row[0] != "created":
+                fetched = cursor.fetchone()
+            assert fetched is not None
+            row = SubmitRow(*fetched)  # the result type's columns, in the dataclass's order
+            if row.status != "created":
                 raise ValidationError({"category": _("Unknown category %(code)s.") % {"code": category.code}})
             report = submission.stored(row, category)
             stored = photos_attach(photos=prepared, report=report) if prepared else []
             written.extend(photo_files(stored))
-            wires = _row_wires(row)
+            wires = row.wires
             transaction.on_commit(lambda: wakes_send(wires))
             return SubmitResult(report, created=True, photos=stored)
     except IntegrityError as exc:
@@ -249,95 +262,48 @@ async def report_submit_async(
         if exc.diag.table_name != Report._meta.db_table:
             raise
         raise ReportNotTaken("resubmitted") from None
-    if row[0] != "created":
-        raise ReportNotTaken(str(row[0]))
+    if row.status != "created":
+        raise ReportNotTaken(row.status)
     return submission.brief(row)  # woken by the batch, after its commit
 
 
+# One batch of the lean path is one statement of at most this many reports.
 MAX_BATCH = 32
 
 
-class _Batcher:
-    """Reports that arrive while a commit is in flight share the next transaction.
-
-    The event counter's row lock (commit order = seq order) makes report transactions commit one
-    after another, each waiting for its own WAL flush: measured here, gc_report_submit alone
-    reached 436 calls/s from 16 connections, 888/s with the flush off. Several reports per
-    transaction share one flush, and a batch is one statement (gc_report_submit_batch): sent one
-    statement at a time, each waited for Daphne's event loop between HTTP requests (a batch of 8
-    took 20 ms instead of 4), and in pipeline mode each statement still cost the loop a
-    send/receive cycle. A report that arrives when nothing is in flight goes at once,
-    alone; none is answered before its transaction has committed. One batch is in flight per
-    event loop, so batches of one process never wait on each other's grouping locks; if a batch
-    fails (a reused client id, a deadlock with another process), each of its reports is tried
-    again alone, so one report's refusal is never another's.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.pending: list[tuple[_Submission, asyncio.Future[tuple[Any, ...]]]] = []
-        self.task: asyncio.Task[None] | None = None
-
-    def submit(self, submission: _Submission) -> asyncio.Future[tuple[Any, ...]]:
-        future: asyncio.Future[tuple[Any, ...]] = self.loop.create_future()
-        self.pending.append((submission, future))
-        if self.task is None or self.task.done():
-            self.task = self.loop.create_task(self._drain(), name="gc-report-batches")
-        return future
-
-    async def _drain(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-            try:
-                await self._run(batch)
-            except BaseException as exc:  # never leave a request waiting on an unanswered future
-                for _submission, future in batch:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-
-    async def _run(self, batch: list[tuple[_Submission, asyncio.Future[tuple[Any, ...]]]]) -> None:
-        try:
-            async with (await db_async.pool()).connection() as conn:
-                if len(batch) == 1:  # autocommit: the statement is its own transaction, one round trip
-                    rows = [await _fetch(conn, batch[0][0])]
-                else:  # one statement (its own transaction): gc_report_submit_batch
-                    cursor = await conn.execute(BATCH_SUBMIT_SQL, _batch_params([s for s, _future in batch]))
-                    rows = [tuple(row) for row in await cursor.fetchall()]
-        except Exception as exc:
-            if len(batch) > 1 and isinstance(exc, psycopg.Error):
-                for item in batch:
-                    await self._run([item])
-                return
-            for _submission, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        wakes_send([wire for row in rows if row[0] == "created" for wire in _row_wires(row)])
-        for (_submission, future), row in zip(batch, rows, strict=True):
-            if not future.done():  # the request may have gone (a closed connection)
-                future.set_result(row)
-
-
-def _batch_params(submissions: list[_Submission]) -> dict[str, Any]:
-    columns = [s.params() for s in submissions]
-    values = {name: [c[name] for c in columns] for name in _BATCH_COLUMNS}
-    return {**values, **{name: columns[0][name] for name in _BATCH_CONSTANTS}}
-
-
-async def _fetch(conn: psycopg.AsyncConnection[Any], submission: _Submission) -> tuple[Any, ...]:
-    cursor = await conn.execute(SUBMIT_SQL, submission.params())
+async def _one(conn: psycopg.AsyncConnection[Any], submission: _Submission) -> SubmitRow:
+    """One report alone: autocommit, the statement is its own transaction, one round trip."""
+    cursor = conn.cursor(row_factory=submit_row)
+    await cursor.execute(LOGIN_SUBMIT_SQL, submission.params())
     row = await cursor.fetchone()
     assert row is not None
-    return tuple(row)
+    return row
 
 
-_batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
+async def _many(conn: psycopg.AsyncConnection[Any], submissions: list[_Submission]) -> list[SubmitRow]:
+    """Several reports in one statement (its own transaction): gc_report_submit_batch."""
+    columns = [s.params() for s in submissions]
+    params = {name: [c[name] for c in columns] for name in BATCH_ARRAYS}
+    params.update({name: columns[0][name] for name in CONSTANTS})
+    cursor = conn.cursor(row_factory=submit_row)
+    await cursor.execute(BATCH_SUBMIT_SQL, params)
+    return await cursor.fetchall()
 
 
-def _batcher() -> _Batcher:
-    return loop_local(_batchers, _Batcher)
+def _woken(rows: list[SubmitRow]) -> None:
+    """The batch committed: wake the screens for the events of the reports it stored."""
+    wakes_send([wire for row in rows if row.status == "created" for wire in row.wires])
+
+
+_batchers: dict[asyncio.AbstractEventLoop, StatementBatcher[_Submission, SubmitRow]] = {}
+
+
+def _new_batcher(loop: asyncio.AbstractEventLoop) -> StatementBatcher[_Submission, SubmitRow]:
+    return StatementBatcher(loop, one=_one, many=_many, done=_woken, max_batch=MAX_BATCH, name="gc-report-batches")
+
+
+def _batcher() -> StatementBatcher[_Submission, SubmitRow]:
+    return loop_local(_batchers, _new_batcher)
 
 
 def _model_from_row(model: type[Incident], row: dict[str, Any] | str) -> Incident:
@@ -368,34 +334,6 @@ def _photos_add_on_retry(report: Report, photos: list[PreparedPhoto]) -> list[Re
         return photos_attach(photos=photos, report=report)
 
 
-# A batch's reports as arrays, one statement (command/services/report_function.py).
-_BATCH_COLUMNS = {
-    "token": "text",
-    "reporter_id": "integer",
-    "category_code": "text",
-    "client_id": "uuid",
-    "content_hash": "text",
-    "source": "text",
-    "lon": "float8",
-    "lat": "float8",
-    "accuracy_m": "float8",
-    "note": "text",
-    "client_time": "timestamptz",
-    "now": "timestamptz",
-}
-_BATCH_CONSTANTS = ("group_metres", "group_window", "building_metres")
-BATCH_SUBMIT_SQL = (
-    "SELECT * FROM gc_report_submit_batch("  # noqa: S608 - column names and types are constants of this module
-    + ", ".join(f"%({name})s::{kind}[]" for name, kind in _BATCH_COLUMNS.items())
-    + ", %(group_metres)s, %(group_window)s, %(building_metres)s)"
-)
-SUBMIT_SQL = (
-    "SELECT * FROM gc_report_submit(%(token)s, %(reporter_id)s, %(category_code)s, %(client_id)s, %(content_hash)s, "
-    "%(source)s, %(lon)s, %(lat)s, %(accuracy_m)s, %(note)s, %(client_time)s, %(now)s, "
-    "%(group_metres)s, %(group_window)s, %(building_metres)s)"
-)
-
-
 @dataclass(frozen=True)
 class _Submission:
     token: str | None
@@ -424,61 +362,65 @@ class _Submission:
         )
 
     def params(self) -> dict[str, Any]:
+        """The statement's parameters: the function's input, the token (the lean path), the constants."""
+        given = SubmitInput(
+            reporter_id=self.reporter_id,
+            from_login=self.token is not None,
+            category_code=self.category_code,
+            client_id=self.client_id,
+            content_hash=self.content_hash,
+            source=self.source,
+            lon=self.lon_lat[0],
+            lat=self.lon_lat[1],
+            accuracy_m=self.accuracy_m,
+            note=self.note,
+            client_time=self.client_time,
+            received_at=self.now,
+        )
         return {
+            **{name: getattr(given, name) for name in INPUT_NAMES},
             "token": self.token,
-            "reporter_id": self.reporter_id,
-            "category_code": self.category_code,
-            "client_id": self.client_id,
-            "content_hash": self.content_hash,
-            "source": self.source,
-            "lon": self.lon_lat[0],
-            "lat": self.lon_lat[1],
-            "accuracy_m": self.accuracy_m,
-            "note": self.note,
-            "client_time": self.client_time,
-            "now": self.now,
             "group_metres": INCIDENT_GROUP_METRES,
             "group_window": INCIDENT_GROUP_WINDOW,
             "building_metres": BUILDING_WITHIN_METRES,
         }
 
-    def stored(self, row: tuple[Any, ...], category: Category) -> Report:
+    def stored(self, row: SubmitRow, category: Category) -> Report:
         """The report (with its whole incident) as the function stored it."""
-        reporter_id, report_id, incident_row = row[1], row[2], row[13]
         report = Report(
-            id=report_id,
+            id=row.report_id,
             content_hash=self.content_hash,
             source=self.source,
-            reporter_id=reporter_id,
+            reporter_id=row.reporter_id,
             category=category,
             location=self.location,
-            incident=_model_from_row(Incident, incident_row),
+            incident=_model_from_row(Incident, row.incident),
             **self._values(row),
         )
         report._state.adding = False
         report._state.db = "default"
         return report
 
-    def brief(self, row: tuple[Any, ...]) -> Stored:
+    def brief(self, row: SubmitRow) -> Stored:
         """What the lean path answers with, from the function's row."""
-        (_status, _reporter_id, report_id, incident_id, _created, _cell_id, _building_id, status, team_id, worker_id,
-         report_count, due_at, _events, _incident_row) = row  # fmt: skip
+        assert row.report_id is not None and row.incident_id is not None and row.incident_status is not None
+        assert row.report_count is not None and row.due_at is not None
         return Stored(
-            report_id=report_id,
+            report_id=row.report_id,
             lon=self.lon_lat[0],
             lat=self.lon_lat[1],
-            incident_id=incident_id,
-            incident_status=status,
-            team_id=team_id,
-            worker_id=worker_id,
-            report_count=report_count,
-            due_at=due_at,
+            incident_id=row.incident_id,
+            incident_status=row.incident_status,
+            team_id=row.team_id,
+            worker_id=row.worker_id,
+            report_count=row.report_count,
+            due_at=row.due_at,
             **self._values(row),
         )
 
-    def _values(self, row: tuple[Any, ...]) -> dict[str, Any]:
+    def _values(self, row: SubmitRow) -> dict[str, Any]:
         """The report's values that Report and Stored name alike."""
-        cell_id, building_id = row[5], row[6]
+        cell_id, building_id = row.grid_cell_id, row.building_id
         return {
             "client_id": self.client_id,
             "accuracy_m": self.accuracy_m,
@@ -489,9 +431,3 @@ class _Submission:
             "outside_grid": cell_id is None,
             "building_id": building_id,
         }
-
-
-def _row_wires(row: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """The wire form of the events a gc_report_submit row carries (jsonb: a list, or its text)."""
-    events = row[12]
-    return list(events) if isinstance(events, list) else list(json.loads(events))

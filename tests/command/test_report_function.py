@@ -21,7 +21,16 @@ from command import db_async, eventlog
 from command.eventlog import EventRecord, event_record
 from command.features import incident_feature, report_feature
 from command.models import Event, Incident, Report
-from command.services.report_function import BATCH_FUNCTION_SQL, FUNCTION_SQL, GROUP_LOCKS_FUNCTION_SQL
+from command.services.report_function import (
+    BATCH_DROP_FILE_SQL,
+    BATCH_FILE_SQL,
+    BATCH_FUNCTION_SQL,
+    FUNCTION_SQL,
+    GROUP_LOCKS_FUNCTION_SQL,
+    SUBMIT_DROP_FILE_SQL,
+    SUBMIT_FILE_SQL,
+)
+from command.services.report_rows import INPUT_TYPE, RESULT_TYPE, SubmitInput, SubmitRow, sql_attributes
 from command.services.reports import (
     INCIDENT_GROUP_METRES,
     ReportNotTaken,
@@ -33,19 +42,36 @@ from command.services.reports import (
 SQL_DIR = Path(__file__).resolve().parents[2] / "command" / "sql"
 
 
-def _latest(stem: str) -> Path:
-    """The newest version of a frozen .sql file (``<stem>.v<N>.sql``)."""
+def _latest(stem: str, *, drop: bool = False) -> Path:
+    """The newest version of a frozen .sql file (``<stem>.v<N>.sql``, or its ``.drop.sql``)."""
     versions = sorted(SQL_DIR.glob(f"{stem}.v*.sql"), key=lambda p: int(p.name.split(".v")[1].split(".")[0]))
-    return [p for p in versions if not p.name.endswith(".drop.sql")][-1]
+    return [p for p in versions if p.name.endswith(".drop.sql") == drop][-1]
 
 
 def test_the_builder_writes_the_latest_frozen_sql():
-    """A change of the builder (report_function.py, the layer fields, the selectors' SQL) shows
-    here as a diff: freeze it as the next version (command/sql/) with a migration that runs it."""
-    assert _latest("gc_report_submit").read_text() == FUNCTION_SQL.strip() + "\n"
-    assert _latest("gc_report_submit_batch").read_text() == (
-        GROUP_LOCKS_FUNCTION_SQL.strip() + "\n\n" + BATCH_FUNCTION_SQL.strip() + "\n"
-    )
+    """A change of the builder (report_function.py, report_rows.py's shapes, the layer fields,
+    the selectors' SQL) shows here as a diff: freeze it as the next version (command/sql/) with
+    a migration that runs it."""
+    assert _latest("gc_report_submit").read_text() == SUBMIT_FILE_SQL
+    assert _latest("gc_report_submit_batch").read_text() == BATCH_FILE_SQL
+    assert _latest("gc_report_submit", drop=True).read_text() == SUBMIT_DROP_FILE_SQL
+    assert _latest("gc_report_submit_batch", drop=True).read_text() == BATCH_DROP_FILE_SQL
+
+
+@pytest.mark.parametrize(("name", "shape"), [(INPUT_TYPE, SubmitInput), (RESULT_TYPE, SubmitRow)])
+def test_the_databases_composite_types_are_the_declared_shapes(db, name, shape):
+    # given the types the migrations made, when their attributes are read, then they are the
+    # dataclass's fields in order with their declared SQL types (what class_row reads by name)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_type t ON t.typrelid = a.attrelid WHERE t.typname = %s AND a.attnum > 0 ORDER BY a.attnum",
+            [name],
+        )
+        found = cursor.fetchall()
+    canonical = {"timestamptz": "timestamp with time zone"}
+    assert found == [(n, canonical.get(kind, kind)) for n, kind in sql_attributes(shape)]
+    assert [f.name for f in dataclasses.fields(shape)] == [n for n, _kind in found]
 
 
 @pytest.mark.parametrize(
@@ -132,6 +158,20 @@ def test_the_token_form_writes_nothing_when_refused(transactional_db, grid, refe
         asyncio.run(submit())
     assert refused.value.reason == ("unknown_category" if problem == "unknown category" else "unauthorized")
     assert not Report.objects.exists() and not Incident.objects.exists()
+
+
+def test_a_batch_refuses_the_report_of_a_revoked_token_alone(transactional_db, grid, reference, make_user):
+    # given: five reports at once (one batch), the third with a token that names no user
+    user = make_user("grid_worker", team="road")
+    key = Token.objects.create(user=user).key
+    reports: list[dict[str, Any]] = [{"lon": 117.0001 + 0.0001 * n, "lat": 39.0002} for n in range(5)]
+    reports[2]["token"] = "0" * 40
+    # when
+    results = _submit_together(key, reports)
+    # then: that one is refused as unauthorized; the four others are stored, by their user
+    assert isinstance(results[2], ReportNotTaken) and results[2].reason == "unauthorized"
+    assert sum(isinstance(r, Stored) for r in results) == 4
+    assert set(Report.objects.values_list("reporter_id", flat=True)) == {user.pk} and Report.objects.count() == 4
 
 
 def test_reports_submitted_together_share_transactions_and_a_reused_id_is_refused_alone(
