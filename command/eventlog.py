@@ -35,8 +35,9 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from command.event_payloads import payload_model, payload_validate
 from command.loops import loop_local
 from command.models import Event
 
@@ -65,31 +66,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FeaturePayload(_Strict):
-    """What every event carries: the object as a GeoJSON feature (all fields; redacted per
-    subscriber on delivery by ``command.layers``)."""
-
-    id: str
-    geometry: dict[str, Any] | None
-    properties: dict[str, Any]
-
-
-class LayerReloadedPayload(_Strict):
-    id: str
-    geometry: None = None
-    properties: dict[str, int]
-
-
 class EventRecord(_Strict):
-    """An event as delivered: the schema every emitted event must satisfy."""
+    """An event as delivered: the schema every emitted event must satisfy (its payload: the
+    schema of its kind, command.event_payloads, typed per layer from the layer declaration)."""
 
     seq: int
     kind: EventKind
     layer: str
     object_id: str
     actor_id: int | None
-    payload: FeaturePayload | LayerReloadedPayload
+    payload: dict[str, Any]
     created_at: datetime
+
+    @model_validator(mode="after")
+    def _payload_fits_its_kind(self) -> EventRecord:
+        payload_model(self.kind, self.layer).model_validate(self.payload)
+        return self
 
 
 def event_record(event: Event) -> dict[str, Any]:
@@ -138,7 +130,7 @@ def event_append(
             "created_at": timezone.now(),
         }
     )
-    stored_payload = record.payload.model_dump(mode="json")
+    stored_payload = payload_validate(kind, layer, payload)
     with connection.cursor() as cursor:
         cursor.execute(
             _APPEND_SQL,

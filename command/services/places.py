@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from command.eventlog import event_append
-from command.features import camera_feature
+from command.features import camera_feature, feature_of
 from command.geometry import camera_view_cone, check_geometry
 from command.models import Building, Camera, GridCell
 from command.selectors import CELL_FOR_POINT_SQL, grid_cell_for_point
@@ -109,17 +109,7 @@ def building_save(
         layer="buildings",
         object_id=building.pk,
         actor_id=actor_id,
-        payload={
-            "id": str(building.pk),
-            "geometry": None,
-            "properties": {
-                "id": building.pk,
-                "address": address,
-                "use": use,
-                "floors": floors,
-                "grid_cell_id": building.grid_cell_id,
-            },
-        },
+        payload=feature_of(building, "buildings"),  # the whole feature: screens redraw it
     )
     return building
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.gis.geos import GEOSGeometry
 from django.db import models, transaction
 
+from command import event_payloads
 from command import models as m
 from command.eventlog import EventKind, event_append
 from command.features import feature_of
@@ -30,7 +31,7 @@ RECORD_LAYERS: dict[type[models.Model], tuple[str, EventKind]] = {
 }
 # Reference data (no map layer of its own): its events go to the log under this layer name,
 # which no grant delivers; they record who changed an SLA or a team.
-REFERENCE_LAYER = "reference"
+REFERENCE_LAYER = event_payloads.REFERENCE_LAYER
 REFERENCE_MODELS: tuple[type[models.Model], ...] = (m.Team, m.Category)
 
 

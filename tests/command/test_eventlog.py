@@ -26,16 +26,22 @@ from command.eventlog import (
     latest_seq,
     wakes_flush,
 )
+from command.layers import LAYERS
 from command.models import Event
 
 
 def _append(layer: str = "workers", object_id: str = "1", kind: str = "worker.updated") -> Event:
+    """An event of a made-up object whose every field is null (as its layer's schema allows)."""
     return event_append(
         kind=kind,  # type: ignore[arg-type]
         layer=layer,
         object_id=object_id,
         actor_id=None,
-        payload={"id": object_id, "geometry": {"type": "Point", "coordinates": [117.0, 39.0]}, "properties": {}},
+        payload={
+            "id": object_id,
+            "geometry": {"type": "Point", "coordinates": [117.0, 39.0]},
+            "properties": dict.fromkeys(LAYERS[layer].all_fields),
+        },
     )
 
 

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from command.eventlog import event_append
+from command.layers import LAYERS
 from command.models import Event
 
 WRITERS = 6
@@ -26,7 +27,7 @@ def _append(object_id: str) -> Event:
         layer="workers",
         object_id=object_id,
         actor_id=None,
-        payload={"id": object_id, "geometry": None, "properties": {}},
+        payload={"id": object_id, "geometry": None, "properties": dict.fromkeys(LAYERS["workers"].all_fields)},
     )
 
 
