@@ -42,7 +42,34 @@ def daphne_raw_post_bodies() -> None:
     WebRequest.gridcommand_raw_bodies = True
 
 
+# Paths whose access-log lines carry no client address: the anonymous supervision tips (the
+# pages use no other asset, so no other line of the log points at their sender either).
+ANONYMOUS_PATH_PREFIXES = ("/tips/",)
+
+
+def daphne_anonymous_access_log() -> None:
+    """Daphne's access log writes each request's client address (and a proxy in front writes its
+    own: configure it alike, docs/residents.md). For the anonymous paths the address is dropped
+    before the log line is made: no IP and no user agent of a tip's sender is stored anywhere."""
+    try:
+        from daphne.server import Server
+    except ImportError:  # served by another ASGI server
+        return
+    if getattr(Server, "gridcommand_anonymous_paths", False):
+        return
+    log_action = Server.log_action
+
+    def anonymous_log_action(self: Any, protocol: str, action: str, details: dict[str, Any]) -> None:
+        if str(details.get("path", "")).startswith(ANONYMOUS_PATH_PREFIXES):
+            details = {**details, "client": None}
+        log_action(self, protocol, action, details)
+
+    Server.log_action = anonymous_log_action
+    Server.gridcommand_anonymous_paths = True
+
+
 daphne_raw_post_bodies()
+daphne_anonymous_access_log()
 http_application = tile_fast_app(report_fast_app(django_asgi_app))
 application = ProtocolTypeRouter({"http": http_application, "websocket": websocket_application})
 

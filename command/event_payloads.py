@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictFl
 from command.layers import ARRAY, BOOL, LAYERS, NUM, TEXT, TIME, Layer
 
 REFERENCE_LAYER = "reference"  # teams and categories: no map layer, their own event
+TIPS_LAYER = "tips"  # supervision tips: no map layer, so no screen receives them
 
 # The kinds of event and the layer each is about (None: any layer).
 EVENT_KIND_LAYERS: dict[str, str | None] = {
@@ -35,6 +36,8 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "layer.reloaded": None,
     "record.deleted": None,
     "reference.updated": REFERENCE_LAYER,
+    "tip.created": TIPS_LAYER,
+    "tip.updated": TIPS_LAYER,
 }
 
 
@@ -113,7 +116,22 @@ class ReferenceUpdated(_Strict):
     properties: dict[str, StrictStr | StrictInt | StrictFloat | StrictBool | None]
 
 
+class _TipProperties(_Strict):
+    topic: StrictStr
+    status: StrictStr
+
+
+class TipChanged(_Strict):
+    """A tip was received or moved on: its topic and status only, never its text."""
+
+    id: StrictStr
+    geometry: None = None
+    properties: _TipProperties
+
+
 _OTHER: dict[str, type[BaseModel]] = {
+    "tip.created": TipChanged,
+    "tip.updated": TipChanged,
     "layer.reloaded": LayerReloaded,
     "record.deleted": RecordDeleted,
     "reference.updated": ReferenceUpdated,

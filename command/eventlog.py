@@ -59,6 +59,8 @@ EventKind = Literal[
     "household.updated",
     "record.deleted",
     "reference.updated",
+    "tip.created",
+    "tip.updated",
 ]
 
 

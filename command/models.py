@@ -432,3 +432,7 @@ class PersonalDataAccess(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["at"])]
+
+
+# Resident services (#16) live in their own module; imported here so Django registers them.
+from command.resident_models import SupervisionTip, TipLedgerEntry  # noqa: E402, F401

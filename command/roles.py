@@ -22,9 +22,18 @@ ACTIONS: dict[str, str] = {
     "use_control_room": "Can use the control room wall",
     "use_police_map": "Can use the police map",
     "use_field_app": "Can use the field app",
+    "read_supervision_tips": "Can read and answer the anonymous supervision tips",
 }
 # Those that live on LayerAccess (the others on their model's Meta: dispatch_incident on Incident).
-ACCESS_ACTIONS = ("view_personal_data", "use_control_room", "use_police_map", "use_field_app")
+# Actions no other role holds, and that a superuser does not get by being one.
+COMMITTEE_ONLY = ("read_supervision_tips",)
+ACCESS_ACTIONS = (
+    "view_personal_data",
+    "use_control_room",
+    "use_police_map",
+    "use_field_app",
+    "read_supervision_tips",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,15 @@ class Role:
 ROLES: dict[str, Role] = {
     role.name: role
     for role in (
-        Role("admin", "管理员", "Administrator", tuple(LAYERS), tuple(ACTIONS), superuser=True),
+        # Not the tips: only the committee reads them (command/services/tips.py refuses a superuser too).
+        Role(
+            "admin",
+            "管理员",
+            "Administrator",
+            tuple(LAYERS),
+            tuple(a for a in ACTIONS if a not in COMMITTEE_ONLY),
+            superuser=True,
+        ),
         Role(
             "operator",
             "指挥中心值班员",
@@ -77,6 +94,7 @@ ROLES: dict[str, Role] = {
             ("cells", "roads", "buildings", "cameras", "camera_cones", "incidents", "hotspots"),
             ("use_police_map",),
         ),
+        Role("supervision_committee", "监督委员会", "Supervision committee", (), ("read_supervision_tips",)),
     )
 }
 

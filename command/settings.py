@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "field_api",
     "realtime",
     "maps",
+    "residents",
     "fixtures",
 ]
 

@@ -16,4 +16,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("field_api.urls")),
     path("", include("maps.urls")),
+    path("", include("residents.urls")),
 ]
