@@ -204,6 +204,8 @@ LAYERS: dict[str, Layer] = {
             TableSource("command_household t JOIN command_building b ON b.id = t.building_id", "b.footprint"),
             (
                 *fields("id building_id unit:text resident_type:text members"),
+                Field("grid_cell_id", sql="b.grid_cell_id"),
+                Field("last_visit_at", TIME),
                 *fields("head_name:text phone:text", sensitive=True),
                 Field("vulnerable", ARRAY, sensitive=True),
             ),
@@ -213,6 +215,116 @@ LAYERS: dict[str, Layer] = {
             page_order=40,
             aggregate_below_zoom=15,  # counts below z15: no personal data, cacheable
             depends_on=("households", "buildings"),
+        ),
+        Layer(
+            "persons",
+            "人员",
+            "Persons",
+            "Polygon",
+            "household__building__footprint",
+            TableSource(
+                "command_person t JOIN command_household h ON h.id = t.household_id "
+                "JOIN command_building b ON b.id = h.building_id",
+                "b.footprint",
+            ),
+            (
+                *fields("id household_id"),
+                Field("building_id", sql="h.building_id"),
+                Field("grid_cell_id", sql="b.grid_cell_id"),
+                *fields("relation:text resident_type:text"),
+                *fields("full_name:text id_number:text phone:text", sensitive=True),
+                Field("vulnerable", ARRAY, sensitive=True),
+            ),
+            _area("#e377c2", 0.2),
+            page="none",  # lists and exports; the map shows households
+            page_order=41,
+            aggregate_below_zoom=15,
+            depends_on=("persons", "households", "buildings"),
+        ),
+        Layer(
+            "businesses",
+            "商户",
+            "Businesses",
+            "Point",
+            "location",
+            TableSource("command_business t JOIN command_building b ON b.id = t.building_id", "t.location"),
+            (
+                *fields("id building_id"),
+                Field("grid_cell_id", sql="b.grid_cell_id"),
+                *fields("name:text industry:text key_industry:text licence_no:text"),
+                *fields("last_inspection_at:time updated_at:time"),
+                *fields("contact_name:text contact_phone:text", sensitive=True),
+            ),
+            _dot("#ff7f0e", 4),
+            tooltip=("name", "industry", "key_industry", "last_inspection_at"),
+            page="hidden",
+            page_order=45,
+            aggregate_below_zoom=14,
+            depends_on=("businesses", "buildings"),
+        ),
+        Layer(
+            "campaigns",
+            "入户走访",
+            "Door-to-door campaigns",
+            "MultiPolygon",
+            "area",
+            TableSource("command_campaign t", "t.area", time_sql="t.created_at", status_sql="t.status"),
+            fields(
+                "id name:text kind:text target_kind:text status:text total pending visited absent refused "
+                "created_at:time closed_at:time"
+            ),
+            _area("#ab47bc", 0.05, weight=2),
+            tooltip=("name", "total", "visited"),
+            page="hidden",
+            page_order=15,
+            depends_on=("campaigns",),
+        ),
+        Layer(
+            "campaign_buildings",
+            "走访进度",
+            "Campaign progress by building",
+            "Polygon",
+            "building__footprint",
+            TableSource(
+                "command_campaignbuilding t JOIN command_building b ON b.id = t.building_id "
+                "JOIN command_campaign c ON c.id = t.campaign_id",
+                "b.footprint",
+                status_sql="c.status",
+            ),
+            (
+                *fields("id campaign_id building_id"),
+                Field("grid_cell_id", sql="b.grid_cell_id"),
+                *fields("total pending visited absent refused"),
+                Field("campaign_total", sql="c.total"),
+                Field("campaign_covered", sql="c.visited + c.refused"),
+                Field("campaign_absent", sql="c.absent"),
+            ),
+            _area("#ab47bc", 0.4),
+            page="none",  # drawn by the campaign progress panel (maps/static/maps/campaign-progress.js)
+            page_order=35,
+            depends_on=("campaign_buildings",),
+        ),
+        Layer(
+            "campaign_targets",
+            "走访对象",
+            "Campaign targets",
+            "Polygon",
+            "building__footprint",
+            TableSource(
+                "command_campaigntarget t JOIN command_building b ON b.id = t.building_id",
+                "b.footprint",
+                time_sql="t.last_mark_at",
+                status_sql="t.status",
+            ),
+            fields(
+                "id campaign_id building_id grid_cell_id household_id business_id label:text status:text attempts "
+                "last_mark_at:time"
+            ),
+            _area("#ab47bc", 0.2),
+            tooltip=("label", "status"),
+            page="none",  # the field app lists them; GeoJSON/tiles with ?status=pending map them
+            page_order=36,
+            depends_on=("campaign_targets",),
         ),
         Layer(
             "cameras",

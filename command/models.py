@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -100,7 +101,13 @@ class Building(models.Model):
 
 
 class Household(models.Model):
-    """Residents' personal data: masked unless the viewer's role allows it (see command.layers)."""
+    """A household at a door of a building. Residents' personal data (the head's name and phone,
+    the vulnerable-group flags) are ``sensitive`` fields of the households layer: masked unless
+    the viewer's role allows it, every unmasked view logged (command.layers).
+
+    ``members``, ``head_name``, ``phone``, ``resident_type`` and ``vulnerable`` are derived from
+    the household's persons by the registry services (command/services/registry.py): the head's
+    name, phone and type, and the union of the members' flags."""
 
     class ResidentType(models.TextChoices):
         REGISTERED = "registered", _("registered resident")
@@ -108,10 +115,10 @@ class Household(models.Model):
 
     class Vulnerable(models.TextChoices):
         ELDERLY_ALONE = "elderly_alone", _("elderly living alone")
-        DISABLED = "disabled", _("disabled")
-        LOW_INCOME = "low_income", _("low income")
-        CHRONIC_ILLNESS = "chronic_illness", _("chronic illness")
-        LEFT_BEHIND_CHILD = "left_behind_child", _("left-behind child")
+        VETERAN = "veteran", _("veteran")
+        UNEMPLOYED = "unemployed", _("unemployed")
+        HARDSHIP = "hardship", _("hardship family")
+        DISABLED = "disabled", _("disability")
 
     building = models.ForeignKey(
         Building, verbose_name=_("building"), on_delete=models.CASCADE, related_name="households"
@@ -127,14 +134,301 @@ class Household(models.Model):
         default=list,
         blank=True,
     )
+    last_visit_at = models.DateTimeField(_("last visit"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("household")
         verbose_name_plural = _("households")
         constraints = [models.UniqueConstraint(fields=["building", "unit"], name="household_unit_unique")]
+        indexes = [GinIndex(fields=["vulnerable"], name="household_vulnerable_gin")]
 
     def __str__(self) -> str:
         return f"{self.building_id}/{self.unit}"
+
+    @property
+    def grid_cell_id(self) -> int | None:
+        """The building's grid cell (a field of the households layer)."""
+        return self.building.grid_cell_id
+
+
+class Person(models.Model):
+    """A member of a household. Name, ID number, phone and flags are personal data (the persons
+    layer's ``sensitive`` fields; ``full_name``, so that no layer has a public and a sensitive
+    field of one name). Written only by command/services/registry.py."""
+
+    class Relation(models.TextChoices):
+        HEAD = "head", _("head of household")
+        SPOUSE = "spouse", _("spouse")
+        CHILD = "child", _("child")
+        PARENT = "parent", _("parent")
+        GRANDCHILD = "grandchild", _("grandchild")
+        GRANDPARENT = "grandparent", _("grandparent")
+        SIBLING = "sibling", _("sibling")
+        OTHER = "other", _("other relation")
+
+    household = models.ForeignKey(
+        Household, verbose_name=_("household"), on_delete=models.CASCADE, related_name="persons"
+    )
+    full_name = models.CharField(_("name"), max_length=64)
+    id_number = models.CharField(_("ID number"), max_length=18, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    relation = models.CharField(_("relation to the head"), max_length=16, choices=Relation.choices)
+    resident_type = models.CharField(_("resident type"), max_length=16, choices=Household.ResidentType.choices)
+    vulnerable = ArrayField(
+        models.CharField(max_length=32, choices=Household.Vulnerable.choices),
+        verbose_name=_("vulnerable groups"),
+        default=list,
+        blank=True,
+    )
+    updated_at = models.DateTimeField(_("updated at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("person")
+        verbose_name_plural = _("persons")
+        constraints = [
+            models.UniqueConstraint(fields=["id_number"], condition=~Q(id_number=""), name="person_id_number_unique"),
+            models.UniqueConstraint(
+                fields=["household"], condition=Q(relation="head"), name="person_one_head_per_household"
+            ),
+        ]
+        indexes = [models.Index(fields=["household", "full_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.household_id}/{self.pk}"
+
+    @property
+    def building_id(self) -> int:
+        return self.household.building_id
+
+    @property
+    def grid_cell_id(self) -> int | None:
+        return self.household.building.grid_cell_id
+
+
+class HouseholdVisit(models.Model):
+    """The visit log: who visited a household, when, and what the visit changed (a list of
+    ``{"op", "person", "field", "old", "new"}``; personal data, shown under the households
+    layer's personal-data grant). ``client_id`` makes a phone's retries one visit."""
+
+    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="visits")
+    visitor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    client_id = models.UUIDField(_("client id"), default=uuid.uuid4)
+    content_hash = models.CharField(max_length=64)
+    visited_at = models.DateTimeField(_("visited at"))
+    received_at = models.DateTimeField(_("received at"))
+    changes = models.JSONField(_("changes"), default=list, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("household visit")
+        verbose_name_plural = _("household visits")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["visitor", "client_id"], name="householdvisit_client_id_per_visitor", nulls_distinct=False
+            )
+        ]
+        indexes = [models.Index(fields=["household", "visited_at"])]
+
+
+class Business(models.Model):
+    """A shop or firm in a building. The contact's name and phone are personal data."""
+
+    class Industry(models.TextChoices):
+        CATERING = "catering", _("catering")
+        RETAIL = "retail", _("retail")
+        HAZARDOUS = "hazardous", _("hazardous goods")
+        ENTERTAINMENT = "entertainment", _("entertainment venue")
+        MANUFACTURING = "manufacturing", _("manufacturing")
+        SERVICES = "services", _("services")
+        OTHER = "other", _("other industry")
+
+    class KeyIndustry(models.TextChoices):
+        NONE = "", _("not a key industry")
+        BOTTLED_GAS = "bottled_gas", _("catering with bottled gas")
+        HAZARDOUS_GOODS = "hazardous_goods", _("hazardous goods")
+        CROWDED_VENUE = "crowded_venue", _("crowded venue")
+
+    building = models.ForeignKey(
+        Building, verbose_name=_("building"), on_delete=models.CASCADE, related_name="businesses"
+    )
+    name = models.CharField(_("name"), max_length=100)
+    industry = models.CharField(_("industry"), max_length=16, choices=Industry.choices)
+    key_industry = models.CharField(
+        _("key industry"), max_length=16, choices=KeyIndustry.choices, blank=True, default=""
+    )
+    contact_name = models.CharField(_("contact"), max_length=64, blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=32, blank=True)
+    licence_no = models.CharField(_("business licence"), max_length=32, blank=True)
+    last_inspection_at = models.DateTimeField(_("last safety inspection"), null=True, blank=True)
+    location = models.PointField(_("location"), srid=4326)
+    updated_at = models.DateTimeField(_("updated at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("business")
+        verbose_name_plural = _("businesses")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def grid_cell_id(self) -> int | None:
+        return self.building.grid_cell_id
+
+
+class Campaign(models.Model):
+    """A door-to-door round (a screening, a census, a safety check) over the households or the
+    businesses of an area that pass a filter. The counters are kept by command/services/campaigns.py
+    in the transaction of each mark: ``covered`` = visited + refused (absent: to visit again)."""
+
+    class Kind(models.TextChoices):
+        SCREENING = "screening", _("screening round")
+        CENSUS = "census", _("census")
+        SAFETY_CHECK = "safety_check", _("safety check")
+        OTHER = "other", _("other round")
+
+    class TargetKind(models.TextChoices):
+        HOUSEHOLDS = "households", _("households")
+        BUSINESSES = "businesses", _("businesses")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        CLOSED = "closed", _("closed")
+
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    target_kind = models.CharField(_("targets"), max_length=16, choices=TargetKind.choices)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    area = models.MultiPolygonField(_("area"), srid=4326)
+    filters = models.JSONField(_("filter"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"))
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    total = models.PositiveIntegerField(_("targets"), default=0)
+    pending = models.PositiveIntegerField(_("pending"), default=0)
+    visited = models.PositiveIntegerField(_("visited"), default=0)
+    absent = models.PositiveIntegerField(_("absent"), default=0)
+    refused = models.PositiveIntegerField(_("refused"), default=0)
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        constraints = [models.CheckConstraint(condition=Q(area__isvalid=True), name="campaign_area_valid")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignBuilding(models.Model):
+    """A campaign's progress in one building (the wall's per-building colours); kept with the
+    campaign's counters by each mark."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="buildings")
+    building = models.ForeignKey(Building, on_delete=models.CASCADE, related_name="+")
+    total = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    visited = models.PositiveIntegerField(default=0)
+    absent = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "building"], name="campaignbuilding_unique"),
+            models.CheckConstraint(
+                condition=Q(total=models.F("pending") + models.F("visited") + models.F("absent") + models.F("refused")),
+                name="campaignbuilding_counts_add_up",
+            ),
+        ]
+
+    @property
+    def grid_cell_id(self) -> int | None:
+        return self.building.grid_cell_id
+
+    # The campaign's totals travel with each building's progress (one event per mark).
+    @property
+    def campaign_total(self) -> int:
+        return self.campaign.total
+
+    @property
+    def campaign_covered(self) -> int:
+        return self.campaign.visited + self.campaign.refused
+
+    @property
+    def campaign_absent(self) -> int:
+        return self.campaign.absent
+
+
+class CampaignTarget(models.Model):
+    """One household or business to visit in a campaign. ``status`` is the outcome of the latest
+    mark by the time it was made on the phone (an older mark sent late from an offline phone
+    does not overwrite a newer one)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("not visited yet")
+        VISITED = "visited", _("visited")
+        ABSENT = "absent", _("nobody home")
+        REFUSED = "refused", _("refused")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="targets")
+    household = models.ForeignKey(Household, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    business = models.ForeignKey(Business, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    building = models.ForeignKey(Building, on_delete=models.CASCADE, related_name="+")
+    grid_cell = models.ForeignKey(GridCell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    label = models.CharField(_("door or name"), max_length=100)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("marks"), default=0)
+    last_mark_at = models.DateTimeField(_("last mark"), null=True, blank=True)
+    last_marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "household"], name="campaigntarget_household_unique"),
+            models.UniqueConstraint(fields=["campaign", "business"], name="campaigntarget_business_unique"),
+            models.CheckConstraint(
+                condition=Q(household__isnull=False, business__isnull=True)
+                | Q(household__isnull=True, business__isnull=False),
+                name="campaigntarget_one_target",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status"]),
+            models.Index(fields=["campaign", "grid_cell", "status"]),
+            models.Index(fields=["campaign", "building"]),
+        ]
+
+
+class CampaignMark(models.Model):
+    """A worker's mark of a target (visited / absent / refused), as sent from the phone: the
+    client id is the idempotency key per worker, like a report's."""
+
+    class Outcome(models.TextChoices):
+        VISITED = "visited", _("visited")
+        ABSENT = "absent", _("nobody home")
+        REFUSED = "refused", _("refused")
+
+    target = models.ForeignKey(CampaignTarget, on_delete=models.CASCADE, related_name="marks")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    client_id = models.UUIDField(_("client id"))
+    content_hash = models.CharField(max_length=64)
+    outcome = models.CharField(_("outcome"), max_length=8, choices=Outcome.choices)
+    note = models.TextField(_("note"), blank=True)
+    marked_at = models.DateTimeField(_("marked at"))  # on the phone (the received time if not sent)
+    received_at = models.DateTimeField(_("received at"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "client_id"], name="campaignmark_client_id_per_user", nulls_distinct=False
+            )
+        ]
 
 
 class Camera(models.Model):

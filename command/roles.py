@@ -23,6 +23,8 @@ ACTIONS: dict[str, str] = {
     "use_police_map": "Can use the police map",
     "use_field_app": "Can use the field app",
     "read_supervision_tips": "Can read and answer the anonymous supervision tips",
+    "manage_campaigns": "Can start and close door-to-door campaigns",
+    "import_registry": "Can import the household and business registry",
 }
 # Those that live on LayerAccess (the others on their model's Meta: dispatch_incident on Incident).
 # Actions no other role holds, and that a superuser does not get by being one.
@@ -33,6 +35,8 @@ ACCESS_ACTIONS = (
     "use_police_map",
     "use_field_app",
     "read_supervision_tips",
+    "manage_campaigns",
+    "import_registry",
 )
 
 
@@ -67,7 +71,14 @@ ROLES: dict[str, Role] = {
             "指挥中心值班员",
             "Control room operator",
             tuple(LAYERS),
-            ("view_personal_data", "dispatch_incident", "use_control_room", "use_field_app"),
+            (
+                "view_personal_data",
+                "dispatch_incident",
+                "use_control_room",
+                "use_field_app",
+                "manage_campaigns",
+                "import_registry",
+            ),
         ),
         Role(
             "grid_worker",
@@ -78,6 +89,11 @@ ROLES: dict[str, Role] = {
                 "roads",
                 "buildings",
                 "households",
+                "persons",
+                "businesses",
+                "campaigns",
+                "campaign_buildings",
+                "campaign_targets",
                 "cameras",
                 "camera_cones",
                 "incidents",

@@ -14,11 +14,13 @@ from django.db import connection, transaction
 from command.eventlog import event_append
 from command.models import (
     Building,
+    Business,
     Camera,
     Category,
     GridCell,
     Household,
     Incident,
+    Person,
     Report,
     Road,
     Team,
@@ -56,6 +58,8 @@ def dataset_load(
     roads: Sequence[Road] = (),
     buildings: Sequence[Building] = (),
     households: Sequence[Household] = (),
+    persons: Sequence[Person] = (),
+    businesses: Sequence[Business] = (),
     cameras: Sequence[Camera] = (),
     workers: Sequence[Worker] = (),
     worker_cells: Sequence[tuple[Worker, GridCell]] = (),
@@ -74,6 +78,8 @@ def dataset_load(
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
                 "TRUNCATE command_reportphoto, command_report, command_incident, command_locationping, "
+                "command_campaignmark, command_campaigntarget, command_campaignbuilding, command_campaign, "
+                "command_householdvisit, command_person, command_business, "
                 "command_worker_cells, command_worker, command_household, command_camera, command_building, "
                 "command_road, command_gridcell RESTART IDENTITY CASCADE"
             )
@@ -87,6 +93,8 @@ def dataset_load(
     counts["roads"] = _bulk(Road, roads)
     counts["buildings"] = _bulk(Building, buildings)
     counts["households"] = _bulk(Household, households)
+    counts["persons"] = _bulk(Person, persons)
+    counts["businesses"] = _bulk(Business, businesses)
     counts["cameras"] = _bulk(Camera, cameras)
     counts["workers"] = _bulk(Worker, workers)
     Worker.cells.through.objects.bulk_create(

@@ -25,6 +25,7 @@ RECORD_LAYERS: dict[type[models.Model], tuple[str, EventKind]] = {
     m.Road: ("roads", "road.updated"),
     m.Building: ("buildings", "building.updated"),
     m.Household: ("households", "household.updated"),
+    m.Business: ("businesses", "business.updated"),
     m.Camera: ("cameras", "camera.updated"),
     m.Worker: ("workers", "worker.updated"),
     m.Incident: ("incidents", "incident.updated"),
