@@ -14,6 +14,7 @@ from command.models import Category, GridCell, Team
 from command.services.accounts import user_ensure
 from command.services.dataset import reference_data_ensure
 from command.services.places import grid_cell_save
+from tests.registry_support import registry, worker_a01, worker_a02  # noqa: F401 - registry fixtures
 from tests.support import DaphneServer, chromium_launch_kwargs, daphne_server
 
 if TYPE_CHECKING:

@@ -103,7 +103,7 @@ def _area_of(area: GEOSGeometry | None, cell_codes: Sequence[str]) -> MultiPolyg
         raise ValidationError({"area": [_("Draw an area or pick grid cells (one of the two).")]})
     if area is not None:
         check_geometry(area, expected=("Polygon", "MultiPolygon"))
-        return area if isinstance(area, MultiPolygon) else MultiPolygon(area, srid=4326)  # type: ignore[arg-type]
+        return area if isinstance(area, MultiPolygon) else MultiPolygon(area, srid=4326)
     codes = list(dict.fromkeys(cell_codes))
     cells = list(GridCell.objects.filter(code__in=codes))
     missing = sorted(set(codes) - {c.code for c in cells})
@@ -120,7 +120,7 @@ def _area_of(area: GEOSGeometry | None, cell_codes: Sequence[str]) -> MultiPolyg
     return union
 
 
-_TARGETS_SQL = {
+_TARGETS_SQL: dict[str, str] = {
     Campaign.TargetKind.HOUSEHOLDS: """
 INSERT INTO command_campaigntarget
   (campaign_id, household_id, business_id, building_id, grid_cell_id, label, status, attempts)
@@ -148,7 +148,7 @@ WHERE c.id = %(campaign)s
 _BUILDINGS_SQL = """
 INSERT INTO command_campaignbuilding (campaign_id, building_id, total, pending, visited, absent, refused)
 SELECT campaign_id, building_id, count(*), count(*), 0, 0, 0
-FROM command_campaigntarget WHERE campaign_id = %s GROUP BY building_id
+FROM command_campaigntarget WHERE campaign_id = %s GROUP BY campaign_id, building_id
 """
 
 
@@ -199,7 +199,7 @@ def campaign_create(
         created_by_id=actor_id,
         created_at=timezone.now(),
     )
-    params = {
+    params: dict[str, Any] = {
         "campaign": campaign.pk,
         "vulnerable": list(flt.vulnerable),
         "resident_type": flt.resident_type,

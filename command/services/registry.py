@@ -15,9 +15,9 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.contrib.gis.geos import Point
@@ -110,7 +110,7 @@ def person_values_check(values: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(values) - set(PERSON_FIELDS))
     if unknown:
         raise ValidationError({unknown[0]: [_("Not a field of a person; use %s.") % ", ".join(PERSON_FIELDS)]})
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "full_name": name_check,
         "id_number": lambda v: id_number_check(v) if (v or "").strip() else "",
         "phone": phone_check,
@@ -289,7 +289,7 @@ def household_visit_record(
         )
     checked = _changes_check(changes)
     now = timezone.now()
-    if visited_at is not None and visited_at > now + timezone.timedelta(minutes=10):
+    if visited_at is not None and visited_at > now + timedelta(minutes=10):
         raise ValidationError({"visited_at": [_("The visit's time is in the future; check the phone's clock.")]})
     content_hash = _visit_hash(household_id, checked, note, visited_at)
     try:
@@ -358,7 +358,11 @@ def _visit_write(
                 setattr(person, key, value)
             person.updated_at = now
             changed.append(person)
-            entry = {"op": "add", "person": None, "new": {k: _jsonable(v) for k, v in change.values.items()}}
+            entry: dict[str, Any] = {
+                "op": "add",
+                "person": None,
+                "new": {k: _jsonable(v) for k, v in change.values.items()},
+            }
             added.append((entry, person))
             log.append(entry)
             continue
@@ -490,3 +494,62 @@ def business_save(
         payload=feature_of(obj, "businesses"),
     )
     return obj
+
+
+# --- households -----------------------------------------------------------------------------------
+
+UNIT_MAX_CHARS = 32
+
+
+def unit_check(value: str) -> str:
+    value = (value or "").strip()
+    if not value or len(value) > UNIT_MAX_CHARS or _CONTROL.search(value):
+        raise ValidationError(_("A door number is 1 to %(max)s printable characters.") % {"max": UNIT_MAX_CHARS})
+    return value
+
+
+def members_check(members: Sequence[dict[str, Any]]) -> list[Person]:
+    """A new household's members (each a dict of person fields) as unsaved persons, checked one
+    by one and together (one head, no ID number twice); ValidationError keyed ``members``."""
+    persons: list[Person] = []
+    errors: dict[str, Any] = {}
+    for i, values in enumerate(members):
+        try:
+            checked = person_values_check(values)
+            missing = [k for k in ("full_name", "relation", "resident_type") if k not in checked]
+            if missing:
+                raise ValidationError({missing[0]: [_("A member needs a name, a relation and a resident type.")]})
+            persons.append(Person(**{"id_number": "", "phone": "", "vulnerable": [], **checked}))
+        except ValidationError as exc:
+            errors[str(i)] = exc.message_dict
+    if errors:
+        raise ValidationError({"members": [json.dumps(errors, ensure_ascii=False)]})
+    if not persons:
+        raise ValidationError({"members": [_("A household has at least one member.")]})
+    return persons
+
+
+@transaction.atomic
+def household_create(
+    *, building: Building, unit: str, members: Sequence[dict[str, Any]], actor_id: int | None = None
+) -> Household:
+    """Register a household at a door of ``building`` with its members (the first registration;
+    later changes are visits). Its events: the household and each member."""
+    unit = unit_check(unit)
+    persons = members_check(members)
+    household = Household(building=building, unit=unit, updated_at=timezone.now())
+    _members_check(persons, household)
+    if Household.objects.filter(building=building, unit=unit).exists():
+        raise ValidationError(
+            {"unit": [_("Door %s of this building is registered already; visit it to update it.") % unit]}
+        )
+    household_derive(household, persons)
+    household.save()
+    for person in persons:
+        person.household = household
+        person.updated_at = household.updated_at
+    Person.objects.bulk_create(persons)
+    _events_household(household, actor_id)
+    for person in persons:
+        _event_person(person, actor_id)
+    return household

@@ -19,6 +19,8 @@ from tests.maps.conftest import Village, tile_of
 pytestmark = pytest.mark.django_db(transaction=True)  # exports read on a connection of their own
 AREA = "116.999,38.999,117.003,39.002"
 SENSITIVE = {f for layer in LAYERS.values() for f in layer.sensitive_fields}
+# Residents, businesses and door-to-door campaigns: none of it for the police, in any channel.
+REGISTRY_LAYERS = ("households", "persons", "businesses", "campaigns", "campaign_buildings", "campaign_targets")
 
 
 def _body(response) -> bytes:
@@ -71,7 +73,7 @@ def test_police_gets_cameras_incidents_hotspots_and_no_personal_data(
         status, features = fetch(police, channel, layer)
         assert status == 200 and features, (channel, layer)
         assert all(not SENSITIVE & props for props in features), (channel, layer)
-    for layer in ("households", "reports", "workers"):
+    for layer in REGISTRY_LAYERS + ("reports", "workers"):
         assert fetch(police, channel, layer)[0] == 404, (channel, layer)
 
 

@@ -65,7 +65,8 @@ def test_police_never_receives_a_layer_it_lacks_nor_personal_data_live_or_on_rep
     operator = make_user("operator")
     police_screen = screens(police)
     subscribed = police_screen.subscribe(list(LAYERS))
-    assert set(subscribed["denied"]) == {"households", "reports", "workers"}
+    registry = {"households", "persons", "businesses", "campaigns", "campaign_buildings", "campaign_targets"}
+    assert set(subscribed["denied"]) == {*registry, "reports", "workers"}
     operator_screen = screens(operator)
     operator_screen.subscribe(["incidents", "reports"])
     start = subscribed["seq"]
