@@ -73,7 +73,7 @@ def test_police_gets_cameras_incidents_hotspots_and_no_personal_data(
         status, features = fetch(police, channel, layer)
         assert status == 200 and features, (channel, layer)
         assert all(not SENSITIVE & props for props in features), (channel, layer)
-    for layer in REGISTRY_LAYERS + ("reports", "workers"):
+    for layer in (*REGISTRY_LAYERS, "reports", "workers"):
         assert fetch(police, channel, layer)[0] == 404, (channel, layer)
 
 
