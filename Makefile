@@ -100,6 +100,7 @@ typecheck: venv
 migrations-check: services
 	GRIDCOMMAND_TESTING=1 $(PY) manage.py makemigrations --check --dry-run
 	GRIDCOMMAND_TESTING=1 $(PY) manage.py roles_migration --check
+	GRIDCOMMAND_TESTING=1 $(PY) manage.py report_sql_freeze --check
 
 # Production-like settings: no debug, HTTPS hardening on, a real (throw-away) secret key.
 deploy-check: venv

@@ -19,10 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from command.report_input import REPORT_INPUT
+
 PERSONAL_DATA_PERMISSION = "command.view_personal_data"
 
 # How a field is rendered in a vector tile (MVT knows numbers, strings and booleans only).
 NUM, TEXT, BOOL, TIME, ARRAY = "num", "text", "bool", "time", "array"
+# The tile kind of each kind of declared report value.
+VALUE_KINDS = {"float": NUM, "text": TEXT, "time": TIME}
 
 
 @dataclass(frozen=True)
@@ -388,7 +392,12 @@ LAYERS: dict[str, Layer] = {
                 Field("client_id", TEXT, sql="t.client_id::text"),
                 *fields("category_id incident_id grid_cell_id outside_grid:bool building_id received_at:time"),
                 Field("source", TEXT),
-                *fields("reporter_id note:text", sensitive=True),
+                Field("reporter_id", sensitive=True),
+                *(  # the values a report carries as sent, as command/report_input.py declares them
+                    Field(value.column, VALUE_KINDS[value.kind], value.sensitive)
+                    for value in REPORT_INPUT
+                    if value.on_layer
+                ),
             ),
             _dot("#ffb74d", 4, 0.8),
             page="none",

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from command.layers import LAYER_PERMISSIONS, OPEN_INCIDENT_STATUSES
+from command.report_input import REPORT_INPUT
 from command.roles import ACCESS_ACTIONS, ACTIONS
 
 
@@ -607,9 +608,8 @@ class Report(models.Model):
     )
     category = models.ForeignKey(Category, verbose_name=_("category"), on_delete=models.PROTECT)
     location = models.PointField(_("location"), srid=4326)
-    accuracy_m = models.FloatField(_("accuracy (m)"), null=True, blank=True)
-    note = models.TextField(_("note"), blank=True)
-    client_time = models.DateTimeField(_("time on the phone"), null=True, blank=True)
+    # Then the values a report carries as sent (accuracy_m, note, client_time, ...): declared
+    # once in command/report_input.py and added below the class.
     received_at = models.DateTimeField(_("received at"))
     grid_cell = models.ForeignKey(GridCell, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     outside_grid = models.BooleanField(_("outside the grid"), default=False)
@@ -629,6 +629,10 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return str(self.client_id)
+
+
+for _value in REPORT_INPUT:
+    Report.add_to_class(_value.column, _value.model_field())
 
 
 def photo_path(instance: ReportPhoto, filename: str) -> str:

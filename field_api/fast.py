@@ -24,24 +24,21 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from command.jsonbody import json_loads
 from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
 from command.logins import BadCredentials, auser_id_for_token, token_from_authorization
-from command.services.reports import NOTE_MAX_CHARS, ReportNotTaken, report_submit_async
+from command.report_input import REPORT_INPUT, UNSURE
+from command.services.reports import ReportNotTaken, report_submit_async
 from field_api.serializers import CATEGORY_CODE, stored_output
 from field_api.throttles import REPORT_COUNTED, ReportThrottle
 
@@ -54,10 +51,8 @@ ASGIApp = Callable[..., Awaitable[None]]
 logger = logging.getLogger(__name__)
 
 PATH = "/api/v1/reports/"
-FIELDS = frozenset({"client_id", "category", "location", "accuracy", "note", "client_time"})
 REQUIRED = frozenset({"client_id", "category", "location"})
-# What DRF's CharField refuses (and trims): left to the DRF view.
-_NOTE_REFUSED = re.compile("[\x00\ud800-\udfff]")
+FIELDS = REQUIRED | {value.name for value in REPORT_INPUT}  # and the declared values (command/report_input.py)
 
 
 def report_fast_app(fallback: ASGIApp) -> ASGIApp:
@@ -120,9 +115,7 @@ async def _submit(scope: Scope, headers: dict[bytes, bytes], key: str, body: byt
             category_code=valid["category"],
             lon=valid["lon"],
             lat=valid["lat"],
-            accuracy_m=valid["accuracy"],
-            note=valid["note"],
-            client_time=valid["client_time"],
+            **valid["values"],
         )
     except (ReportNotTaken, ValidationError):
         scope[REPORT_COUNTED] = True  # the throttle above counted this request already
@@ -181,49 +174,17 @@ def _valid(body: bytes) -> dict[str, Any] | None:
     lon, lat = float(coords[0]), float(coords[1])
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         return None
-    accuracy = data.get("accuracy")
-    if accuracy is not None and not (_number(accuracy) and 0 <= accuracy <= 100_000):
-        return None
-    note = data.get("note", "")
-    if not isinstance(note, str) or _NOTE_REFUSED.search(note):
-        return None
-    note = note.strip()  # DRF's CharField trims
-    if len(note) > NOTE_MAX_CHARS:
-        return None
-    client_time = data.get("client_time")
-    if client_time is not None:
-        client_time = _aware_datetime(client_time)
-        if client_time is None:
+    values = {}
+    for value in REPORT_INPUT:  # each as DRF's field for it would take it (command/report_input.py)
+        taken = value.lean(data.get(value.name, UNSURE))
+        if taken is UNSURE:
             return None
-    return {
-        "client_id": parsed_id,
-        "category": category,
-        "lon": lon,
-        "lat": lat,
-        "accuracy": None if accuracy is None else float(accuracy),
-        "note": note,
-        "client_time": client_time,
-    }
+        values[value.column] = taken
+    return {"client_id": parsed_id, "category": category, "lon": lon, "lat": lat, "values": values}
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _aware_datetime(value: Any) -> datetime | None:
-    """An ISO 8601 time with its offset, as DRF's DateTimeField gives it (in the current time
-    zone); a naive one is left to DRF."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        return None
-    if parsed is None or timezone.is_naive(parsed):
-        return None
-    # Nothing on this path activates a time zone, so the current one is the default (read
-    # without get_current_timezone's context-local look-up: 7 % of the path's time).
-    return parsed.astimezone(timezone.get_default_timezone())
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

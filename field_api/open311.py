@@ -31,6 +31,7 @@ from command.geometry import point_from_lon_lat
 from command.layers import layer_access_log
 from command.logins import token_key_valid
 from command.models import Category, Incident, Report
+from command.report_input import report_value
 from command.services.reports import ReportConflict, report_submit
 from field_api.auth import FastTokenAuthentication
 from field_api.errors import exception_handler
@@ -196,10 +197,10 @@ def service_request(report: Report, *, contents: bool) -> dict[str, Any]:
         + (f": {incident.resolution_note}" if contents and incident.resolution_note else ""),
         "service_name": report.category.name_zh if zh else report.category.name_en,
         "service_code": report.category.code,
-        "description": report.note,
+        "description": report_value(report, "note"),
         "agency_responsible": (incident.team.name_zh if zh else incident.team.name_en) if incident.team else "",
         "service_notice": "",
-        "requested_datetime": (report.client_time or report.received_at).isoformat(),
+        "requested_datetime": (report_value(report, "client_time") or report.received_at).isoformat(),
         "updated_datetime": incident.updated_at.isoformat(),
         "expected_datetime": incident.due_at.isoformat(),
         "address": report.building.address if report.building else "",

@@ -17,8 +17,9 @@ from rest_framework import serializers
 from command.geometry import point_from_lon_lat
 from command.jsonbody import json_loads
 from command.models import Category, Incident, Report, ReportPhoto
+from command.report_input import REPORT_INPUT, ReportValue
 from command.services.photos import photo_max_count
-from command.services.reports import NOTE_MAX_CHARS, Stored
+from command.services.reports import Stored
 
 CATEGORY_CODE = re.compile(r"[a-z0-9_-]{1,32}")
 GEOJSON_POINT_SCHEMA: dict[str, Any] = {
@@ -125,11 +126,7 @@ class ReportInputSerializer(serializers.Serializer):
     location = PointField(required=False, help_text="GeoJSON Point, WGS 84 (EPSG:4326).")
     longitude = FiniteFloatField(required=False, min_value=-180, max_value=180, help_text="Instead of location.")
     latitude = FiniteFloatField(required=False, min_value=-90, max_value=90, help_text="Instead of location.")
-    accuracy = FiniteFloatField(
-        required=False, allow_null=True, min_value=0, max_value=100_000, help_text="GPS accuracy in metres."
-    )
-    note = serializers.CharField(required=False, allow_blank=True, max_length=NOTE_MAX_CHARS, default="")
-    client_time = serializers.DateTimeField(required=False, allow_null=True, help_text="When the phone took it.")
+    # Then the report's declared values (command/report_input.py), added below the class.
     photos = serializers.ListField(
         child=serializers.FileField(allow_empty_file=False),
         required=False,
@@ -151,6 +148,41 @@ class ReportInputSerializer(serializers.Serializer):
                 raise serializers.ValidationError({"location": _messages(exc)}) from exc
         attrs["location"] = location
         return attrs
+
+
+def _value_input(value: ReportValue) -> serializers.Field:
+    """The input field of a declared report value."""
+    limits: dict[str, Any] = {
+        key: limit
+        for key, limit in (("min_value", value.minimum), ("max_value", value.maximum), ("max_length", value.max_chars))
+        if limit is not None
+    }
+    if value.kind == "float":
+        return FiniteFloatField(required=False, allow_null=True, help_text=value.help, **limits)
+    if value.kind == "text":
+        return serializers.CharField(required=False, allow_blank=True, default="", help_text=value.help, **limits)
+    return serializers.DateTimeField(required=False, allow_null=True, help_text=value.help)
+
+
+def _value_output(value: ReportValue) -> serializers.Field:
+    """The receipt's field of a declared report value."""
+    if value.kind == "float":
+        return serializers.FloatField(allow_null=True)
+    if value.kind == "text":
+        return serializers.CharField(allow_blank=True)
+    return serializers.DateTimeField(allow_null=True)
+
+
+def _with_values(serializer: type[serializers.Serializer], make: Any, before: str) -> None:
+    """Add a field per declared report value to ``serializer``, in the declaration's order, before ``before``."""
+    declared = serializer._declared_fields
+    fields = list(declared.items())
+    at = [name for name, _field in fields].index(before)
+    declared.clear()
+    declared.update([*fields[:at], *((value.name, make(value)) for value in REPORT_INPUT), *fields[at:]])
+
+
+_with_values(ReportInputSerializer, _value_input, before="photos")
 
 
 class PhotoOutputSerializer(serializers.Serializer):
@@ -187,15 +219,16 @@ class ReportOutputSerializer(serializers.Serializer):
     client_id = serializers.UUIDField()
     category = serializers.CharField()
     location = PointField()
-    accuracy = serializers.FloatField(allow_null=True)
-    note = serializers.CharField(allow_blank=True)
-    client_time = serializers.DateTimeField(allow_null=True)
+    # Then the report's declared values (command/report_input.py), added below the class.
     received_at = serializers.DateTimeField()
     grid_cell_id = serializers.IntegerField(allow_null=True)
     outside_grid = serializers.BooleanField()
     building_id = serializers.IntegerField(allow_null=True)
     incident = IncidentBriefSerializer()
     photos = PhotoOutputSerializer(many=True)
+
+
+_with_values(ReportOutputSerializer, _value_output, before="received_at")
 
 
 def report_output(report: Report, *, category_code: str, photos: list[ReportPhoto]) -> dict[str, Any]:
@@ -211,9 +244,7 @@ def stored_output(stored: Stored, *, category_code: str, photos: Sequence[Report
         "client_id": str(stored.client_id),
         "category": category_code,
         "location": {"type": "Point", "coordinates": [stored.lon, stored.lat]},
-        "accuracy": stored.accuracy_m,
-        "note": stored.note,
-        "client_time": stored.client_time.isoformat() if stored.client_time else None,
+        **{value.name: value.wire(stored.values[value.column]) for value in REPORT_INPUT},
         "received_at": stored.received_at.isoformat(),
         "grid_cell_id": stored.grid_cell_id,
         "outside_grid": stored.outside_grid,

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from command.field_selectors import photo_get_for_user
 from command.lockout import locked_for
 from command.models import Category, ReportPhoto
+from command.report_input import report_values_from_wire
 from command.services.accounts import api_token_issue, api_token_revoke
 from command.services.photos import photo_max_bytes, photo_max_count
 from command.services.reports import ReportConflict, report_submit
@@ -124,10 +125,8 @@ class ReportView(APIView):
                 client_id=valid["client_id"],
                 category=category,
                 location=valid["location"],
-                accuracy_m=valid.get("accuracy"),
-                note=valid.get("note") or "",
-                client_time=valid.get("client_time"),
                 photos=valid.get("photos") or (),
+                **report_values_from_wire(valid),
             )
         except ReportConflict as conflict:
             existing = conflict.existing

@@ -25,6 +25,7 @@ from django.db.models import DateTimeField
 from command.geometry import METRES_PER_DEGREE_LAT, METRES_PER_DEGREE_LON_EQUATOR
 from command.layers import LAYERS
 from command.models import Incident, Report
+from command.report_input import REPORT_INPUT
 from command.selectors import BUILDING_NEAR_POINT_SQL, CELL_FOR_POINT_SQL
 from command.services.report_rows import INPUT_TYPE, RESULT_TYPE, SubmitInput, SubmitRow, sql_attributes
 
@@ -103,6 +104,9 @@ def _group_keys(category_id: str, lon: str, lat: str, metres: str, lon_m: str) -
     ORDER BY k"""  # noqa: S608 - SQL text from constants and the callers' column names
 
 
+# The values a report carries as sent (command/report_input.py), stored as they came.
+_VALUE_COLUMNS = ", ".join(value.column for value in REPORT_INPUT)
+_VALUE_INPUTS = ", ".join(f"p_in.{value.column}" for value in REPORT_INPUT)
 _GROUP_EXPAND = f"greatest(1.5 * p_group_metres / v_lon_m, 1.5 * p_group_metres / {_LAT_M})"
 _OPEN = ", ".join(f"'{status}'" for status in Incident.OPEN_STATUSES)
 
@@ -188,10 +192,10 @@ BEGIN
 
   -- A reused client id fails here, on the unique index, and the whole statement rolls back. A
   -- concurrent retry of the same id waits here until the first commits, then fails.
-  INSERT INTO command_report (client_id, content_hash, source, reporter_id, category_id, location, accuracy_m, note,
-                              client_time, received_at, grid_cell_id, outside_grid, building_id, incident_id)
-  VALUES (p_in.client_id, p_in.content_hash, p_in.source, p_in.reporter_id, v_cat.id, v_point, p_in.accuracy_m,
-          p_in.note, p_in.client_time, v_now, v_cell, v_cell IS NULL, v_building, v_inc.id)
+  INSERT INTO command_report (client_id, content_hash, source, reporter_id, category_id, location, received_at,
+                              grid_cell_id, outside_grid, building_id, incident_id, {_VALUE_COLUMNS})
+  VALUES (p_in.client_id, p_in.content_hash, p_in.source, p_in.reporter_id, v_cat.id, v_point, v_now,
+          v_cell, v_cell IS NULL, v_building, v_inc.id, {_VALUE_INPUTS})
   RETURNING * INTO v_report;
 
   -- Both events, last: the counter row's lock (commit order = seq order) is held only from here.

@@ -5,44 +5,50 @@ composite, ``gc_report_input``) and what comes out (``gc_report_result``), as da
 The composite types' SQL (command/services/report_function.py, frozen in command/sql/), the
 statements that call the function (one report; a batch as one array) and the reading of their
 rows (psycopg's ``class_row``, by column name) all derive from these two declarations: a new
-value of a report is one field here, a new frozen version of the function and its migration.
+value of a report is one ``ReportValue`` in command/report_input.py, a new frozen version of the
+function and its migration (``manage.py report_sql_freeze``).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg.rows import class_row
 
 from command.logins import token_user_id_sql
+from command.report_input import REPORT_INPUT
 
 
 def _sql(kind: str) -> Any:
     return field(metadata={"sql": kind})
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitInput:
-    """One report as ``gc_report_submit`` takes it (the composite type ``gc_report_input``)."""
-
-    reporter_id: int | None = _sql("integer")
-    # True when the report comes from a login (an API token): a NULL reporter_id then means the
-    # token named no active user, and the function refuses the report as ``unauthorized``.
-    from_login: bool = _sql("boolean")
-    category_code: str = _sql("text")
-    client_id: uuid.UUID = _sql("uuid")
-    content_hash: str = _sql("text")
-    source: str = _sql("text")
-    lon: float = _sql("double precision")
-    lat: float = _sql("double precision")
-    accuracy_m: float | None = _sql("double precision")
-    note: str = _sql("text")
-    client_time: datetime | None = _sql("timestamptz")
-    received_at: datetime = _sql("timestamptz")
+# One report as ``gc_report_submit`` takes it (the composite type ``gc_report_input``): who and
+# when (the service's part), the fixed parts of every report, then the values a report carries as
+# sent, as command/report_input.py declares them.
+SubmitInput = make_dataclass(
+    "SubmitInput",
+    [
+        ("reporter_id", int | None, _sql("integer")),
+        # True when the report comes from a login (an API token): a NULL reporter_id then means
+        # the token named no active user, and the function refuses the report as ``unauthorized``.
+        ("from_login", bool, _sql("boolean")),
+        ("content_hash", str, _sql("text")),
+        ("source", str, _sql("text")),
+        ("received_at", datetime, _sql("timestamptz")),
+        ("client_id", uuid.UUID, _sql("uuid")),
+        ("category_code", str, _sql("text")),
+        ("lon", float, _sql("double precision")),
+        ("lat", float, _sql("double precision")),
+        *((value.column, Any, _sql(value.sql)) for value in REPORT_INPUT),
+    ],
+    frozen=True,
+    slots=True,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +33,7 @@ from command.eventlog import wakes_send
 from command.geometry import check_geometry, check_lon_lat
 from command.loops import loop_local
 from command.models import Category, Incident, Report, ReportPhoto
+from command.report_input import REPORT_INPUT, report_values
 from command.services.batching import StatementBatcher
 from command.services.photos import PreparedPhoto, photo_files, photo_files_delete, photos_attach, photos_prepare
 from command.services.report_rows import (
@@ -52,7 +53,6 @@ INCIDENT_GROUP_METRES = 50.0
 INCIDENT_GROUP_WINDOW = timedelta(minutes=30)
 # The nearest building footprint within this distance is the report's building.
 BUILDING_WITHIN_METRES = 30.0
-NOTE_MAX_CHARS = 4000
 
 
 class ReportConflict(Exception):
@@ -70,40 +70,20 @@ class SubmitResult:
     photos: list[ReportPhoto] = field(default_factory=list)  # photos stored by this call
 
 
-def report_content_hash(
-    *,
-    category_code: str,
-    lon_lat: tuple[float, float],
-    accuracy_m: float | None,
-    note: str,
-    client_time: datetime | None,
-) -> str:
+def report_content_hash(*, category_code: str, lon_lat: tuple[float, float], values: Mapping[str, Any]) -> str:
+    """What a client id stands for: the same key with the same hash is a retry, with another
+    hash a conflict. ``values`` by column, every declared one (command/report_input.py)."""
     canonical = json.dumps(
         {
             "category": category_code,
             "lon": round(lon_lat[0], 7),
             "lat": round(lon_lat[1], 7),
-            "accuracy": None if accuracy_m is None else round(float(accuracy_m), 2),
-            "note": note.strip(),
-            "client_time": client_time.astimezone(UTC).isoformat(timespec="seconds") if client_time else None,
+            **{value.name: value.canonical(values[value.column]) for value in REPORT_INPUT},
         },
         sort_keys=True,
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def report_check(*, location: Point, accuracy_m: float | None, note: str) -> None:
-    """The service's own checks (the API checks first, with per-field messages)."""
-    check_geometry(location, expected="Point")
-    _fields_check(accuracy_m=accuracy_m, note=note)
-
-
-def _fields_check(*, accuracy_m: float | None, note: str) -> None:
-    if accuracy_m is not None and not (0 <= accuracy_m <= 100_000):  # also rejects NaN
-        raise ValidationError({"accuracy": _("Accuracy must be between 0 and 100000 metres.")})
-    if len(note) > NOTE_MAX_CHARS:
-        raise ValidationError({"note": _("The note is longer than %(max)s characters.") % {"max": NOTE_MAX_CHARS}})
 
 
 def report_submit(
@@ -112,19 +92,20 @@ def report_submit(
     client_id: uuid.UUID,
     category: Category,
     location: Point,
-    accuracy_m: float | None = None,
-    note: str = "",
-    client_time: datetime | None = None,
     source: str = Report.Source.FIELD,
     received_at: datetime | None = None,
     photos: Sequence[Any] = (),
+    **values: Any,
 ) -> SubmitResult:
     """Store a report: assign its grid cell and nearest building, route it to its team, group it
     into an incident (or open one with its SLA due time), store its photos and append the
-    events — in one transaction. The client id is the idempotency key, enforced by the unique
-    constraint: the same id with the same content returns the first report (adding any of
-    ``photos`` not stored yet); with other content, ReportConflict."""
-    report_check(location=location, accuracy_m=accuracy_m, note=note)
+    events — in one transaction. ``values``: the report's declared values by column
+    (command/report_input.py: ``accuracy_m``, ``note``, ``client_time`` ...; a missing one takes
+    its default). The client id is the idempotency key, enforced by the unique constraint: the
+    same id with the same content returns the first report (adding any of ``photos`` not stored
+    yet); with other content, ReportConflict."""
+    check_geometry(location, expected="Point")
+    checked = report_values(values)
     prepared = photos_prepare(photos) if photos else []
     submission = _Submission(
         token=None,
@@ -132,9 +113,7 @@ def report_submit(
         client_id=client_id,
         category_code=category.code,
         lon_lat=(location.x, location.y),
-        accuracy_m=accuracy_m,
-        note=note,
-        client_time=client_time,
+        values=checked,
         source=source,
         now=received_at or timezone.now(),
     )
@@ -188,9 +167,7 @@ class Stored:
     client_id: uuid.UUID
     lon: float
     lat: float
-    accuracy_m: float | None
-    note: str
-    client_time: datetime | None
+    values: dict[str, Any]  # the declared values, by column (command/report_input.py)
     received_at: datetime
     grid_cell_id: int | None
     outside_grid: bool
@@ -211,9 +188,7 @@ class Stored:
             client_id=report.client_id,
             lon=report.location.x,
             lat=report.location.y,
-            accuracy_m=report.accuracy_m,
-            note=report.note,
-            client_time=report.client_time,
+            values={value.column: getattr(report, value.column) for value in REPORT_INPUT},
             received_at=report.received_at,
             grid_cell_id=report.grid_cell_id,
             outside_grid=report.outside_grid,
@@ -234,25 +209,20 @@ async def report_submit_async(
     category_code: str,
     lon: float,
     lat: float,
-    accuracy_m: float | None = None,
-    note: str = "",
-    client_time: datetime | None = None,
     source: str = Report.Source.FIELD,
+    **values: Any,
 ) -> Stored:
     """``report_submit`` without photos, for the holder of an API ``token``, on the running event
     loop (command.db_async): the same statement, checking the token and the category in the
     same round trip. The wakes go out after commit. Raises ReportNotTaken (nothing written)."""
     lon_lat = check_lon_lat(lon, lat)
-    _fields_check(accuracy_m=accuracy_m, note=note)
     submission = _Submission(
         token=token,
         reporter_id=None,
         client_id=client_id,
         category_code=category_code,
         lon_lat=lon_lat,
-        accuracy_m=accuracy_m,
-        note=note,
-        client_time=client_time,
+        values=report_values(values),
         source=source,
         now=timezone.now(),
     )
@@ -341,9 +311,7 @@ class _Submission:
     client_id: uuid.UUID
     category_code: str
     lon_lat: tuple[float, float]
-    accuracy_m: float | None
-    note: str
-    client_time: datetime | None
+    values: dict[str, Any]  # every declared value, checked, by column
     source: str
     now: datetime
 
@@ -353,13 +321,7 @@ class _Submission:
 
     @cached_property
     def content_hash(self) -> str:
-        return report_content_hash(
-            category_code=self.category_code,
-            lon_lat=self.lon_lat,
-            accuracy_m=self.accuracy_m,
-            note=self.note,
-            client_time=self.client_time,
-        )
+        return report_content_hash(category_code=self.category_code, lon_lat=self.lon_lat, values=self.values)
 
     def params(self) -> dict[str, Any]:
         """The statement's parameters: the function's input, the token (the lean path), the constants."""
@@ -372,10 +334,8 @@ class _Submission:
             source=self.source,
             lon=self.lon_lat[0],
             lat=self.lon_lat[1],
-            accuracy_m=self.accuracy_m,
-            note=self.note,
-            client_time=self.client_time,
             received_at=self.now,
+            **self.values,
         )
         return {
             **{name: getattr(given, name) for name in INPUT_NAMES},
@@ -395,6 +355,7 @@ class _Submission:
             category=category,
             location=self.location,
             incident=_model_from_row(Incident, row.incident),
+            **self.values,
             **self._values(row),
         )
         report._state.adding = False
@@ -415,17 +376,15 @@ class _Submission:
             worker_id=row.worker_id,
             report_count=row.report_count,
             due_at=row.due_at,
+            values=self.values,
             **self._values(row),
         )
 
     def _values(self, row: SubmitRow) -> dict[str, Any]:
-        """The report's values that Report and Stored name alike."""
+        """The report's other values that Report and Stored name alike."""
         cell_id, building_id = row.grid_cell_id, row.building_id
         return {
             "client_id": self.client_id,
-            "accuracy_m": self.accuracy_m,
-            "note": self.note,
-            "client_time": self.client_time,
             "received_at": self.now,
             "grid_cell_id": cell_id,
             "outside_grid": cell_id is None,

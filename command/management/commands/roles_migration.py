@@ -28,6 +28,11 @@ def latest_roles_snapshot() -> tuple[dict[str, list[str]] | None, str]:
     return snapshot, plan[-1][1]
 
 
+def latest_command_migration() -> str:
+    """The newest command migration: the next one's dependency."""
+    return latest_roles_snapshot()[1]
+
+
 TEMPLATE = '''"""Sync the role groups to command/roles.py as it stood (manage.py roles_migration)."""
 
 from django.db import migrations
