@@ -38,6 +38,7 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "campaign.updated": "campaigns",
     "campaign.progress": "campaign_buildings",
     "campaign_target.updated": "campaign_targets",
+    "alarm_device.updated": "alarm_devices",
     "layer.reloaded": None,
     "record.deleted": None,
     "reference.updated": REFERENCE_LAYER,

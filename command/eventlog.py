@@ -62,6 +62,7 @@ EventKind = Literal[
     "campaign.updated",
     "campaign.progress",
     "campaign_target.updated",
+    "alarm_device.updated",
     "record.deleted",
     "reference.updated",
     "tip.created",

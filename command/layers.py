@@ -428,6 +428,31 @@ LAYERS: dict[str, Layer] = {
             depends_on=("workers",),
         ),
         Layer(
+            "alarm_devices",
+            "居家报警设备",
+            "Home alarm devices",
+            "Polygon",
+            "household__building__footprint",
+            TableSource(
+                "command_alarmdevice t JOIN command_household h ON h.id = t.household_id "
+                "JOIN command_building b ON b.id = h.building_id",
+                "b.footprint",
+                where_sql="t.revoked_at IS NULL",
+                status_sql="t.status",
+            ),
+            (
+                *fields("id code:text kind:text status:text household_id"),
+                Field("building_id", sql="h.building_id"),
+                *fields("battery heartbeat_seconds last_heartbeat_at:time last_alarm_at:time"),
+                *fields("wearer_name:text contact_name:text contact_phone:text", sensitive=True),
+            ),
+            _area("#ff9800", 0.5, weight=2),
+            tooltip=("kind", "status", "last_heartbeat_at"),
+            page="hidden",
+            page_order=85,
+            depends_on=("alarm_devices", "households", "buildings"),
+        ),
+        Layer(
             "hotspots",
             "热点",
             "Hotspots",

@@ -733,4 +733,10 @@ class PersonalDataAccess(models.Model):
 
 
 # Resident services (#16) live in their own module; imported here so Django registers them.
-from command.resident_models import SupervisionTip, TipLedgerEntry  # noqa: E402, F401
+from command.resident_models import (  # noqa: E402, F401
+    AlarmDevice,
+    AlarmEvent,
+    AlarmSignatureSeen,
+    SupervisionTip,
+    TipLedgerEntry,
+)

@@ -367,5 +367,14 @@ MAP_EXPORT_MAX_FEATURES = env_int("MAP_EXPORT_MAX_FEATURES", 200_000)
 # Hotspots: open incidents clustered by ST_ClusterDBSCAN within this radius, at least this many.
 HOTSPOT_RADIUS_M = env_int("HOTSPOT_RADIUS_M", 150)
 HOTSPOT_MIN_INCIDENTS = env_int("HOTSPOT_MIN_INCIDENTS", 5)
+
+# --- Resident services (residents/, command/services/alarms.py ...) --------------------------
+# A home alarm's signed call must carry a timestamp this close to the server's clock.
+ALARM_TIMESTAMP_WINDOW_SECONDS = env_int("ALARM_TIMESTAMP_WINDOW_SECONDS", 300)
+# A device is offline after this many heartbeat intervals without a call.
+ALARM_MISSED_HEARTBEATS = env_int("ALARM_MISSED_HEARTBEATS", 2)
+# How often each Daphne process runs the periodic jobs (command/periodic.py); 0: never (cron runs
+# ``manage.py periodic_jobs`` instead).
+PERIODIC_JOBS_SECONDS = env_int("PERIODIC_JOBS_SECONDS", 30)
 # Map pages draw a layer from inline GeoJSON up to this many features, as vector tiles above.
 MAP_INLINE_MAX_FEATURES = env_int("MAP_INLINE_MAX_FEATURES", 2000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from residents import tips
+from residents import alarms, tips
 
 app_name = "residents"
 
@@ -14,4 +14,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("tips/status/", tips.tip_status, name="tip-status"),
     path("supervision/tips/", tips.committee_list, name="committee-tips"),
     path("supervision/tips/<int:pk>/", tips.committee_tip, name="committee-tip"),
+    path("api/v1/alarms/webhook/", alarms.alarm_webhook, name="alarm-webhook"),
+    path("api/v1/incidents/<int:pk>/alarms/", alarms.IncidentAlarmsView.as_view(), name="incident-alarms"),
 ]

@@ -194,7 +194,7 @@ def test_every_role_gets_the_views_bytes_and_headers(
         if (name := r.path.split("/")[3]) not in grants or not tile_cacheable(grants[name], int(r.path.split("/")[4]))
     ]
     assert spy.paths == expected_fallbacks
-    assert any(a.header("X-Tile-Cache") == "hit" for a in fast)
+    assert any(a.header("X-Tile-Cache") == "hit" for a in fast) or not grants  # a role without map layers
     assert {a.status for a in fast} <= {200, 404}
 
 

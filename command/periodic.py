@@ -1,0 +1,69 @@
+"""Periodic jobs that run inside the Daphne processes already serving the app: no scheduler
+daemon to install. The first request or websocket a process serves starts one task on its event
+loop that runs every job each ``PERIODIC_JOBS_SECONDS`` (in a worker thread: they use the ORM).
+Each job takes care of running from many processes at once (an advisory lock: one does the
+work). Where no Daphne runs, ``manage.py periodic_jobs`` runs them once (cron).
+
+Jobs: ``alarm_devices_check`` (home alarms that missed their heartbeat go offline, with an event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from command.loops import loop_local
+
+logger = logging.getLogger(__name__)
+
+
+def _alarm_devices_check() -> None:
+    from command.services.alarms import alarm_devices_check
+
+    marked = alarm_devices_check()
+    if marked:
+        logger.info("alarm devices offline: %s", ", ".join(d.code for d in marked))
+
+
+JOBS: list[tuple[str, Callable[[], None]]] = [("alarm_devices_check", _alarm_devices_check)]
+
+
+def periodic_jobs_run() -> None:
+    """Run every job once (a failing job is logged; the others still run)."""
+    for name, job in JOBS:
+        try:
+            job()
+        except Exception:
+            logger.exception("periodic job %s failed", name)
+
+
+_run_async = database_sync_to_async(periodic_jobs_run)
+_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+async def _loop() -> None:
+    while True:
+        await asyncio.sleep(settings.PERIODIC_JOBS_SECONDS)
+        await _run_async()
+
+
+def periodic_jobs_start() -> None:
+    """Start the running loop's periodic task once (a no-op when it runs or is switched off)."""
+    if settings.PERIODIC_JOBS_SECONDS <= 0:
+        return
+    loop_local(_tasks, lambda loop: loop.create_task(_loop(), name="periodic-jobs"), usable=lambda t: not t.done())
+
+
+def periodic_jobs_app(app: Any) -> Any:
+    """ASGI wrapper: starts the periodic task on the first call a process serves."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        periodic_jobs_start()
+        return await app(scope, receive, send)
+
+    return wrapped
