@@ -65,12 +65,8 @@ def test_police_never_receives_a_layer_it_lacks_nor_personal_data_live_or_on_rep
     operator = make_user("operator")
     police_screen = screens(police)
     subscribed = police_screen.subscribe(list(LAYERS))
-<<<<<<< HEAD
     registry = {"households", "persons", "businesses", "campaigns", "campaign_buildings", "campaign_targets"}
-    assert set(subscribed["denied"]) == {*registry, "reports", "workers"}
-=======
-    assert set(subscribed["denied"]) == {"alarm_devices", "households", "reports", "workers"}
->>>>>>> 70d4fde (Home alarms: devices per household sign their calls (HMAC, timestamp window, replays refused); an alarm opens a top-priority incident through the report service; silent devices go offline by a periodic job inside Daphne; bench/alarm.py)
+    assert set(subscribed["denied"]) == {*registry, "alarm_devices", "reports", "workers"}
     operator_screen = screens(operator)
     operator_screen.subscribe(["incidents", "reports"])
     start = subscribed["seq"]
