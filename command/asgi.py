@@ -15,6 +15,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from command.metrics import request_metrics_app  # noqa: E402
 from command.periodic import periodic_jobs_app  # noqa: E402
 from field_api.fast import report_fast_app  # noqa: E402
 from maps.fast import tile_fast_app  # noqa: E402
@@ -71,7 +72,7 @@ def daphne_anonymous_access_log() -> None:
 
 daphne_raw_post_bodies()
 daphne_anonymous_access_log()
-http_application = tile_fast_app(report_fast_app(django_asgi_app))
+http_application = request_metrics_app(tile_fast_app(report_fast_app(django_asgi_app)))
 application = periodic_jobs_app(ProtocolTypeRouter({"http": http_application, "websocket": websocket_application}))
 
 # A full collection of the loaded application (~130,000 objects) took 66-70 ms here: a stall of

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
-from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from command.eventlog import latest_seq
+from command.health import health_report
 from command.layers import layers_for_user
 from command.lockout import locked_for
+from command.metrics import METRICS_CONTENT_TYPE, address_allowed, metrics_text
 from command.roles import ROLES
 
 # (url, title, the permission it takes, or None for every signed-in user): command/roles.py
@@ -42,10 +43,18 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT postgis_lib_version()")
-        row = cursor.fetchone()
-    return JsonResponse({"ok": True, "postgis": row[0] if row else None, "latest_seq": latest_seq()})
+    """The database, Redis, the read replica (when one is set) and how far this process's
+    screens are behind the event log; 503 when one of them fails (README, "Health and metrics")."""
+    report = health_report()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' text format, for the addresses in METRICS_ALLOWED_NETWORKS only; any other
+    client gets the same 404 as a path that does not exist."""
+    if not address_allowed(request.META.get("REMOTE_ADDR", ""), settings.METRICS_ALLOWED_NETWORKS):
+        raise Http404
+    return HttpResponse(metrics_text(), content_type=METRICS_CONTENT_TYPE)
 
 
 class LoginView(auth_views.LoginView):

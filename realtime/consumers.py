@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from pydantic import ValidationError
 
+from command import metrics
 from command.eventlog import event_resumable, events_after, latest_seq
 from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
@@ -100,6 +101,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         since = self._since_param()
         self.since: int | None = None
         await self.accept()
+        metrics.WEBSOCKET_CONNECTIONS.inc()
+        self.counted = True
         if isinstance(since, str):
             await self._error("bad_request", "since must be a whole number >= 0")
             await self._close(messages.CLOSE_BAD_REQUEST)
@@ -119,6 +122,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.WEBSOCKET_CONNECTIONS.dec()
         hub_for_loop().leave(self)
         await self._log_unmasked()
         tick_task = getattr(self, "tick_task", None)
@@ -305,6 +311,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             text = self._event_text(event)
             if text is not None:
                 await self._send_text(text, event["seq"])
+                metrics.delivered.count += 1
                 grant = self.grants[event["layer"]]
                 if grant.personal_data and event["kind"] != "layer.reloaded":
                     self.unmasked.setdefault(event["layer"], (grant, []))[1].append(event["object_id"])

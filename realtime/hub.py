@@ -19,7 +19,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from command import metrics
 from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, latest_seq, wake_listener_set
+from command.health import delivery_probe_set
 from command.layers import LayerGrant, layers_for_user
 from command.loops import loop_local
 
@@ -92,6 +94,10 @@ class Hub:
         self._joined = asyncio.Event()
         self._wakes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._courier: asyncio.Task[None] | None = None
+
+    def cursors(self) -> list[int | None]:
+        """Where each screen of this process is in the event log (``/healthz``'s lag)."""
+        return [getattr(member, "cursor", None) for member in list(self.members)]
 
     def join(self, member: Member) -> None:
         self.members.add(member)
@@ -171,6 +177,9 @@ class Hub:
                 task.add_done_callback(self._deliveries.discard)
             else:
                 await self._deliver_one(member, message)
+        if members:  # handed to every screen of this process: the wake's delivery lag
+            metrics.delivery_lag_observe(message["events"][-1].get("created_at"))
+            metrics.events_delivered_flush()
 
     async def _deliver_one(self, member: Member, message: dict[str, Any]) -> None:
         try:
@@ -196,6 +205,9 @@ class Hub:
                 # catching up and re-checking grants wait for the database.
                 logger.warning("heartbeat: database not reachable (%s); retrying", exc)
                 latest, grants = None, None
+            if latest is not None:
+                metrics.LATEST_SEQ.set(latest)
+            metrics.events_delivered_flush()
             for member in members:
                 if grants is None:
                     member.tick(latest, None)
@@ -216,4 +228,5 @@ def hub_for_loop() -> Hub:
 def _hub_made(loop: asyncio.AbstractEventLoop) -> Hub:
     hub = Hub()
     wake_listener_set(loop, hub.local_wake)
+    delivery_probe_set(loop, hub.cursors)
     return hub

@@ -263,6 +263,7 @@ NO_CLIENT_NUMBERS = {
     "home",
     "login",  # the form: tests/command/test_lockout.py
     "healthz",
+    "metrics",
     "field_api:token-session",
     "field_api:categories",
     "field_api:photo-thumbnail",  # the photo view's subclass: same parsing
