@@ -177,6 +177,18 @@ DB_ASYNC_POOL_MAX = env_int("DB_ASYNC_POOL_MAX", 10)
 _default_db["CONN_MAX_AGE"] = 0
 _default_db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME") or None}
 DATABASES = {"default": _default_db}
+# A streaming replica of the primary for the read-only map and OGC selectors (command/replica.py);
+# lag is bounded by DATABASE_REPLICA_MAX_LAG_SECONDS (past it, or with the replica away, they
+# read from the primary).
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 5)
+if DATABASE_REPLICA_URL:
+    _replica_db = database_from_url(DATABASE_REPLICA_URL)
+    _replica_options = dict(_default_db["OPTIONS"])  # type: ignore[call-overload]
+    _replica_options.update(_replica_db["OPTIONS"])
+    _replica_db.update({"OPTIONS": _replica_options, "CONN_MAX_AGE": 0, "TEST": {"MIRROR": "default"}})
+    DATABASES["replica"] = _replica_db
+DATABASE_ROUTERS = ["command.replica.ReplicaRouter"]
 
 REDIS_URL = env_str("REDIS_URL") or localstack.default_redis_url()
 # Pub/sub: one PUBLISH per wake, resubscribes by itself after a Redis restart, and measured
@@ -228,8 +240,31 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / ".local" / "static")))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / ".local" / "media")))
+# Uploaded photos: a folder (MEDIA_ROOT, one volume shared by every web process) or, with
+# MEDIA_STORAGE=s3, an S3-compatible bucket through django-storages (AWS_* settings below).
+MEDIA_STORAGE = env_str("MEDIA_STORAGE", "filesystem").lower()
+if MEDIA_STORAGE not in {"filesystem", "s3"}:
+    raise ImproperlyConfigured("MEDIA_STORAGE must be filesystem or s3")
+_media_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if MEDIA_STORAGE == "s3":
+    _media_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            # photos are personal data: private objects, served only through the permission check
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _media_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
@@ -244,16 +279,26 @@ AUTHENTICATION_BACKENDS = ["command.lockout.LockoutBackend"]
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 10)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
-# The default cache stays in-process (the report throttle is read on the event loop); failed
-# logins are counted in Redis, shared by every Daphne process.
+# Every Daphne process shares one cache in Redis: DRF's rate limits (so N processes still allow
+# the configured rate, not N times it), cached sessions, and the failed-login counters
+# (command/lockout.py). Sessions are written to the database too (cached_db): a Redis restart
+# logs nobody out, and the realtime heartbeat reads them there.
+_cache_prefix = env_str("CHANNEL_PREFIX", "gc")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{_cache_prefix}:cache",
+        # a Redis that is away costs a request at most this long, not a hang
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+    },
     "logins": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{env_str('CHANNEL_PREFIX', 'gc')}:logins",
+        "KEY_PREFIX": f"{_cache_prefix}:logins",
     },
 }
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -378,3 +423,9 @@ ALARM_MISSED_HEARTBEATS = env_int("ALARM_MISSED_HEARTBEATS", 2)
 PERIODIC_JOBS_SECONDS = env_int("PERIODIC_JOBS_SECONDS", 30)
 # Map pages draw a layer from inline GeoJSON up to this many features, as vector tiles above.
 MAP_INLINE_MAX_FEATURES = env_int("MAP_INLINE_MAX_FEATURES", 2000)
+
+# --- Health and metrics (command/health.py, command/metrics.py) ------------------------------
+# /healthz answers 503 when screens of the process (or the replica) are this far behind.
+HEALTHZ_MAX_LAG_SECONDS = env_int("HEALTHZ_MAX_LAG_SECONDS", 30)
+# Client addresses that may read /metrics (Prometheus); everyone else gets a 404.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])

@@ -1,12 +1,20 @@
 """Rate limits per user (429 with Retry-After). Rates come from settings at request time, so a
-deployment (or a test) changes them without a restart of the module."""
+deployment (or a test) changes them without a restart of the module.
+
+The histories live in Django's default cache, in Redis: every Daphne process counts against the
+same limit. When Redis is away (restarting, failing over) the limits let requests through and
+log it, rather than refuse phones' reports: Redis carries hints and counters, never the truth."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework.throttling import UserRateThrottle
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_RATES = {
     "reports": "120/min",
@@ -33,7 +41,11 @@ class ScopedUserThrottle(UserRateThrottle):
     def allow_request(self, request: Any, view: Any) -> bool:
         if self.rate is None:
             return True
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except RedisError as exc:
+            logger.warning("rate limit %s not counted, the cache is unreachable (%s)", self.scope, exc)
+            return True
 
 
 # Set in the ASGI scope by the lean report path (field_api/fast.py) when it counted a request

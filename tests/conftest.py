@@ -38,17 +38,19 @@ for _poly in (CELL_A01, CELL_A02, BIG_A):
 
 
 @pytest.fixture(autouse=True)
-def _login_failures_forgotten() -> Iterator[None]:
-    """Failed logins are counted in Redis (command/lockout.py), across processes: each test
-    starts with none, so one test's wrong passwords never lock out another's logins."""
+def _shared_cache_forgotten() -> Iterator[None]:
+    """Failed logins (command/lockout.py), rate-limit histories and cached sessions live in
+    Redis, shared across processes: each test starts with none, so one test's wrong passwords
+    or requests never lock out or throttle another's."""
     yield
     from django.core.cache import caches
 
-    cache = caches["logins"]
-    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-    keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    for alias in ("logins", "default"):
+        cache = caches[alias]
+        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+        keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
