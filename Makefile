@@ -12,7 +12,7 @@ PORT ?= 8000
 # PostGIS must match the PostgreSQL server: the installed one, else Debian 12's 15.
 PG_MAJOR ?= $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 | grep . || echo 15)
 SYSTEM_PACKAGES := postgresql-$(PG_MAJOR) postgresql-$(PG_MAJOR)-postgis-3 gdal-bin libgdal-dev redis-server \
-	chromium fonts-noto-cjk gettext python3-venv python3-dev
+	chromium fonts-noto-cjk gettext python3-venv python3-dev nginx
 STAMP := $(VENV)/.installed
 SECRET := .local/secret_key
 
@@ -20,13 +20,15 @@ SECRET := .local/secret_key
 DEMO_ENV = DJANGO_SECRET_KEY="$$(cat $(SECRET))" DJANGO_SECURE=0
 
 .PHONY: help deps venv messages services migrate secret demo-data demo serve test lint typecheck migrations-check \
-	deploy-check pytest stop clean bench
+	deploy-check pytest stop clean bench cluster cluster-stop faults
 
 help:
 	@echo "make demo   install what is missing, start PostGIS + Redis under .local/, load the demo village, serve on http://$(HOST):$(PORT)"
 	@echo "make test   the same set-up, then lint, type check, migrations check, deploy check and the whole test suite"
 	@echo "make stop   stop the private PostgreSQL and Redis"
 	@echo "make bench  run every benchmark in bench/ with --quick"
+	@echo "make cluster  $(CLUSTER_PROCESSES) Daphne processes behind nginx on http://127.0.0.1:$(CLUSTER_PORT) (+ a streaming replica)"
+	@echo "make faults   the fault suite: reports through disconnects, Redis/Daphne/PostgreSQL restarts"
 
 # --- set-up ---------------------------------------------------------------------------------
 
@@ -86,6 +88,22 @@ serve:
 	@echo ""
 	$(DEMO_ENV) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) command.asgi:application
 
+# --- make cluster: N Daphne processes behind nginx, a streaming replica for map reads ----------
+
+CLUSTER_PROCESSES ?= 2
+CLUSTER_PORT ?= 8080
+
+cluster: demo-data
+	@$(DEMO_ENV) $(PY) -m command.cluster start --processes $(CLUSTER_PROCESSES) --port $(CLUSTER_PORT) --replica
+
+cluster-stop:
+	@test -x $(PY) && $(PY) -m command.cluster stop || true
+
+# The fault suite in full (a short form runs in `make test`: tests/faults/).
+FAULT_REPORTS ?= 600
+faults: services
+	$(PY) -m tests.faults.suite --reports $(FAULT_REPORTS)
+
 # --- make test ------------------------------------------------------------------------------
 
 test: services lint typecheck migrations-check deploy-check pytest
@@ -116,7 +134,7 @@ bench: services
 
 # --- housekeeping ---------------------------------------------------------------------------
 
-stop:
+stop: cluster-stop
 	@test -x $(PY) && $(PY) -m command.localstack stop || $(PYTHON) -m command.localstack stop
 
 clean: stop

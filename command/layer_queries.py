@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from psycopg.adapt import Buffer, Loader
 
 from command.layers import ARRAY, LAYERS, TIME, ClusterSource, LayerGrant, Source, TableSource
+from command.replica import read_alias
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class _Utf8Bytes(Loader):
 def layer_features(grant: LayerGrant, query: FeatureQuery, *, with_ids: bool = False) -> FeaturePage:
     """A page of features of one layer as a GeoJSON FeatureCollection built in the database."""
     sql, params = feature_collection_sql(grant, query, with_ids=with_ids)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.cursor.adapters.register_loader("text", _Utf8Bytes)  # this cursor's only
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -206,7 +207,7 @@ def layer_features(grant: LayerGrant, query: FeatureQuery, *, with_ids: bool = F
 
 def layer_feature_count(grant: LayerGrant, query: FeatureQuery) -> int:
     rows_sql, params = layer_rows_sql(grant, FeatureQuery(**{**query.__dict__, "limit": None, "offset": 0}))
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM ({rows_sql}) q", params)
         row = cursor.fetchone()
     return int(row[0]) if row else 0
@@ -235,7 +236,7 @@ def layer_extent(name: str) -> tuple[float, float, float, float] | None:
         table = source.table
         column = source.geom_sql.split(".")[-1]
         sql = f"SELECT ST_Extent({source.geom_sql}) FROM {source.from_sql} WHERE {source.where_sql}"
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
         row = cursor.fetchone()
         if row and row[0] > EXACT_EXTENT_MAX_ROWS and (derived or source.geom_sql.startswith("t.")):

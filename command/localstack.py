@@ -71,19 +71,19 @@ def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, check=True, text=True, **kwargs)  # type: ignore[call-overload]
 
 
-def _psql(bindir: Path, sql: str, db: str = "postgres") -> str:
+def _psql(bindir: Path, sql: str, db: str = "postgres", run: Path = RUN_DIR, port: int = PG_PORT) -> str:
     out = _run(
-        [str(bindir / "psql"), "-h", str(RUN_DIR), "-p", str(PG_PORT), "-U", PG_USER, "-d", db, "-tAc", sql],
+        [str(bindir / "psql"), "-h", str(run), "-p", str(port), "-U", PG_USER, "-d", db, "-tAc", sql],
         capture_output=True,
     )
     return str(out.stdout).strip()
 
 
-def _pg_running(bindir: Path) -> bool:
-    if not (PG_DATA / "PG_VERSION").exists():
+def _pg_running(bindir: Path, data: Path = PG_DATA) -> bool:
+    if not (data / "PG_VERSION").exists():
         return False
     status = subprocess.run(
-        [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA.resolve()), "status"],
+        [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(data.resolve()), "status"],
         capture_output=True,
         text=True,
     )
@@ -100,26 +100,33 @@ def _link_outside_if_unreachable(path: Path) -> None:
     """As root, the `postgres` user runs the cluster; when the checkout lies below a folder it may
     not enter (e.g. /root), or its socket path would be too long for a unix socket, keep the
     cluster's folders in /var/tmp and link them from .local/."""
-    too_long = path == RUN_DIR and len(str(RUN_DIR / ".s.PGSQL.55432.lock")) > 100  # sun_path holds 107 bytes
+    if not path.is_relative_to(LOCAL):
+        return
+    too_long = path.name == "run" and len(str(path / ".s.PGSQL.55432.lock")) > 100  # sun_path holds 107 bytes
     if path.exists() or path.is_symlink() or (_pg_owner_can_reach(LOCAL) and not too_long):
         return
     digest = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
-    outside = Path("/var/tmp") / f"gridcommand-{digest}" / path.name  # noqa: S108 - root-owned, 0755
+    outside = Path("/var/tmp") / f"gridcommand-{digest}" / "-".join(path.relative_to(LOCAL).parts)  # noqa: S108
     outside.mkdir(parents=True, exist_ok=True)
     outside.parent.chmod(0o755)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.symlink_to(outside)
 
 
-def start_postgres() -> None:
+def start_postgres(
+    data_dir: Path = PG_DATA, run_dir: Path = RUN_DIR, log_file: Path = PG_LOG, port: int = PG_PORT
+) -> None:
+    """Start (initdb first when new) a socket-only cluster; the defaults are the private one of
+    ``make services``, the fault suite starts another one elsewhere under ``.local/``."""
     bindir = _pg_bindir()
     LOCAL.mkdir(parents=True, exist_ok=True)
-    for d in (RUN_DIR, PG_LOG.parent, PG_DATA):
+    for d in (run_dir, log_file.parent, data_dir):
         _link_outside_if_unreachable(d)
-    for d in (RUN_DIR, PG_LOG.parent):
+    for d in (run_dir, log_file.parent):
         d.mkdir(parents=True, exist_ok=True)
         _chown_to_pg_owner(d)
     # The server gets real paths: a link from .local/ may pass through a folder it cannot enter.
-    data, run, log = PG_DATA.resolve(), RUN_DIR.resolve(), PG_LOG.resolve()
+    data, run, log = data_dir.resolve(), run_dir.resolve(), log_file.resolve()
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
         _chown_to_pg_owner(data)
@@ -138,41 +145,106 @@ def start_postgres() -> None:
             ],
             capture_output=True,
         )
-    if not _pg_running(bindir):
-        print("localstack: starting PostgreSQL on", RUN_DIR)
+    if not _pg_running(bindir, data):
+        print("localstack: starting PostgreSQL on", run_dir, port)
+        _pg_ctl_start(bindir, data, run, log, port)
+    exists_sql = f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'"  # noqa: S608 - a constant
+    if _psql(bindir, exists_sql, run=run, port=port) != "1":
+        _psql(bindir, f"CREATE DATABASE {PG_DB}", run=run, port=port)
+    _psql(bindir, "CREATE EXTENSION IF NOT EXISTS postgis", db=PG_DB, run=run, port=port)
+    # pytest-django creates test databases from template1: give them PostGIS too.
+    _psql(bindir, "CREATE EXTENSION IF NOT EXISTS postgis", db="template1", run=run, port=port)
+
+
+def _pg_ctl_start(bindir: Path, data: Path, run: Path, log: Path, port: int) -> None:
+    _run(
+        [
+            *_as_pg_owner(),
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-c listen_addresses='' -k {run} -p {port} -c max_connections=300 -c shared_buffers=256MB",
+            "start",
+        ],
+        capture_output=True,
+    )
+
+
+def stop_postgres(data_dir: Path = PG_DATA, mode: str = "fast") -> None:
+    bindir = _pg_bindir()
+    if _pg_running(bindir, data_dir):
+        print("localstack: stopping PostgreSQL", data_dir)
+        _run(
+            [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(data_dir.resolve()), "-m", mode, "-w", "stop"],
+            capture_output=True,
+        )
+
+
+# --- a streaming replica of the private cluster (make cluster; the replica-routing tests) ----
+
+REPLICA_DATA = LOCAL / "pgreplica"
+REPLICA_LOG = LOCAL / "log" / "postgres-replica.log"
+REPLICA_PORT = 55433  # names its socket in .local/run, beside the primary's
+
+
+def default_replica_url() -> str:
+    return f"postgres://{PG_USER}@/{PG_DB}?host={RUN_DIR}&port={REPLICA_PORT}"
+
+
+def start_replica(
+    data_dir: Path = REPLICA_DATA,
+    run_dir: Path = RUN_DIR,
+    log_file: Path = REPLICA_LOG,
+    port: int = REPLICA_PORT,
+    primary_run: Path = RUN_DIR,
+    primary_port: int = PG_PORT,
+) -> None:
+    """A hot standby of the primary, streaming its WAL: ``pg_basebackup -R`` the first time
+    (the primary's ``local replication`` trust rule from initdb lets it in over the socket)."""
+    bindir = _pg_bindir()
+    for d in (run_dir, log_file.parent, data_dir):
+        _link_outside_if_unreachable(d)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    data, run, log = data_dir.resolve(), run_dir.resolve(), log_file.resolve()
+    if not (data / "PG_VERSION").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        _chown_to_pg_owner(data)
+        print(f"localstack: pg_basebackup of the primary into {data}")
         _run(
             [
                 *_as_pg_owner(),
-                str(bindir / "pg_ctl"),
+                str(bindir / "pg_basebackup"),
+                "-h",
+                str(primary_run.resolve()),
+                "-p",
+                str(primary_port),
+                "-U",
+                PG_USER,
                 "-D",
                 str(data),
-                "-l",
-                str(log),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-c listen_addresses='' -k {run} -p {PG_PORT} -c max_connections=300 -c shared_buffers=256MB",
-                "start",
+                "-R",  # standby.signal + primary_conninfo: a streaming replica
+                "-X",
+                "stream",
+                "-c",
+                "fast",
             ],
             capture_output=True,
         )
-    exists_sql = f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'"  # noqa: S608 - a constant
-    if _psql(bindir, exists_sql) != "1":
-        _psql(bindir, f"CREATE DATABASE {PG_DB}")
-    _psql(bindir, "CREATE EXTENSION IF NOT EXISTS postgis", db=PG_DB)
-    # pytest-django creates test databases from template1: give them PostGIS too.
-    _psql(bindir, "CREATE EXTENSION IF NOT EXISTS postgis", db="template1")
+    if not _pg_running(bindir, data):
+        print("localstack: starting the PostgreSQL replica on", run_dir, port)
+        _pg_ctl_start(bindir, data, run, log, port)
 
 
-def stop_postgres() -> None:
-    bindir = _pg_bindir()
-    if _pg_running(bindir):
-        print("localstack: stopping PostgreSQL")
-        _run(
-            [*_as_pg_owner(), str(bindir / "pg_ctl"), "-D", str(PG_DATA.resolve()), "-m", "fast", "stop"],
-            capture_output=True,
-        )
+def stop_replica(data_dir: Path = REPLICA_DATA) -> None:
+    if (data_dir / "PG_VERSION").exists():
+        stop_postgres(data_dir)
 
 
 def redis_ping(path: Path = REDIS_SOCKET) -> bool:
@@ -263,12 +335,16 @@ def main(argv: list[str]) -> int:
         else:
             start_redis()
         return 0
+    if action == "replica":
+        start_replica()
+        return 0
     if action == "stop":
+        stop_replica()
         stop_redis()
         if (PG_DATA / "PG_VERSION").exists():
             stop_postgres()
         return 0
-    print("usage: python -m command.localstack start|stop", file=sys.stderr)
+    print("usage: python -m command.localstack start|replica|stop", file=sys.stderr)
     return 2
 
 
