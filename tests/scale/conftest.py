@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from command.cluster import ClusterSpec, cluster_running
 from command.localstack import LOCAL
+from tests.realtime.conftest import submit  # a fixture for these tests too
 from tests.support import free_port, test_database_url
 
 
@@ -63,3 +64,6 @@ def module_cluster(django_db_setup: None, django_db_blocker: object) -> Iterator
 @pytest.fixture
 def cluster(module_cluster: ClusterSpec, transactional_db: None) -> ClusterSpec:
     return module_cluster
+
+
+__all__ = ["cluster", "module_cluster", "submit"]
