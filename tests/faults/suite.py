@@ -105,7 +105,7 @@ class Phone(threading.Thread):
         for _ in range(self.reports):
             body = json.dumps(
                 {
-                    "client_id": str(uuid.UUID(int=self.random.getrandbits(128), version=4)),
+                    "client_id": str(uuid.uuid4()),  # new reports on every run (the database is kept)
                     "category": "elevator_fault",
                     "location": {
                         "type": "Point",
@@ -498,6 +498,8 @@ def verify(
             [first_seq, final_seq, LAYERS],
         )
     ]
+    # every report wrote its events in this run (a report found already stored writes none)
+    ok = ok and len(expected) >= args.reports
     for i, screen in enumerate(screens):
         seqs = [s for s in screen.seqs if screen.start_seq is not None and first_seq < s <= final_seq]
         dupes = len(seqs) - len(set(seqs))
