@@ -36,6 +36,9 @@ class FeatureQuery:
     limit: int | None = 1000
     offset: int = 0
     feature_id: int | None = None
+    # Declared fields that must equal a value: ((field name, value), ...), e.g. one campaign's
+    # buildings (the REST API asks it; the map channels do not take it from clients).
+    equals: tuple[tuple[str, Any], ...] = ()
 
 
 def _where(
@@ -136,6 +139,9 @@ def layer_rows_sql(grant: LayerGrant, query: FeatureQuery, *, geometry_sql: str 
     if query.feature_id is not None:
         params["feature_id"] = query.feature_id
         where.append(f"{source.id_sql} = %(feature_id)s")
+    for i, (name, value) in enumerate(query.equals):
+        params[f"equals_{i}"] = value
+        where.append(f"{grant.layer.column(name)[0]} = %(equals_{i})s")
     columns = [f"{grant.layer.column(name)[0]} AS {name}" for name in grant.fields]
     geometry = geometry_sql or source.geom_sql
     sql = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from field_api import open311, pwa, views, work
+from field_api import open311, pwa, registry, views, work
 
 app_name = "field_api"
 
@@ -28,6 +28,19 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/incidents/<int:pk>/dispatch/", work.IncidentDispatchView.as_view(), name="incident-dispatch"),
     path("api/v1/incidents/<int:pk>/close/", work.IncidentCloseView.as_view(), name="incident-close"),
     path("api/v1/incidents/<int:pk>/cancel/", work.IncidentCancelView.as_view(), name="incident-cancel"),
+    path("api/v1/households/", registry.HouseholdListView.as_view(), name="households"),
+    path("api/v1/households/<int:pk>/visits/", registry.HouseholdVisitView.as_view(), name="household-visits"),
+    path(
+        "api/v1/buildings/<int:pk>/households/", registry.BuildingHouseholdsView.as_view(), name="building-households"
+    ),
+    path("api/v1/buildings/<int:pk>/residents/", registry.ResidentLookupView.as_view(), name="resident-lookup"),
+    path("api/v1/businesses/", registry.BusinessListView.as_view(), name="businesses"),
+    path("api/v1/campaigns/", registry.CampaignListView.as_view(), name="campaigns"),
+    path("api/v1/campaigns/<int:pk>/", registry.CampaignDetailView.as_view(), name="campaign"),
+    path("api/v1/campaigns/<int:pk>/close/", registry.CampaignCloseView.as_view(), name="campaign-close"),
+    path("api/v1/campaigns/<int:pk>/targets/", registry.CampaignTargetListView.as_view(), name="campaign-targets"),
+    path("api/v1/campaigns/<int:pk>/progress/", registry.CampaignProgressView.as_view(), name="campaign-progress"),
+    path("api/v1/campaign-marks/", registry.CampaignMarkView.as_view(), name="campaign-marks"),
     path("open311/v2/services.json", open311.ServiceListView.as_view(), name="open311-services"),
     path("open311/v2/requests.json", open311.RequestListView.as_view(), name="open311-requests"),
     path("open311/v2/requests/<int:pk>.json", open311.RequestDetailView.as_view(), name="open311-request"),
