@@ -107,6 +107,13 @@ def _strings() -> dict[str, str]:
         "status_dispatched": _("dispatched"),
         "status_accepted": _("accepted"),
         "status_on_scene": _("on scene"),
+        "visited": _("visited"),
+        "absent": _("nobody home"),
+        "refused": _("refused"),
+        "lookup": _("Who lives here?"),
+        "no_campaigns": _("No active campaign in your grid cells."),
+        "no_targets": _("Every target is marked."),
+        "nobody_found": _("Nobody of that name or number in this building."),
     }
 
 

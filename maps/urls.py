@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from maps import ogc, pages, views
+from maps import campaigns, ogc, pages, views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("maps/layers/<str:layer>.geojson", views.layer_geojson, name="maps-layer-geojson"),
@@ -11,6 +11,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("maps/control-room/", pages.control_room, name="maps-control-room"),
     path("maps/police/", pages.police, name="maps-police"),
     path("maps/print/", pages.printable, name="maps-print"),
+    path("maps/campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="maps-campaign-progress"),
     path("ogc/", ogc.landing, name="ogc-landing"),
     path("ogc/api", ogc.api, name="ogc-api"),
     path("ogc/conformance", ogc.conformance, name="ogc-conformance"),

@@ -22,10 +22,14 @@
   function db() {
     if (!dbPromise) {
       dbPromise = new Promise((resolve, reject) => {
-        const req = indexedDB.open("gridcommand-field", 1);
-        req.onupgradeneeded = () => {
-          const store = req.result.createObjectStore("outbox", { keyPath: "client_id" });
-          store.createIndex("created", "created");
+        const req = indexedDB.open("gridcommand-field", 2);
+        req.onupgradeneeded = (ev) => {
+          if (ev.oldVersion < 1) {
+            const store = req.result.createObjectStore("outbox", { keyPath: "client_id" });
+            store.createIndex("created", "created");
+          }
+          // Door-to-door marks wait here like reports: one client id each, sent until confirmed.
+          if (ev.oldVersion < 2) req.result.createObjectStore("marks", { keyPath: "client_id" });
         };
         req.onsuccess = () => resolve(req.result);
         req.onerror = () => reject(req.error);
@@ -33,11 +37,11 @@
     }
     return dbPromise;
   }
-  async function tx(mode, fn) {
+  async function tx(mode, fn, name = "outbox") {
     const d = await db();
     return new Promise((resolve, reject) => {
-      const t = d.transaction("outbox", mode);
-      const store = t.objectStore("outbox");
+      const t = d.transaction(name, mode);
+      const store = t.objectStore(name);
       let result;
       Promise.resolve(fn(store)).then((r) => { result = r; });
       t.oncomplete = () => resolve(result);
@@ -51,6 +55,8 @@
   });
   const outboxAll = () => tx("readonly", (s) => reqP(s.getAll()));
   const outboxPut = (item) => tx("readwrite", (s) => reqP(s.put(item)));
+  const marksAll = () => tx("readonly", (s) => reqP(s.getAll()), "marks");
+  const marksPut = (item) => tx("readwrite", (s) => reqP(s.put(item)), "marks");
 
   // --- auth -------------------------------------------------------------------------------
   const token = () => localStorage.getItem(TOKEN_KEY);
@@ -99,7 +105,7 @@
     el.textContent = navigator.onLine ? T.online : T.offline;
     el.classList.toggle("offline", !navigator.onLine);
   }
-  window.addEventListener("online", () => { renderNet(); flush(true); flushPings(); });
+  window.addEventListener("online", () => { renderNet(); flush(true); flushMarks(true); flushPings(); });
   window.addEventListener("offline", renderNet);
 
   // --- position ---------------------------------------------------------------------------
@@ -327,9 +333,9 @@
   document.querySelectorAll("[data-tab]").forEach((b) =>
     b.addEventListener("click", () => {
       document.querySelectorAll("[data-tab]").forEach((x) => x.setAttribute("aria-selected", String(x === b)));
-      $("#tab-report").hidden = b.dataset.tab !== "report";
-      $("#tab-assignments").hidden = b.dataset.tab !== "assignments";
+      document.querySelectorAll("section.tab").forEach((t) => { t.hidden = t.id !== "tab-" + b.dataset.tab; });
       if (b.dataset.tab === "assignments") loadAssignments();
+      if (b.dataset.tab === "campaigns") loadCampaigns();
     })
   );
   $("#refresh").addEventListener("click", loadAssignments);
@@ -432,11 +438,196 @@
   }
   setInterval(flushPings, 30000);
 
+  // --- door-to-door campaigns: my targets not covered yet, marks queued like reports -------
+  let targets = [];
+  async function loadCampaigns() {
+    let data;
+    try {
+      const r = await api("/api/v1/campaigns/");
+      if (!r.ok) throw new Error(String(r.status));
+      data = await r.json();
+    } catch (e) {
+      return; // offline: keep what is shown
+    }
+    const select = $("#campaign");
+    const active = data.results.filter((c) => c.status === "active");
+    const keep = select.value;
+    select.replaceChildren(...active.map((c) => {
+      const o = document.createElement("option");
+      o.value = c.id;
+      o.textContent = `${c.name} · ${c.percent}%`;
+      return o;
+    }));
+    if (!active.length) {
+      $("#targets").replaceChildren(Object.assign(document.createElement("li"), { textContent: T.no_campaigns }));
+      return;
+    }
+    if (keep && active.some((c) => String(c.id) === keep)) select.value = keep;
+    loadTargets();
+  }
+  async function loadTargets() {
+    const id = $("#campaign").value;
+    if (!id) return;
+    try {
+      const r = await api(`/api/v1/campaigns/${id}/targets/?status=open`);
+      if (!r.ok) throw new Error(String(r.status));
+      targets = (await r.json()).results;
+    } catch (e) {
+      return;
+    }
+    renderTargets();
+  }
+  async function renderTargets() {
+    const queued = new Set((await marksAll()).filter((m) => m.state !== "rejected").map((m) => m.fields.target));
+    const ul = $("#targets");
+    const open = targets.filter((t) => !queued.has(t.id));
+    if (!open.length) {
+      ul.replaceChildren(Object.assign(document.createElement("li"), { textContent: T.no_targets }));
+      return;
+    }
+    ul.replaceChildren(...open.map((t) => {
+      const li = document.createElement("li");
+      li.dataset.targetId = t.id;
+      li.dataset.buildingId = t.building_id;
+      const head = document.createElement("div");
+      head.textContent = `${t.grid_cell || ""} · #${t.building_id} · ${t.label}` + (t.status === "absent" ? ` · ${T.absent}` : "");
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      for (const outcome of ["visited", "absent", "refused"]) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.dataset.outcome = outcome;
+        b.textContent = T[outcome];
+        b.addEventListener("click", () => markTarget(t, outcome));
+        actions.append(b);
+      }
+      const look = document.createElement("button");
+      look.type = "button";
+      look.className = "lookup";
+      look.textContent = T.lookup;
+      look.addEventListener("click", () => openLookup(t.building_id));
+      actions.append(look);
+      li.append(head, actions);
+      return li;
+    }));
+  }
+  async function markTarget(t, outcome) {
+    const item = {
+      client_id: crypto.randomUUID(),
+      created: Date.now(),
+      state: "queued",
+      attempts: 0,
+      next_try: 0,
+      fields: { target: t.id, outcome, marked_at: new Date().toISOString() },
+      label: `${t.label} · ${T[outcome]}`,
+      error: null,
+    };
+    await marksPut(item); // on the phone first; only then try to send
+    await renderTargets();
+    await renderMarks();
+    flushMarks(true);
+  }
+  let flushingMarks = false;
+  let marksAgain = false;
+  async function flushMarks(force) {
+    if (!token()) return;
+    if (flushingMarks) { marksAgain = marksAgain || force; return; }
+    flushingMarks = true;
+    try {
+      const items = (await marksAll()).filter((i) => i.state === "queued" || i.state === "sending");
+      items.sort((a, b) => a.created - b.created);
+      for (const item of items) {
+        if (!force && item.next_try > Date.now()) continue;
+        item.state = "sending";
+        await marksPut(item);
+        let response = null;
+        try {
+          response = await api("/api/v1/campaign-marks/", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ client_id: item.client_id, ...item.fields }),
+          });
+        } catch (e) {
+          response = null; // offline or the server unreachable
+        }
+        item.attempts += 1;
+        if (response && (response.status === 200 || response.status === 201)) {
+          item.state = "delivered";
+          item.error = null;
+        } else if (response && response.status === 409) {
+          item.state = "conflict";
+          item.error = (await response.json().catch(() => ({}))).detail || "409";
+        } else if (response && response.status >= 400 && response.status < 500 && ![401, 403, 408, 429].includes(response.status)) {
+          item.state = "rejected";
+          const body = await response.json().catch(() => ({}));
+          item.error = Object.entries(body).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ") || String(response.status);
+        } else {
+          item.state = "queued";
+          item.next_try = Date.now() + backoff(item.attempts);
+          if (response && response.status === 401) showLogin();
+        }
+        await marksPut(item);
+        renderMarks();
+      }
+    } finally {
+      flushingMarks = false;
+      if (marksAgain) { marksAgain = false; flushMarks(true); }
+    }
+  }
+  setInterval(() => { if (navigator.onLine) flushMarks(false); }, 3000);
+  async function renderMarks() {
+    const items = (await marksAll()).sort((a, b) => b.created - a.created).slice(0, 50);
+    $("#marks").replaceChildren(...items.map((item) => {
+      const li = document.createElement("li");
+      li.dataset.clientId = item.client_id;
+      li.dataset.state = item.state;
+      const state = document.createElement("span");
+      state.className = "state " + item.state;
+      state.textContent = T[item.state] || item.state;
+      const what = document.createElement("div");
+      what.textContent = item.label;
+      li.append(state, what);
+      if (item.error) li.append(Object.assign(document.createElement("small"), { className: "error", textContent: item.error }));
+      return li;
+    }));
+  }
+  $("#campaign").addEventListener("change", loadTargets);
+  $("#refresh-targets").addEventListener("click", loadCampaigns);
+
+  // The look-up at the door: who lives here? Name or ID number, within one building, masked.
+  let lookupBuilding = null;
+  function openLookup(buildingId) {
+    lookupBuilding = buildingId;
+    $("#lookup").hidden = false;
+    $("#lookup-results").replaceChildren();
+    $("#lookup-q").focus();
+  }
+  $("#lookup-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const q = $("#lookup-q").value.trim();
+    if (!q || !lookupBuilding) return;
+    const ul = $("#lookup-results");
+    try {
+      const r = await api(`/api/v1/buildings/${lookupBuilding}/residents/?q=${encodeURIComponent(q)}`);
+      const body = await r.json();
+      if (!r.ok) throw new Error(body.detail || Object.values(body).flat().join(" ") || String(r.status));
+      ul.replaceChildren(...(body.results.length ? body.results : [null]).map((p) => {
+        const li = document.createElement("li");
+        li.textContent = p ? `${p.unit} · ${p.full_name} · ${p.id_number} · ${p.phone}` : T.nobody_found;
+        return li;
+      }));
+    } catch (err) {
+      ul.replaceChildren(Object.assign(document.createElement("li"), { className: "error", textContent: err.message }));
+    }
+  });
+
   async function start() {
     renderNet();
     renderFix();
     await renderOutbox();
+    await renderMarks();
     flush(true);
+    flushMarks(true);
     try {
       const r = await api("/api/v1/me/");
       if (r.status === 401) { showLogin(); return; }

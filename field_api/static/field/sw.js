@@ -2,7 +2,7 @@
  * It never touches API calls: reports wait in IndexedDB (app.js), not in the worker. */
 "use strict";
 
-const CACHE = "gc-field-v2";
+const CACHE = "gc-field-v3";
 const SHELL = ["/field/", "/field/app.js", "/field/app.css", "/field/manifest.webmanifest", "/field/icons/icon-192.png"];
 
 // Optional: the pin map's library (absent when static files are not collected).
