@@ -19,6 +19,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +29,7 @@ from command.layer_queries import FeatureQuery, layer_features
 from command.layers import layers_for_user
 from command.models import Building, Campaign, CampaignMark, CampaignTarget, Household, HouseholdVisit, Person
 from command.registry_selectors import (
+    IMPORT_REGISTRY_PERMISSION,
     MANAGE_CAMPAIGNS_PERMISSION,
     businesses_visible_to,
     campaign_get_for_user,
@@ -44,6 +46,8 @@ from command.registry_selectors import (
 )
 from command.services import campaigns as campaign_services
 from command.services import registry as registry_services
+from command.services.registry_import import import_max_bytes, registry_import, registry_rows_read
+from field_api.errors import PayloadTooLarge
 from field_api.serializers import ErrorSerializer
 from field_api.throttles import IncidentActionThrottle, ReadThrottle
 from field_api.views import check_body_size, errors
@@ -672,3 +676,42 @@ class CampaignMarkView(APIView):
                 {"detail": _("This client_id was already used for a different mark.")}, status=status.HTTP_409_CONFLICT
             )
         return Response(mark_output(result), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+# --- the registry import --------------------------------------------------------------------------
+
+
+class ImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(allow_empty_file=False)
+    encoding = serializers.ChoiceField(choices=["utf-8", "gbk"], required=False)
+    strict = serializers.BooleanField(required=False, default=False)
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class RegistryImportView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [IncidentActionThrottle]
+
+    @extend_schema(
+        operation_id="registry_import",
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 413, 415, 429)},
+        description=(
+            "Operators: import households and their members from a CSV (UTF-8 or GBK) or XLSX `file`, one row "
+            "per person (columns 楼栋地址, 门牌号, 姓名, 身份证号, 联系电话, 与户主关系, 人员类型, 特殊人群). "
+            "Good households are imported whole, in one transaction; the answer lists each rejected row with its "
+            "reasons. `strict`: nothing when any row is rejected; `dry_run`: only the report."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        if not request.user.has_perm(IMPORT_REGISTRY_PERMISSION):
+            raise PermissionDenied(_("Only operators import the registry."))
+        upload = request.FILES.get("file")
+        if upload is not None and upload.size and upload.size > import_max_bytes():
+            raise PayloadTooLarge(_("The file is larger than %s bytes.") % import_max_bytes())
+        serializer = ImportInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        rows = registry_rows_read(data["file"].read(), filename=data["file"].name, encoding=data.get("encoding"))
+        report = registry_import(rows=rows, actor_id=request.user.pk, strict=data["strict"], dry_run=data["dry_run"])
+        return Response(report.as_json())

@@ -41,6 +41,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/campaigns/<int:pk>/targets/", registry.CampaignTargetListView.as_view(), name="campaign-targets"),
     path("api/v1/campaigns/<int:pk>/progress/", registry.CampaignProgressView.as_view(), name="campaign-progress"),
     path("api/v1/campaign-marks/", registry.CampaignMarkView.as_view(), name="campaign-marks"),
+    path("api/v1/registry/import/", registry.RegistryImportView.as_view(), name="registry-import"),
     path("open311/v2/services.json", open311.ServiceListView.as_view(), name="open311-services"),
     path("open311/v2/requests.json", open311.RequestListView.as_view(), name="open311-requests"),
     path("open311/v2/requests/<int:pk>.json", open311.RequestDetailView.as_view(), name="open311-request"),
