@@ -326,14 +326,7 @@ def _mark_write(
     )
     if target is None:
         raise CampaignNotFound(target_id)
-    existing = CampaignMark.objects.filter(user_id=user.pk, client_id=client_id).first()
-    if existing is not None:
-        if existing.content_hash != content_hash:
-            raise MarkConflict(existing)
-        return MarkResult(existing, created=False, target=target, counted=False)
-    if target.campaign.status != Campaign.Status.ACTIVE:
-        raise CampaignClosed(target.campaign_id)
-    mark = CampaignMark.objects.create(
+    mark = CampaignMark(
         target=target,
         user_id=user.pk,
         client_id=client_id,
@@ -343,6 +336,14 @@ def _mark_write(
         marked_at=marked_at,
         received_at=now,
     )
+    stored = target.campaign.status == Campaign.Status.ACTIVE and _mark_insert(mark)
+    if not stored:  # a retry (the client id is taken), or the campaign is closed
+        existing = CampaignMark.objects.filter(user_id=user.pk, client_id=client_id).first()
+        if existing is not None:
+            if existing.content_hash != content_hash:
+                raise MarkConflict(existing)
+            return MarkResult(existing, created=False, target=target, counted=False)
+        raise CampaignClosed(target.campaign_id)
     old = target.status
     latest = target.last_mark_at is None or marked_at >= target.last_mark_at
     target.attempts += 1
@@ -364,14 +365,47 @@ def _mark_write(
     return MarkResult(mark, created=True, target=target, counted=counted)
 
 
+_MARK_INSERT_SQL = """
+INSERT INTO command_campaignmark (target_id, user_id, client_id, content_hash, outcome, note, marked_at, received_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (user_id, client_id) DO NOTHING RETURNING id
+"""
+
+
+def _mark_insert(mark: CampaignMark) -> bool:
+    """Insert ``mark`` unless its client id is taken (then False: one round trip either way)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MARK_INSERT_SQL,
+            [
+                mark.target_id,
+                mark.user_id,
+                mark.client_id,
+                mark.content_hash,
+                mark.outcome,
+                mark.note,
+                mark.marked_at,
+                mark.received_at,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    mark.pk = row[0]
+    mark._state.adding = False
+    return True
+
+
 def _counters_move(target: CampaignTarget, old: str, new: str, *, actor_id: int | None) -> None:
     """One target from ``old`` to ``new`` in its building's and its campaign's counters, and
     the building's progress event (with the campaign's totals as of this commit)."""
     assert old in STATUSES and new in STATUSES  # column names: whitelisted
     move = f"{old} = {old} - 1, {new} = {new} + 1"
+    counters = ("total", "pending", "visited", "absent", "refused")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE command_campaignbuilding SET {move} WHERE campaign_id = %s AND building_id = %s RETURNING id",
+            f"UPDATE command_campaignbuilding SET {move} WHERE campaign_id = %s AND building_id = %s "
+            "RETURNING id, total, pending, visited, absent, refused",
             [target.campaign_id, target.building_id],
         )
         row = cursor.fetchone()
@@ -381,7 +415,12 @@ def _counters_move(target: CampaignTarget, old: str, new: str, *, actor_id: int 
         )
         counts = cursor.fetchone()
     assert row is not None and counts is not None
-    progress = CampaignBuilding.objects.select_related("building", "campaign").get(pk=row[0])
+    campaign = target.campaign
+    for name, value in zip(counters, counts, strict=True):
+        setattr(campaign, name, value)
+    progress = CampaignBuilding(id=row[0], campaign=campaign, building=target.building)
+    for name, value in zip(counters, row[1:], strict=True):
+        setattr(progress, name, value)
     event_append(
         kind="campaign.progress",
         layer="campaign_buildings",
