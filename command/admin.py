@@ -15,6 +15,7 @@ from command.layers import layer_access_log, layers_for_user
 from command.services.devices import device_token_issue, device_token_revoke
 from command.services.places import building_save, camera_save, grid_cell_save
 from command.services.records import record_delete, record_save
+from command.services.registry import business_save
 from command.widgets import LocalMapWidget
 
 
@@ -108,9 +109,70 @@ class BuildingAdmin(MapAdmin):
 @admin.register(models.Household)
 class HouseholdAdmin(PersonalDataAdminMixin, ServiceWritesMixin, admin.ModelAdmin):
     personal_layer = "households"
-    list_display = ("building", "unit", "resident_type", "members")
+    list_display = ("building", "unit", "resident_type", "members", "last_visit_at")
     list_filter = ("resident_type",)
     raw_id_fields = ("building",)
+    # Derived from the members (command/services/registry.py): changed by a visit, not here.
+    readonly_fields = ("members", "head_name", "phone", "vulnerable", "last_visit_at", "updated_at")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by their services (a visit, the import, a campaign's marks): the admin
+    lists and shows them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(models.Person)
+class PersonAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
+    personal_layer = "persons"
+    list_display = ("household", "relation", "resident_type")
+    list_filter = ("relation", "resident_type")
+
+
+@admin.register(models.HouseholdVisit)
+class HouseholdVisitAdmin(PersonalDataAdminMixin, ReadOnlyAdmin):
+    personal_layer = "persons"  # the changes hold members' personal data
+    list_display = ("household", "visitor", "visited_at", "received_at")
+
+
+@admin.register(models.Business)
+class BusinessAdmin(PersonalDataAdminMixin, MapAdmin):
+    personal_layer = "businesses"
+    list_display = ("name", "building", "industry", "key_industry", "last_inspection_at")
+    list_filter = ("industry", "key_industry")
+    search_fields = ("name", "licence_no")
+    raw_id_fields = ("building",)
+    readonly_fields = ("updated_at",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        saved = business_save(
+            building=obj.building,
+            name=obj.name,
+            industry=obj.industry,
+            key_industry=obj.key_industry,
+            contact_name=obj.contact_name,
+            contact_phone=obj.contact_phone,
+            licence_no=obj.licence_no,
+            last_inspection_at=obj.last_inspection_at,
+            location=obj.location,
+            business=obj if change else None,
+            actor_id=request.user.pk,
+        )
+        obj.pk = saved.pk
+
+
+@admin.register(models.Campaign)
+class CampaignAdmin(ReadOnlyAdmin):
+    list_display = ("name", "kind", "target_kind", "status", "total", "visited", "absent", "refused", "created_at")
+    list_filter = ("status", "kind", "target_kind")
 
 
 @admin.register(models.Camera)
