@@ -400,6 +400,8 @@ PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 10 * 1024 * 1024)
 PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 40_000_000)
 PHOTO_MAX_COUNT = DATA_UPLOAD_MAX_NUMBER_FILES
 FIELD_API_MAX_BODY_BYTES = PHOTO_MAX_COUNT * PHOTO_MAX_BYTES + 1024 * 1024
+# The household registry import (CSV/XLSX, command/services/registry_import.py): largest file.
+REGISTRY_IMPORT_MAX_BYTES = env_int("REGISTRY_IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 
 # --- Map layers (maps/, command/layer_queries.py) -------------------------------------------
 # Largest bbox the GeoJSON and export channels accept, in square degrees (larger: use tiles).
