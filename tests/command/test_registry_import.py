@@ -4,12 +4,13 @@ row is reported with its reasons, and no household is ever half-imported."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.utils import translation
 from openpyxl import Workbook
 
 from command.models import Event, Household, Person
@@ -18,6 +19,13 @@ from tests.field_api.conftest import client_for
 from tests.registry_support import Registry, id_number
 
 HEADER = ["楼栋地址", "门牌号", "姓名", "身份证号", "联系电话", "与户主关系", "人员类型", "特殊人群"]
+
+
+@pytest.fixture(autouse=True)
+def _in_english() -> Iterator[None]:
+    """The reasons are asserted in English (zh-Hans is the default language)."""
+    with translation.override("en"):
+        yield
 
 
 def _mistyped(number: str) -> str:

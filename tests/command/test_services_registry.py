@@ -4,12 +4,13 @@ writes nothing; retries are one visit; a household outside the visitor's cells i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from command.masking import mask_id_number, mask_name, mask_phone
 from command.models import Event, Household, HouseholdVisit, Person
@@ -24,6 +25,13 @@ from command.services.registry import (
 from tests.registry_support import Registry, id_number, member
 
 VISITED_AT = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _in_english() -> Iterator[None]:
+    """The reasons are asserted in English (zh-Hans is the default language)."""
+    with translation.override("en"):
+        yield
 
 
 def _head(household: Household) -> Person:
