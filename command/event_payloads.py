@@ -39,6 +39,8 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "campaign.progress": "campaign_buildings",
     "campaign_target.updated": "campaign_targets",
     "alarm_device.updated": "alarm_devices",
+    "request.created": "requests",
+    "request.updated": "requests",
     "layer.reloaded": None,
     "record.deleted": None,
     "reference.updated": REFERENCE_LAYER,
@@ -81,10 +83,21 @@ _INCIDENT_EXTRAS: dict[str, Any] = {
 }
 
 
+# What a request's event says besides its fields: the step taken.
+_REQUEST_EXTRAS: dict[str, Any] = {
+    "action": (
+        Literal["submit", "triage", "publish", "take", "resolve", "rate", "cancel", "overdue"] | None,
+        None,
+    ),
+}
+
+
 def _feature_model(layer: Layer) -> type[BaseModel]:
     properties: dict[str, Any] = {f.name: (_TYPES[f.kind], ...) for f in layer.fields}
     if layer.name == "incidents":
         properties.update(_INCIDENT_EXTRAS)
+    if layer.name == "requests":
+        properties.update(_REQUEST_EXTRAS)
     props = create_model(f"{layer.name}_properties", __base__=_Strict, **properties)
     return create_model(
         f"{layer.name}_feature",

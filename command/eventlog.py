@@ -63,6 +63,8 @@ EventKind = Literal[
     "campaign.progress",
     "campaign_target.updated",
     "alarm_device.updated",
+    "request.created",
+    "request.updated",
     "record.deleted",
     "reference.updated",
     "tip.created",

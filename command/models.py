@@ -737,6 +737,10 @@ from command.resident_models import (  # noqa: E402, F401
     AlarmDevice,
     AlarmEvent,
     AlarmSignatureSeen,
+    PhoneCode,
+    RequestPhoto,
+    Resident,
+    ServiceRequest,
     SupervisionTip,
     TipLedgerEntry,
 )

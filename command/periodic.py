@@ -4,7 +4,8 @@ loop that runs every job each ``PERIODIC_JOBS_SECONDS`` (in a worker thread: the
 Each job takes care of running from many processes at once (an advisory lock: one does the
 work). Where no Daphne runs, ``manage.py periodic_jobs`` runs them once (cron).
 
-Jobs: ``alarm_devices_check`` (home alarms that missed their heartbeat go offline, with an event).
+Jobs: ``alarm_devices_check`` (home alarms that missed their heartbeat go offline, with an event),
+``requests_mark_overdue`` (open requests past their SLA get flagged, with an event).
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ def _alarm_devices_check() -> None:
         logger.info("alarm devices offline: %s", ", ".join(d.code for d in marked))
 
 
-JOBS: list[tuple[str, Callable[[], None]]] = [("alarm_devices_check", _alarm_devices_check)]
+def _requests_mark_overdue() -> None:
+    from command.services.requests import requests_mark_overdue
+
+    requests_mark_overdue()
+
+
+JOBS: list[tuple[str, Callable[[], None]]] = [
+    ("alarm_devices_check", _alarm_devices_check),
+    ("requests_mark_overdue", _requests_mark_overdue),
+]
 
 
 def periodic_jobs_run() -> None:

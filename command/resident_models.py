@@ -4,7 +4,7 @@ services in ``command/services/`` (tips.py, alarms.py ...), never ``save()`` or 
 
 from __future__ import annotations
 
-from django.db import models
+from django.contrib.gis.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -142,3 +142,148 @@ class AlarmEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id} {self.kind} {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class ServiceRequest(models.Model):
+    """A resident's request (the "wish pool", 微心愿): an elevator fault, a dispute, an errand.
+
+    It comes in by phone (an operator enters it), in person, from the field app or the resident
+    page; an operator triages it to a category and team, or publishes it to the volunteers, one
+    of whom takes it (the first taker wins); the taker resolves it with a note and photos; the
+    requester rates it. Every step is a service call with its ``request.updated`` event
+    (command/services/requests.py)."""
+
+    class Channel(models.TextChoices):
+        PHONE = "phone", _("phone call")
+        IN_PERSON = "in_person", _("in person")
+        FIELD_APP = "field_app", _("field app")
+        RESIDENT_PAGE = "resident_page", _("resident page")
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", _("submitted")
+        TRIAGED = "triaged", _("assigned to a team")
+        PUBLISHED = "published", _("waiting for a volunteer")
+        TAKEN = "taken", _("taken")
+        RESOLVED = "resolved", _("resolved")
+        CLOSED = "closed", _("rated and closed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    OPEN_STATUSES = ("submitted", "triaged", "published", "taken")
+
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.SUBMITTED)
+    requester = models.ForeignKey(
+        "auth.User", verbose_name=_("requester"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requester_phone = models.CharField(_("requester's phone"), max_length=32, blank=True)
+    title = models.CharField(_("title"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    category = models.ForeignKey(
+        "command.Category", verbose_name=_("category"), null=True, blank=True, on_delete=models.PROTECT
+    )
+    team = models.ForeignKey(
+        "command.Team", verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    location = models.PointField(_("location"), srid=4326, null=True, blank=True)
+    building = models.ForeignKey(
+        "command.Building",
+        verbose_name=_("building"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    grid_cell = models.ForeignKey(
+        "command.GridCell",
+        verbose_name=_("grid cell"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    worker = models.ForeignKey(
+        "command.Worker", verbose_name=_("taken by"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolution_note = models.TextField(_("resolution note"), blank=True)
+    rating = models.PositiveSmallIntegerField(_("rating"), null=True, blank=True)
+    feedback = models.TextField(_("feedback"), blank=True)
+    overdue = models.BooleanField(_("overdue"), default=False)
+    created_at = models.DateTimeField(_("created at"))
+    due_at = models.DateTimeField(_("due at"))
+    published_at = models.DateTimeField(null=True, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("request")
+        verbose_name_plural = _("requests")
+        indexes = [models.Index(fields=["status", "due_at"]), models.Index(fields=["requester", "created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__gte=1, rating__lte=5) | Q(rating__isnull=True), name="request_rating"
+            ),
+            # the first taker wins: a taken request has exactly one worker
+            models.CheckConstraint(
+                condition=~Q(status__in=["taken", "resolved", "closed"]) | Q(worker__isnull=False),
+                name="request_taken_has_worker",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+
+def request_photo_path(instance: RequestPhoto, filename: str) -> str:
+    return f"photos/q-{instance.request_id}/{filename}"
+
+
+class RequestPhoto(models.Model):
+    """A photo of a request's resolution, re-encoded without metadata (command/services/photos.py)."""
+
+    request = models.ForeignKey(ServiceRequest, on_delete=models.CASCADE, related_name="photos")
+    sha256 = models.CharField(max_length=64)
+    image = models.FileField(upload_to=request_photo_path)
+    thumbnail = models.FileField(upload_to=request_photo_path)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "sha256"], name="requestphoto_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}/{self.sha256[:8]}"
+
+
+class PhoneCode(models.Model):
+    """A one-time sign-in code sent to a phone: only its keyed hash is kept; it expires, and it
+    takes a limited number of guesses (command/services/phone_login.py)."""
+
+    phone = models.CharField(max_length=32)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["phone", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.phone[:3]}… {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class Resident(models.Model):
+    """A resident's login, by phone number (the user has the ``resident`` role)."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="resident")
+    phone = models.CharField(_("phone"), max_length=32, unique=True)
+    household = models.ForeignKey(
+        "command.Household", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.phone[:3]}****{self.phone[-4:]}"

@@ -25,6 +25,7 @@ ACTIONS: dict[str, str] = {
     "read_supervision_tips": "Can read and answer the anonymous supervision tips",
     "manage_campaigns": "Can start and close door-to-door campaigns",
     "import_registry": "Can import the household and business registry",
+    "use_resident_page": "Can use the resident page (own requests, notices)",
 }
 # Those that live on LayerAccess (the others on their model's Meta: dispatch_incident on Incident).
 # Actions no other role holds, and that a superuser does not get by being one.
@@ -37,6 +38,7 @@ ACCESS_ACTIONS = (
     "read_supervision_tips",
     "manage_campaigns",
     "import_registry",
+    "use_resident_page",
 )
 
 
@@ -111,6 +113,8 @@ ROLES: dict[str, Role] = {
             ("use_police_map",),
         ),
         Role("supervision_committee", "监督委员会", "Supervision committee", (), ("read_supervision_tips",)),
+        # Residents sign in by phone (command/services/phone_login.py) and see their own requests only.
+        Role("resident", "居民", "Resident", (), ("use_resident_page",)),
     )
 }
 

@@ -423,6 +423,14 @@ ALARM_MISSED_HEARTBEATS = env_int("ALARM_MISSED_HEARTBEATS", 2)
 # How often each Daphne process runs the periodic jobs (command/periodic.py); 0: never (cron runs
 # ``manage.py periodic_jobs`` instead).
 PERIODIC_JOBS_SECONDS = env_int("PERIODIC_JOBS_SECONDS", 30)
+# A request without a category (not yet triaged) is due this long after it came in.
+REQUEST_DEFAULT_SLA_MINUTES = env_int("REQUEST_DEFAULT_SLA_MINUTES", 1440)
+# Residents' sign-in codes: the SMS backend ("console": the code goes to the server log, for the
+# demo; a dotted path to a class with send(phone, text) for a real provider), their life and guesses.
+SMS_BACKEND = env_str("SMS_BACKEND", "console")
+PHONE_CODE_TTL_SECONDS = env_int("PHONE_CODE_TTL_SECONDS", 300)
+PHONE_CODE_MAX_ATTEMPTS = env_int("PHONE_CODE_MAX_ATTEMPTS", 5)
+PHONE_CODE_PER_HOUR = env_int("PHONE_CODE_PER_HOUR", 5)
 # Map pages draw a layer from inline GeoJSON up to this many features, as vector tiles above.
 MAP_INLINE_MAX_FEATURES = env_int("MAP_INLINE_MAX_FEATURES", 2000)
 

@@ -9,6 +9,7 @@ from django.urls import path, re_path
 from realtime.auth import LiveAuthMiddlewareStack
 from realtime.consumers import LiveConsumer
 from realtime.messages import CLOSE_NOT_FOUND
+from realtime.resident import ResidentConsumer
 
 
 class NoSuchEndpoint(AsyncWebsocketConsumer):
@@ -18,5 +19,9 @@ class NoSuchEndpoint(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
 
-websocket_urlpatterns: list = [path("ws/live/", LiveConsumer.as_asgi()), re_path(r"", NoSuchEndpoint.as_asgi())]
+websocket_urlpatterns: list = [
+    path("ws/live/", LiveConsumer.as_asgi()),
+    path("ws/resident/", ResidentConsumer.as_asgi()),
+    re_path(r"", NoSuchEndpoint.as_asgi()),
+]
 websocket_application = LiveAuthMiddlewareStack(URLRouter(websocket_urlpatterns))

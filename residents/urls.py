@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from residents import alarms, tips
+from residents import alarms, requests, tips
 
 app_name = "residents"
 
@@ -16,4 +16,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("supervision/tips/<int:pk>/", tips.committee_tip, name="committee-tip"),
     path("api/v1/alarms/webhook/", alarms.alarm_webhook, name="alarm-webhook"),
     path("api/v1/incidents/<int:pk>/alarms/", alarms.IncidentAlarmsView.as_view(), name="incident-alarms"),
+    path("resident/", requests.resident_home, name="resident-home"),
+    path("resident/code/", requests.resident_code, name="resident-code"),
+    path("resident/login/", requests.resident_login, name="resident-login"),
+    path("resident/logout/", requests.resident_logout, name="resident-logout"),
+    path("resident/requests/<int:pk>/", requests.resident_request, name="resident-request"),
+    path("field/requests/", requests.field_pool, name="field-requests"),
+    path("field/requests/<int:pk>/take/", requests.field_take, name="field-take"),
+    path("field/requests/<int:pk>/resolve/", requests.field_resolve, name="field-resolve"),
+    path("api/v1/requests/", requests.RequestListView.as_view(), name="requests"),
+    path("api/v1/requests/<int:pk>/triage/", requests.RequestTriageView.as_view(), name="request-triage"),
+    path("api/v1/requests/<int:pk>/publish/", requests.RequestPublishView.as_view(), name="request-publish"),
+    path("api/v1/requests/<int:pk>/take/", requests.RequestTakeView.as_view(), name="request-take"),
+    path("api/v1/requests/<int:pk>/resolve/", requests.RequestResolveView.as_view(), name="request-resolve"),
 ]
