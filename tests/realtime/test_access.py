@@ -66,7 +66,7 @@ def test_police_never_receives_a_layer_it_lacks_nor_personal_data_live_or_on_rep
     police_screen = screens(police)
     subscribed = police_screen.subscribe(list(LAYERS))
     registry = {"households", "persons", "businesses", "campaigns", "campaign_buildings", "campaign_targets"}
-    assert set(subscribed["denied"]) == {*registry, "alarm_devices", "reports", "workers"}
+    assert set(subscribed["denied"]) == {*registry, "alarm_devices", "requests", "reports", "workers"}
     operator_screen = screens(operator)
     operator_screen.subscribe(["incidents", "reports"])
     start = subscribed["seq"]
