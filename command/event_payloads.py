@@ -46,6 +46,7 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "reference.updated": REFERENCE_LAYER,
     "tip.created": TIPS_LAYER,
     "tip.updated": TIPS_LAYER,
+    "hotspot.raised": "hotspots",
 }
 
 

@@ -69,6 +69,7 @@ EventKind = Literal[
     "reference.updated",
     "tip.created",
     "tip.updated",
+    "hotspot.raised",
 ]
 
 

@@ -20,8 +20,21 @@ from django.conf import settings
 from django.db import connections
 from psycopg.adapt import Buffer, Loader
 
-from command.layers import ARRAY, LAYERS, TIME, ClusterSource, LayerGrant, Source, TableSource
+from command.geometry import METRES_PER_DEGREE_LAT
+from command.layers import (
+    ARRAY,
+    LAYERS,
+    TIME,
+    ComputedSource,
+    CoverageGapSource,
+    HexBinSource,
+    HotspotSource,
+    LayerGrant,
+    Source,
+    TableSource,
+)
 from command.replica import read_alias
+from command.selectors import CELL_FOR_POINT_SQL
 
 
 @dataclass(frozen=True)
@@ -41,77 +54,296 @@ class FeatureQuery:
     equals: tuple[tuple[str, Any], ...] = ()
 
 
-def _where(
-    geom: str,
-    source: TableSource | None,
-    query: FeatureQuery,
-    params: dict[str, Any],
-    *,
-    clustered: ClusterSource | None,
-) -> list[str]:
-    """The WHERE terms of ``query``: over a table source's rows, or over the rows a cluster
-    source clusters (alias ``i``)."""
-    if clustered is not None:
-        time_sql: str | None = f"i.{clustered.time_column}"
-        category_sql: str | None = clustered.category_sql
-        status_sql = None
-        params["open_statuses"] = list(clustered.statuses)
-        terms = [f"i.{clustered.status_column} = ANY(%(open_statuses)s)"]
-    else:
-        assert source is not None
-        time_sql, category_sql, status_sql = source.time_sql, source.category_sql, source.status_sql
-        terms = [source.where_sql]
+def _where(geom: str, source: TableSource, query: FeatureQuery, params: dict[str, Any]) -> list[str]:
+    """The WHERE terms of ``query`` over a table source's rows."""
+    terms = [source.where_sql]
     if query.bbox is not None:
-        params.update(zip(("xmin", "ymin", "xmax", "ymax"), query.bbox, strict=True))
-        terms.append(
-            f"{geom} && ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326) "
-            f"AND ST_Intersects({geom}, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326))"
-        )
-    if time_sql is not None:
-        if query.start is not None:
-            params["start"] = query.start
-            terms.append(f"{time_sql} >= %(start)s")
-        if query.end is not None:
-            params["end"] = query.end
-            terms.append(f"{time_sql} <= %(end)s")
-    if category_sql is not None and query.categories:
-        params["categories"] = list(query.categories)
-        terms.append(f"{category_sql} IN (SELECT id FROM command_category WHERE code = ANY(%(categories)s))")
-    if status_sql is not None and query.statuses:
+        terms.append(_bbox_term(geom, query, params))
+    if source.time_sql is not None:
+        terms += _time_terms(source.time_sql, query, params)
+    terms += _category_terms(source.category_sql, query, params)
+    if source.status_sql is not None and query.statuses:
         params["statuses"] = list(query.statuses)
-        terms.append(f"{status_sql} = ANY(%(statuses)s)")
+        terms.append(f"{source.status_sql} = ANY(%(statuses)s)")
     return terms
 
 
-def cluster_relation(
-    source: ClusterSource, query: FeatureQuery, params: dict[str, Any], *, lat: float, near: str | None = None
+def _bbox_term(geom: str, query: FeatureQuery, params: dict[str, Any]) -> str:
+    assert query.bbox is not None
+    params.update(zip(("xmin", "ymin", "xmax", "ymax"), query.bbox, strict=True))
+    return (
+        f"{geom} && ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326) "
+        f"AND ST_Intersects({geom}, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326))"
+    )
+
+
+def _time_terms(time_sql: str, query: FeatureQuery, params: dict[str, Any]) -> list[str]:
+    terms = []
+    if query.start is not None:
+        params["start"] = query.start
+        terms.append(f"{time_sql} >= %(start)s")
+    if query.end is not None:
+        params["end"] = query.end
+        terms.append(f"{time_sql} <= %(end)s")
+    return terms
+
+
+def _category_terms(category_sql: str | None, query: FeatureQuery, params: dict[str, Any]) -> list[str]:
+    if category_sql is None or not query.categories:
+        return []
+    params["categories"] = list(query.categories)
+    return [f"{category_sql} IN (SELECT id FROM command_category WHERE code = ANY(%(categories)s))"]
+
+
+# --- computed layers: hotspots, hex bins, coverage gaps ------------------------------------------
+
+
+def _scale(lat: float | None, params: dict[str, Any], points: str) -> str:
+    """cos(latitude): Web-Mercator units per metre shrink by it. From ``lat`` when the view
+    is known (a bbox or a tile), else the latitude of one of ``points`` (an SQL relation with
+    ``location``; a district is small enough for one: cos changes by 0.1 % in 10 km; the mean
+    of 49,000 points cost 170 ms), so that a distance in metres means metres anywhere."""
+    if lat is not None:
+        params["cos_lat"] = max(math.cos(math.radians(lat)), 0.01)
+        return "SELECT %(cos_lat)s::float8 AS k"
+    return f"SELECT GREATEST(COALESCE((SELECT cos(radians(ST_Y(p.location))) FROM {points} p LIMIT 1), 1), 0.01) AS k"
+
+
+def _today_end(params: dict[str, Any]) -> str:
+    """The end of today in TIME_ZONE: computed layers' default windows are whole days ending
+    there, so the same request gives the same features (and tile bytes, ETags) all day. From
+    statement_timestamp(), not now(): a transaction may have begun before the latest incidents."""
+    params["tz"] = settings.TIME_ZONE
+    return "((date_trunc('day', statement_timestamp() AT TIME ZONE %(tz)s) + interval '1 day') AT TIME ZONE %(tz)s)"
+
+
+def _envelope_term(geom: str, query: FeatureQuery, params: dict[str, Any], envelope: str | None) -> list[str]:
+    """The rows near the view: within the tile's ``envelope`` (an SQL box in SRID 4326, around
+    it), or the query's bbox."""
+    if envelope is not None:
+        return [f"{geom} && {envelope}"]
+    if query.bbox is not None:
+        return [_bbox_term(geom, query, params)]
+    return []
+
+
+def hotspot_relation(
+    source: HotspotSource, query: FeatureQuery, params: dict[str, Any], *, lat: float | None, envelope: str | None
 ) -> str:
-    """The clusters of ``source`` as a relation ``t`` (id, cluster, count, category_id, geom,
-    opened_at): DBSCAN over the rows that pass ``query`` (and, for a tile, lie ``near`` it: an
-    SQL term over the clustered point). The radius and minimum count are settings
-    (HOTSPOT_RADIUS_M, HOTSPOT_MIN_INCIDENTS); DBSCAN runs in Web Mercator, whose metres grow
-    by 1/cos(latitude)."""
-    radius = float(getattr(settings, "HOTSPOT_RADIUS_M", 150))
-    params["hotspot_eps"] = radius / max(math.cos(math.radians(lat)), 0.01)
-    params["hotspot_min"] = int(getattr(settings, "HOTSPOT_MIN_INCIDENTS", 5))
-    params["hotspot_pad_m"] = radius / 3
+    """The hotspots of ``source`` as a relation ``t`` (the fields of the hotspots layer and
+    ``geom``). Windows: the latest ends at ``query.end`` (default: the end of today) and is ``end - start``
+    long (default HOTSPOT_WINDOW_DAYS); HOTSPOT_WINDOWS of them, back to back, are clustered,
+    each category with its own distance and minimum count (``ST_ClusterDBSCAN`` partitioned by
+    category and window, in Web Mercator scaled to metres). A cluster of the latest window is a
+    hotspot: its padded hull, count, first and last time; ``previous_count`` sums the clusters
+    of the window before whose hulls meet it (none: ``new``; at least HOTSPOT_GROWTH_PERCENT
+    more: ``growing``; as much less: ``shrinking``; else ``stable``); ``windows`` counts the
+    consecutive windows, back from the latest, linked by meeting hulls; ``recurrent`` from
+    HOTSPOT_RECURRENT_WINDOWS on."""
+    from command.analysis.params import hotspot_params
+
+    hp = hotspot_params()
+    codes = sorted(hp.per_category)
+    params.update(
+        hs_codes=codes,
+        hs_radii=[hp.per_category[c][0] for c in codes],
+        hs_mins=[hp.per_category[c][1] for c in codes],
+        hs_radius=hp.radius_m,
+        hs_min=hp.min_count,
+        hs_windows=hp.windows,
+        hs_recurrent=hp.recurrent_windows,
+        hs_growth=hp.growth,
+    )
+    if query.end is not None:
+        params["end"] = query.end
+    end = "%(end)s::timestamptz" if query.end is not None else _today_end(params)
+    if query.start is not None:
+        params["start"] = query.start
+        length = f"GREATEST({end} - %(start)s::timestamptz, interval '1 second')"
+    else:
+        params["hs_window_days"] = hp.window_days
+        length = "make_interval(days => %(hs_window_days)s)"
     point, when = f"i.{source.point_column}", f"i.{source.time_column}"
-    terms = ([near] if near else []) + _where(point, None, query, params, clustered=source)
+    near = envelope
+    if near is not None:  # a tile: cluster the points around it too, or hotspots on its edge break up
+        params["hs_margin_lat"] = 2 * hp.max_radius_m / METRES_PER_DEGREE_LAT
+        params["hs_margin_lon"] = params["hs_margin_lat"] / max(math.cos(math.radians(lat or 0.0)), 0.01)
+        near = f"ST_Expand({near}, %(hs_margin_lon)s, %(hs_margin_lat)s)"
+    terms = [
+        f"{when} < s.hs_end",
+        f"{when} >= s.hs_end - s.hs_len * %(hs_windows)s",
+        *_envelope_term(point, query, params, near),
+        *_category_terms(source.category_sql, query, params),
+    ]
     return f"""(
-  SELECT c.cluster AS id, c.cluster, count(*) AS count,
-         mode() WITHIN GROUP (ORDER BY c.category_id) AS category_id,
-         ST_Buffer(ST_ConvexHull(ST_Collect(c.location))::geography, %(hotspot_pad_m)s)::geometry AS geom,
-         max(c.opened_at) AS opened_at
-  FROM (
-    SELECT {_as(point, "location")}, {_as(source.category_sql, "category_id")}, {_as(when, "opened_at")},
-           ST_ClusterDBSCAN(ST_Transform({point}, 3857), eps := %(hotspot_eps)s,
-                            minpoints := %(hotspot_min)s) OVER () AS cluster
-    FROM {source.table} i
+  WITH RECURSIVE span AS (SELECT {end} AS hs_end, {length} AS hs_len),
+  param AS (
+    SELECT c.id AS category_id, COALESCE(p.radius, %(hs_radius)s) AS radius,
+           COALESCE(p.min_count, %(hs_min)s) AS min_count
+    FROM command_category c
+    LEFT JOIN unnest(%(hs_codes)s::text[], %(hs_radii)s::float8[], %(hs_mins)s::int[]) AS p(code, radius, min_count)
+      ON p.code = c.code
+  ),
+  pts AS NOT MATERIALIZED (
+    SELECT {_as(point, "location")}, {_as(source.category_sql, "category_id")}, {when} AS at,
+           floor(extract(epoch FROM s.hs_end - {when}) / extract(epoch FROM s.hs_len))::int AS win
+    FROM {source.table} i CROSS JOIN span s
     WHERE {" AND ".join(terms)}
-  ) c
-  WHERE c.cluster IS NOT NULL
-  GROUP BY c.cluster
+  ),
+  scale AS ({_scale(lat, params, "pts")}),
+  clustered AS (
+    SELECT q.merc, q.category_id, q.at, q.win, q.pad,
+           ST_ClusterDBSCAN(q.merc, eps := q.eps, minpoints := q.min_count) OVER (PARTITION BY q.category_id, q.win)
+             AS cluster
+    FROM (
+      SELECT ST_Transform(p.location, 3857) AS merc, p.category_id, p.at, p.win, m.radius / k.k AS eps,
+             m.radius / 3 / k.k AS pad, m.min_count
+      FROM pts p JOIN param m ON m.category_id = p.category_id CROSS JOIN scale k
+    ) q
+  ),
+  clusters AS MATERIALIZED (
+    SELECT c.category_id, c.win, c.cluster, count(*)::int AS count, min(c.at) AS first_at, max(c.at) AS last_at,
+           ST_Transform(ST_Buffer(ST_ConvexHull(ST_Collect(c.merc)), min(c.pad), 'quad_segs=4'), 4326) AS geom
+    FROM clustered c WHERE c.cluster IS NOT NULL
+    GROUP BY c.category_id, c.win, c.cluster
+  ),
+  chain AS (
+    SELECT h.category_id, h.cluster AS head, h.win, h.cluster FROM clusters h WHERE h.win = 0
+    UNION
+    SELECT ch.category_id, ch.head, n.win, n.cluster
+    FROM chain ch
+    JOIN clusters p ON p.category_id = ch.category_id AND p.win = ch.win AND p.cluster = ch.cluster
+    JOIN clusters n ON n.category_id = ch.category_id AND n.win = ch.win + 1 AND ST_Intersects(n.geom, p.geom)
+  )
+  SELECT h.category_id::bigint * 1000000 + h.cluster AS id, h.category_id, h.count,
+         COALESCE(prev.count, 0) AS previous_count,
+         CASE WHEN prev.count IS NULL THEN 'new'
+              WHEN h.count > prev.count AND h.count >= prev.count * (1 + %(hs_growth)s) THEN 'growing'
+              WHEN h.count < prev.count AND h.count * (1 + %(hs_growth)s) <= prev.count THEN 'shrinking'
+              ELSE 'stable' END AS trend,
+         streak.windows, streak.windows >= %(hs_recurrent)s AS recurrent,
+         h.first_at, h.last_at, s.hs_end - s.hs_len AS window_start, s.hs_end AS window_end,
+         ({CELL_FOR_POINT_SQL.format(point="ST_PointOnSurface(h.geom)")}) AS grid_cell_id,
+         h.geom
+  FROM clusters h CROSS JOIN span s
+  LEFT JOIN LATERAL (
+    SELECT sum(p.count)::int AS count FROM clusters p
+    WHERE p.category_id = h.category_id AND p.win = 1 AND ST_Intersects(p.geom, h.geom)
+  ) prev ON TRUE
+  CROSS JOIN LATERAL (
+    SELECT (max(ch.win) + 1)::int AS windows FROM chain ch WHERE ch.category_id = h.category_id AND ch.head = h.cluster
+  ) streak
+  WHERE h.win = 0
 ) t"""
+
+
+def hexbin_relation(
+    source: HexBinSource, query: FeatureQuery, params: dict[str, Any], *, lat: float | None, envelope: str | None
+) -> str:
+    """The hexagon bins of ``source`` as a relation ``t`` (id, count, category_id, geom):
+    ``ST_HexagonGrid`` over the view (the tile, the bbox, else the counted rows' extent) in Web
+    Mercator, HEXBIN_SIZE_M metres an edge, joined with the rows it holds (by the index on
+    their points). Rows: the query's time range, or the last HOTSPOT_WINDOW_DAYS."""
+    from command.analysis.params import hotspot_params
+
+    params["hex_size"] = float(settings.HEXBIN_SIZE_M)
+    point, when = f"i.{source.point_column}", f"i.{source.time_column}"
+    time_terms = _time_terms(when, query, params)
+    if query.start is None:
+        params["hs_window_days"] = hotspot_params().window_days
+        time_terms.append(f"{when} >= {_today_end(params)} - make_interval(days => %(hs_window_days)s)")
+    rows = [*time_terms, *_category_terms(source.category_sql, query, params)]
+    if envelope is not None:
+        bounds = f"SELECT ST_Transform({envelope}, 3857) AS box"
+    elif query.bbox is not None:
+        params.update(zip(("xmin", "ymin", "xmax", "ymax"), query.bbox, strict=True))
+        bounds = "SELECT ST_Transform(ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326), 3857) AS box"
+    else:
+        bounds = (
+            f"SELECT ST_Transform(ST_SetSRID(ST_Extent({point}), 4326), 3857) AS box "
+            f"FROM {source.table} i WHERE {' AND '.join(rows)}"
+        )
+    if lat is not None:  # hexagons of neighbouring tiles line up: one size per 0.01 of cos(latitude)
+        lat = math.degrees(math.acos(round(math.cos(math.radians(lat)), 2)))
+    return f"""(
+  WITH bounds AS ({bounds}),
+  scale AS ({_scale(lat, params, "(SELECT ST_Transform(ST_Centroid(b.box), 4326) AS location FROM bounds b)")}),
+  hexes AS (
+    SELECT h.i, h.j, ST_Transform(h.geom, 4326) AS geom
+    FROM bounds b CROSS JOIN scale k CROSS JOIN ST_HexagonGrid(%(hex_size)s / k.k, b.box) h
+    WHERE b.box IS NOT NULL
+  )
+  SELECT h.i::bigint * 4294967296 + h.j AS id, count(*)::int AS count,
+         mode() WITHIN GROUP (ORDER BY {source.category_sql}) AS category_id, h.geom
+  FROM hexes h
+  JOIN {source.table} i ON {point} && h.geom AND ST_Intersects({point}, h.geom)
+  WHERE {" AND ".join(rows) or "TRUE"}
+  GROUP BY h.i, h.j, h.geom
+) t"""
+
+
+def coverage_gap_relation(
+    source: CoverageGapSource, query: FeatureQuery, params: dict[str, Any], *, envelope: str | None
+) -> str:
+    """What no camera sees, as a relation ``t``. Roads: per road of the source's classes, the
+    stretches outside the union of the view cones (of cameras in the source's statuses) that
+    meet it, with ``length_m``, ``uncovered_m`` (geography lengths) and their ratio; fully
+    covered roads are left out. Entrances: per building, its entrance (the point of its
+    footprint nearest the nearest road), when no such cone covers it."""
+    params["gap_camera_statuses"] = list(source.camera_statuses)
+    if source.kind == "roads":
+        params["gap_road_classes"] = list(source.road_classes)
+        near = _envelope_term("r.geom", query, params, envelope)
+        return f"""(
+  SELECT r.id, r.name, r.road_class, g.length_m, g.uncovered_m,
+         round((g.uncovered_m / NULLIF(g.length_m, 0))::numeric, 3)::float8 AS uncovered_share, g.gap AS geom
+  FROM command_road r
+  CROSS JOIN LATERAL (
+    SELECT round(ST_Length(r.geom::geography)::numeric, 1)::float8 AS length_m,
+           round(ST_Length(d.gap::geography)::numeric, 1)::float8 AS uncovered_m, d.gap
+    FROM (
+      SELECT ST_Multi(ST_CollectionExtract(
+               ST_Difference(r.geom, COALESCE(ST_Union(c.view_cone), ST_GeomFromText('POLYGON EMPTY', 4326))), 2
+             )) AS gap
+      FROM command_camera c
+      WHERE c.view_cone && r.geom AND c.status = ANY(%(gap_camera_statuses)s) AND ST_Intersects(c.view_cone, r.geom)
+    ) d
+  ) g
+  WHERE {" AND ".join(["r.road_class = ANY(%(gap_road_classes)s)", *near])} AND NOT ST_IsEmpty(g.gap)
+) t"""
+    near = _envelope_term("b.footprint", query, params, envelope)
+    return f"""(
+  SELECT b.id, b.address, b.use, b.grid_cell_id, e.entrance AS geom
+  FROM command_building b
+  CROSS JOIN LATERAL (
+    SELECT ST_ClosestPoint(b.footprint, r.geom) AS entrance FROM command_road r
+    ORDER BY r.geom <-> b.footprint, r.id LIMIT 1
+  ) e
+  WHERE {" AND ".join(near) or "TRUE"} AND NOT EXISTS (
+    SELECT 1 FROM command_camera c
+    WHERE c.view_cone && e.entrance AND c.status = ANY(%(gap_camera_statuses)s)
+      AND ST_Intersects(c.view_cone, e.entrance)
+  )
+) t"""
+
+
+def computed_relation(
+    source: ComputedSource,
+    query: FeatureQuery,
+    params: dict[str, Any],
+    *,
+    lat: float | None = None,
+    envelope: str | None = None,
+) -> str:
+    """The rows of a computed layer as a relation ``t``, for ``query`` (its bbox, or a tile's
+    ``envelope``: an SQL box in SRID 4326)."""
+    if lat is None and query.bbox is not None:
+        lat = (query.bbox[1] + query.bbox[3]) / 2
+    if isinstance(source, HotspotSource):
+        return hotspot_relation(source, query, params, lat=lat, envelope=envelope)
+    if isinstance(source, HexBinSource):
+        return hexbin_relation(source, query, params, lat=lat, envelope=envelope)
+    return coverage_gap_relation(source, query, params, envelope=envelope)
 
 
 def _as(expr: str, name: str) -> str:
@@ -119,15 +351,18 @@ def _as(expr: str, name: str) -> str:
 
 
 def _relation(
-    source: Source, query: FeatureQuery, params: dict[str, Any], *, lat: float | None = None, near: str | None = None
+    source: Source,
+    query: FeatureQuery,
+    params: dict[str, Any],
+    *,
+    lat: float | None = None,
+    envelope: str | None = None,
 ) -> tuple[str, list[str]]:
-    """The FROM text of a layer's rows and the WHERE terms of ``query`` over them (a cluster
-    source filters what it clusters, inside its relation)."""
-    if isinstance(source, ClusterSource):
-        if lat is None:
-            lat = 0.0 if query.bbox is None else (query.bbox[1] + query.bbox[3]) / 2
-        return cluster_relation(source, query, params, lat=lat, near=near), []
-    return source.from_sql, _where(source.geom_sql, source, query, params, clustered=None)
+    """The FROM text of a layer's rows and the WHERE terms of ``query`` over them (a computed
+    source filters what it computes from, inside its relation)."""
+    if isinstance(source, TableSource):
+        return source.from_sql, _where(source.geom_sql, source, query, params)
+    return computed_relation(source, query, params, lat=lat, envelope=envelope), []
 
 
 def layer_rows_sql(grant: LayerGrant, query: FeatureQuery, *, geometry_sql: str | None = None) -> tuple[str, dict]:
@@ -234,9 +469,12 @@ def layer_extent(name: str) -> tuple[float, float, float, float] | None:
     EXACT_EXTENT_MAX_ROWS rows (planner estimate): ``ST_EstimatedExtent`` from the statistics
     (a scan of 200,000 incidents took ~40 ms per collection), exact when there are none yet."""
     source = LAYERS[name].source
-    derived = isinstance(source, ClusterSource)  # the clusters lie within the clustered points
-    if isinstance(source, ClusterSource):
+    derived = not isinstance(source, TableSource)  # computed features lie within their rows
+    if isinstance(source, HotspotSource | HexBinSource):
         table, column = source.table, source.point_column
+        sql = f"SELECT ST_Extent({column}) FROM {table}"
+    elif isinstance(source, CoverageGapSource):
+        table, column = source.table, "geom" if source.kind == "roads" else "footprint"
         sql = f"SELECT ST_Extent({column}) FROM {table}"
     else:
         table = source.table
@@ -319,15 +557,9 @@ def tile_sql(
     }
     _lon, lat = tile_center_lon_lat(z, x, y)
     query = FeatureQuery(limit=None)
-    near = None
-    if isinstance(source, ClusterSource):
-        # cluster only the points near the tile (and a DBSCAN radius around it)
-        near = (
-            f"i.{source.point_column} && ST_Transform(ST_MakeEnvelope(%(exmin)s - 2 * %(hotspot_eps)s, "
-            "%(eymin)s - 2 * %(hotspot_eps)s, %(exmax)s + 2 * %(hotspot_eps)s, %(eymax)s + 2 * %(hotspot_eps)s, "
-            "3857), 4326)"
-        )
-    from_sql, where = _relation(source, query, params, lat=lat, near=near)
+    # a computed layer computes from the rows around the tile (hotspots: and a margin more)
+    envelope = "ST_Transform(ST_MakeEnvelope(%(exmin)s, %(eymin)s, %(exmax)s, %(eymax)s, 3857), 4326)"
+    from_sql, where = _relation(source, query, params, lat=lat, envelope=envelope)
     geom = source.geom_sql
     where.append(f"{geom} && ST_Transform(ST_MakeEnvelope(%(exmin)s, %(eymin)s, %(exmax)s, %(eymax)s, 3857), 4326)")
     merc = f"ST_Transform({geom}, 3857)"

@@ -68,22 +68,25 @@ class TableSource:
 
 
 @dataclass(frozen=True)
-class ClusterSource:
-    """A layer computed from another table's points: DBSCAN clusters (``ST_ClusterDBSCAN``) of
-    the rows of ``table`` whose ``status`` is one of ``statuses``, each a padded hull with its
-    count and commonest category (command.layer_queries.cluster_relation builds the SQL). The
-    query's bbox, time and category filters apply to the clustered rows."""
+class HotspotSource:
+    """Recurring hotspots computed from another table's points (the incident history, every
+    status): per category and time window, DBSCAN clusters (``ST_ClusterDBSCAN``, a distance
+    and a minimum count per category: command/analysis/params.py) of the rows of ``table``,
+    each a padded hull with its count, first and last time, the count of the previous window
+    within it (its trend), and how many consecutive windows it has persisted (recurrent from
+    HOTSPOT_RECURRENT_WINDOWS on). The features are the clusters of the latest window, which
+    ends at the query's ``end`` (default: now) and is as long as ``end - start`` (default:
+    HOTSPOT_WINDOW_DAYS). The query's bbox and category filters apply to the clustered rows.
+    command.layer_queries.hotspot_relation builds the SQL."""
 
     table: str
     point_column: str
     time_column: str
     category_column: str
-    status_column: str
-    statuses: tuple[str, ...]
     geom_sql: str = "t.geom"
     id_sql: str = "t.id"
-    time_sql: str | None = None
-    status_sql: str | None = None  # the clusters' statuses are fixed: no status filter
+    time_sql: str | None = None  # the window is chosen by start/end, not filtered row by row
+    status_sql: str | None = None  # every status: the history, not only open incidents
     where_sql: str = "TRUE"
 
     @property
@@ -91,7 +94,55 @@ class ClusterSource:
         return f"i.{self.category_column}"
 
 
-Source = TableSource | ClusterSource
+@dataclass(frozen=True)
+class HexBinSource:
+    """Hexagon bins (``ST_HexagonGrid``, HEXBIN_SIZE_M across, in Web Mercator at the data's
+    latitude) of another table's points: each hexagon holding at least one row, with its count
+    and commonest category. The query's bbox, time (default: the last HOTSPOT_WINDOW_DAYS) and
+    category filters apply to the counted rows (command.layer_queries.hexbin_relation)."""
+
+    table: str
+    point_column: str
+    time_column: str
+    category_column: str
+    geom_sql: str = "t.geom"
+    id_sql: str = "t.id"
+    time_sql: str | None = None
+    status_sql: str | None = None
+    where_sql: str = "TRUE"
+
+    @property
+    def category_sql(self) -> str:
+        return f"i.{self.category_column}"
+
+
+@dataclass(frozen=True)
+class CoverageGapSource:
+    """What no camera sees (command.layer_queries.coverage_gap_relation): ``kind="roads"``, per
+    road of ``road_classes`` the stretches outside every view cone of a camera whose status is
+    one of ``camera_statuses``, with the road's length and the uncovered length in metres;
+    ``kind="entrances"``, the buildings whose entrance (the point of the footprint nearest
+    its nearest road) lies outside every such cone."""
+
+    kind: Literal["roads", "entrances"]
+    road_classes: tuple[str, ...] = ("main",)
+    camera_statuses: tuple[str, ...] = ("online",)
+    geom_sql: str = "t.geom"
+    id_sql: str = "t.id"
+    time_sql: str | None = None
+    status_sql: str | None = None
+    category_sql: str | None = None
+    where_sql: str = "TRUE"
+
+    @property
+    def table(self) -> str:
+        return "command_road" if self.kind == "roads" else "command_building"
+
+
+# Sources computed from other tables (their SQL: command.layer_queries.computed_relation).
+ComputedSource = HotspotSource | HexBinSource | CoverageGapSource
+
+Source = TableSource | HotspotSource | HexBinSource | CoverageGapSource
 
 # How a layer appears on the map pages (maps/pages.py): drawn and shown, drawn but switched off,
 # the live clustered markers of open incidents, or not drawn (legend only).
@@ -131,7 +182,7 @@ class Layer:
 
     @property
     def temporal(self) -> bool:
-        return self.source.time_sql is not None or isinstance(self.source, ClusterSource)
+        return self.source.time_sql is not None or isinstance(self.source, HotspotSource | HexBinSource)
 
     def column(self, name: str) -> tuple[str, str]:
         """The SQL expression and tile kind of the field ``name``."""
@@ -483,19 +534,64 @@ LAYERS: dict[str, Layer] = {
             "Hotspots",
             "Polygon",
             "location",
-            ClusterSource(
-                "command_incident",
-                point_column="location",
-                time_column="opened_at",
-                category_column="category_id",
-                status_column="status",
-                statuses=OPEN_INCIDENT_STATUSES,
+            HotspotSource(
+                "command_incident", point_column="location", time_column="opened_at", category_column="category_id"
             ),
-            fields("cluster count category_id"),
+            (
+                *fields("id category_id count previous_count"),
+                Field("trend", TEXT),
+                Field("windows"),
+                Field("recurrent", BOOL),
+                *fields("first_at:time last_at:time window_start:time window_end:time grid_cell_id"),
+            ),
             _area("#ff1744", 0.25, weight=2),
-            tooltip=("count",),
+            tooltip=("category_id", "count", "trend", "recurrent"),
             page_order=70,
+            depends_on=("incidents", "hotspots"),
+        ),
+        Layer(
+            "hexbins",
+            "事件热力",
+            "Incident heat (hexagons)",
+            "Polygon",
+            "location",
+            HexBinSource(
+                "command_incident", point_column="location", time_column="opened_at", category_column="category_id"
+            ),
+            fields("id count category_id"),
+            _area("#ff9100", 0.35, weight=0),
+            tooltip=("count",),
+            page="hidden",
+            page_order=65,
             depends_on=("incidents",),
+        ),
+        Layer(
+            "coverage_gaps",
+            "监控盲区（主干道）",
+            "Camera coverage gaps (main roads)",
+            "MultiLineString",
+            "geom",
+            CoverageGapSource("roads"),
+            (*fields("id name:text road_class:text length_m uncovered_m"), Field("uncovered_share")),
+            {"color": "#ffd600", "weight": 5, "dashArray": "6 4"},
+            tooltip=("name", "uncovered_m"),
+            page="hidden",
+            page_order=25,
+            depends_on=("roads", "cameras"),
+        ),
+        Layer(
+            "entrance_gaps",
+            "监控盲区（楼门）",
+            "Camera coverage gaps (building entrances)",
+            "Point",
+            "footprint",
+            CoverageGapSource("entrances"),
+            fields("id address:text use:text grid_cell_id"),
+            _dot("#ffd600", 4),
+            tooltip=("address",),
+            page="hidden",
+            page_order=35,
+            depends_on=("buildings", "roads", "cameras"),
         ),
     )
 }

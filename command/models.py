@@ -732,6 +732,24 @@ class PersonalDataAccess(models.Model):
         indexes = [models.Index(fields=["at"])]
 
 
+class HotspotAlert(models.Model):
+    """A hotspot the control room was told about (``hotspot.raised``): what the next refresh
+    compares with, so a hotspot is announced when it appears or grows, not on every run.
+    Written only by ``command.services.hotspots.hotspots_refresh``."""
+
+    category = models.ForeignKey(Category, verbose_name=_("category"), on_delete=models.CASCADE, related_name="+")
+    geom = models.PolygonField(_("hull"), srid=4326)
+    count = models.PositiveIntegerField(_("incidents"))
+    trend = models.CharField(_("trend"), max_length=16)
+    window_start = models.DateTimeField(_("window start"))
+    window_end = models.DateTimeField(_("window end"))
+    raised_at = models.DateTimeField(_("raised at"))
+
+    class Meta:
+        verbose_name = _("hotspot alert")
+        verbose_name_plural = _("hotspot alerts")
+        indexes = [models.Index(fields=["category", "raised_at"])]
+
 # Resident services (#16) live in their own module; imported here so Django registers them.
 from command.resident_models import (  # noqa: E402, F401
     AlarmDevice,

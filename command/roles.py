@@ -26,6 +26,7 @@ ACTIONS: dict[str, str] = {
     "manage_campaigns": "Can start and close door-to-door campaigns",
     "import_registry": "Can import the household and business registry",
     "use_resident_page": "Can use the resident page (own requests, notices)",
+    "view_analysis": "Can view the analysis: grid-cell performance, camera coverage, period reports",
 }
 # Those that live on LayerAccess (the others on their model's Meta: dispatch_incident on Incident).
 # Actions no other role holds, and that a superuser does not get by being one.
@@ -39,6 +40,7 @@ ACCESS_ACTIONS = (
     "manage_campaigns",
     "import_registry",
     "use_resident_page",
+    "view_analysis",
 )
 
 
@@ -80,6 +82,7 @@ ROLES: dict[str, Role] = {
                 "use_field_app",
                 "manage_campaigns",
                 "import_registry",
+                "view_analysis",
             ),
         ),
         Role(
@@ -102,6 +105,7 @@ ROLES: dict[str, Role] = {
                 "reports",
                 "workers",
                 "hotspots",
+                "hexbins",
             ),
             ("view_personal_data", "use_field_app"),
         ),
@@ -109,7 +113,18 @@ ROLES: dict[str, Role] = {
             "police",
             "民警",
             "Police officer",
-            ("cells", "roads", "buildings", "cameras", "camera_cones", "incidents", "hotspots"),
+            (
+                "cells",
+                "roads",
+                "buildings",
+                "cameras",
+                "camera_cones",
+                "incidents",
+                "hotspots",
+                "hexbins",
+                "coverage_gaps",
+                "entrance_gaps",
+            ),
             ("use_police_map",),
         ),
         Role("supervision_committee", "监督委员会", "Supervision committee", (), ("read_supervision_tips",)),

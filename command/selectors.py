@@ -6,8 +6,14 @@ expression ``{point}``: ``report_submit``, ``camera_save`` and the bulk loads al
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib.gis.geos import Point
 from django.db import connection
+from django.db.models import QuerySet
+
+if TYPE_CHECKING:
+    from command.models import Camera
 
 # The grid cell covering a point. A point on the shared edge of two cells belongs to the one
 # with the lowest code (ST_Covers, not ST_Contains, so edges are never "outside the grid").
@@ -32,3 +38,20 @@ def grid_cell_for_point(point: Point) -> int | None:
         cursor.execute(CELL_FOR_POINT_SQL.format(point="ST_SetSRID(ST_MakePoint(%s, %s), 4326)"), [point.x, point.y])
         row = cursor.fetchone()
     return int(row[0]) if row else None
+
+
+def cameras_covering(location: Point) -> QuerySet[Camera]:
+    """The cameras whose view cone covers ``location`` (its edge included), nearest first, of
+    every status (a screen shows the status: an offline camera saw nothing). Uses the GiST
+    index on the cones."""
+    from django.contrib.gis.db.models.functions import Distance
+
+    from command.models import Camera
+
+    if location.srid is None:
+        location = Point(location.x, location.y, srid=4326)
+    return (
+        Camera.objects.filter(view_cone__covers=location)
+        .annotate(distance=Distance("location", location))
+        .order_by("distance", "code")
+    )

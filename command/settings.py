@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from command import localstack
+from command.analysis.params import hotspot_category_params_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -411,9 +412,38 @@ except ValueError as exc:
     raise ImproperlyConfigured("MAP_MAX_BBOX_SQUARE_DEGREES must be a number, e.g. 4 or 0.5") from exc
 MAP_GEOJSON_MAX_LIMIT = env_int("MAP_GEOJSON_MAX_LIMIT", 50_000)
 MAP_EXPORT_MAX_FEATURES = env_int("MAP_EXPORT_MAX_FEATURES", 200_000)
-# Hotspots: open incidents clustered by ST_ClusterDBSCAN within this radius, at least this many.
-HOTSPOT_RADIUS_M = env_int("HOTSPOT_RADIUS_M", 150)
+# Hotspots (command/analysis/): the incident history clustered by ST_ClusterDBSCAN per category
+# and time window: within this distance, at least this many; per category overrides as
+# "code=metres:count,..."; windows of HOTSPOT_WINDOW_DAYS, HOTSPOT_WINDOWS of them computed.
+HOTSPOT_RADIUS_M = env_int("HOTSPOT_RADIUS_M", 100)
 HOTSPOT_MIN_INCIDENTS = env_int("HOTSPOT_MIN_INCIDENTS", 5)
+try:
+    HOTSPOT_CATEGORY_PARAMS = hotspot_category_params_parse(
+        env_str("HOTSPOT_CATEGORY_PARAMS", "traffic_accident=50:5,falling_object=80:5,parking_dispute=60:5")
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"HOTSPOT_CATEGORY_PARAMS: {exc}") from exc
+HOTSPOT_WINDOW_DAYS = env_int("HOTSPOT_WINDOW_DAYS", 30)
+HOTSPOT_WINDOWS = env_int("HOTSPOT_WINDOWS", 3)
+HOTSPOT_RECURRENT_WINDOWS = env_int("HOTSPOT_RECURRENT_WINDOWS", 3)
+HOTSPOT_GROWTH_PERCENT = env_int("HOTSPOT_GROWTH_PERCENT", 25)
+if not 1 <= HOTSPOT_WINDOW_DAYS <= 366 or not 1 <= HOTSPOT_WINDOWS <= 24:
+    raise ImproperlyConfigured("HOTSPOT_WINDOW_DAYS must be 1-366 and HOTSPOT_WINDOWS 1-24")
+if not 1 <= HOTSPOT_RECURRENT_WINDOWS <= HOTSPOT_WINDOWS:
+    raise ImproperlyConfigured("HOTSPOT_RECURRENT_WINDOWS must be between 1 and HOTSPOT_WINDOWS")
+# Hex-bin heat: hexagons this many metres across (ST_HexagonGrid).
+HEXBIN_SIZE_M = env_int("HEXBIN_SIZE_M", 100)
+if not 10 <= HEXBIN_SIZE_M <= 5000:
+    raise ImproperlyConfigured("HEXBIN_SIZE_M must be between 10 and 5000")
+# Grid-cell performance: a cell below this SLA compliance (percent), or this many points worse
+# than the period before, is flagged as falling behind.
+CELL_SLA_TARGET_PERCENT = env_int("CELL_SLA_TARGET_PERCENT", 80)
+CELL_BEHIND_DROP_POINTS = env_int("CELL_BEHIND_DROP_POINTS", 10)
+# The browser that prints the period report's PDF (Debian's Chromium; never a downloaded one).
+CHROMIUM_PATH = env_str("CHROMIUM_PATH", "/usr/bin/chromium")
+# Period reports written by `manage.py analysis_report` (cron) land here.
+ANALYSIS_REPORT_DIR = Path(env_str("ANALYSIS_REPORT_DIR", str(BASE_DIR / ".local" / "reports")))
+
 
 # --- Resident services (residents/, command/services/alarms.py ...) --------------------------
 # A home alarm's signed call must carry a timestamp this close to the server's clock.

@@ -1,0 +1,1 @@
+"""Analysis of the incident history: hotspots, hex bins, camera coverage, grid-cell performance, period reports."""
