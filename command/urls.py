@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("residents.urls")),  # before field_api: /field/requests/ is ours, /field/<asset> theirs
     path("", include("field_api.urls")),
     path("", include("maps.urls")),
+    path("analysis/", include("command.analysis.urls")),
 ]

@@ -23,6 +23,7 @@ PAGES = [
     ("/maps/police/", _("Police view"), "command.use_police_map"),
     ("/field/", _("Field app (phones)"), "command.use_field_app"),
     ("/maps/print/", _("Printable map"), None),
+    ("/analysis/", _("Analysis: period report"), "command.view_analysis"),
     ("/ogc/", _("OGC API - Features (for QGIS and GDAL)"), None),
     ("/api/docs/", _("API documentation"), None),
 ]
