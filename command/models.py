@@ -750,6 +750,7 @@ class HotspotAlert(models.Model):
         verbose_name_plural = _("hotspot alerts")
         indexes = [models.Index(fields=["category", "raised_at"])]
 
+
 # Resident services (#16) live in their own module; imported here so Django registers them.
 from command.resident_models import (  # noqa: E402, F401
     AlarmDevice,
