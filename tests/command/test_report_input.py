@@ -91,6 +91,6 @@ def test_the_service_checks_each_value_and_refuses_undeclared_ones() -> None:
     with pytest.raises(ValidationError):
         report_values({"client_time": datetime(2026, 12, 6, 10, 0)})  # naive
     with pytest.raises(TypeError):
-        report_values({"floor": 3})
+        report_values({"undeclared": 3})
     # then a report without them has every default
     assert report_values({}) == {v.column: v.default for v in REPORT_INPUT}
