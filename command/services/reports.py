@@ -40,10 +40,8 @@ from command.services.report_rows import (
     BATCH_ARRAYS,
     BATCH_SUBMIT_SQL,
     CONSTANTS,
-    INPUT_NAMES,
     LOGIN_SUBMIT_SQL,
     SUBMIT_SQL,
-    SubmitInput,
     SubmitRow,
     submit_row,
 )
@@ -325,20 +323,19 @@ class _Submission:
 
     def params(self) -> dict[str, Any]:
         """The statement's parameters: the function's input, the token (the lean path), the constants."""
-        given = SubmitInput(
-            reporter_id=self.reporter_id,
-            from_login=self.token is not None,
-            category_code=self.category_code,
-            client_id=self.client_id,
-            content_hash=self.content_hash,
-            source=self.source,
-            lon=self.lon_lat[0],
-            lat=self.lon_lat[1],
-            received_at=self.now,
-            **self.values,
-        )
+        # gc_report_input's attributes by name (SubmitInput declares them; the statements bind each
+        # by name, so a missing one fails at once), without building the dataclass on the hot path.
         return {
-            **{name: getattr(given, name) for name in INPUT_NAMES},
+            "reporter_id": self.reporter_id,
+            "from_login": self.token is not None,
+            "content_hash": self.content_hash,
+            "source": self.source,
+            "received_at": self.now,
+            "client_id": self.client_id,
+            "category_code": self.category_code,
+            "lon": self.lon_lat[0],
+            "lat": self.lon_lat[1],
+            **self.values,
             "token": self.token,
             "group_metres": INCIDENT_GROUP_METRES,
             "group_window": INCIDENT_GROUP_WINDOW,

@@ -6,6 +6,7 @@ value DRF would refuse or take differently."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -94,3 +95,24 @@ def test_the_service_checks_each_value_and_refuses_undeclared_ones() -> None:
         report_values({"undeclared": 3})
     # then a report without them has every default
     assert report_values({}) == {v.column: v.default for v in REPORT_INPUT}
+
+
+def test_the_statement_parameters_are_the_declared_input_type() -> None:
+    # given a submission as the services make it
+    from django.utils import timezone
+
+    from command.services.report_rows import CONSTANTS, INPUT_NAMES
+    from command.services.reports import _Submission
+
+    submission = _Submission(
+        token=None,
+        reporter_id=1,
+        client_id=uuid.uuid4(),
+        category_code="road_damage",
+        lon_lat=(117.0, 39.0),
+        values=report_values({}),
+        source="field",
+        now=timezone.now(),
+    )
+    # then its parameters are gc_report_input's attributes, the token and the constants: no more, no less
+    assert set(submission.params()) == {*INPUT_NAMES, "token", *CONSTANTS}
