@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from command.models import Category
+from command.models import Category, Household, Person
 
 ASSETS = Path(__file__).resolve().parent / "static" / "field"
 CONTENT_TYPES = {
@@ -76,7 +77,7 @@ def app_version() -> str:
     return hashlib.sha256("".join(_asset(n)[1] for n in names).encode()).hexdigest()[:12]
 
 
-def _strings() -> dict[str, str]:
+def _strings() -> dict[str, Any]:
     return {
         "queued": _("queued"),
         "sending": _("sending"),
@@ -114,6 +115,12 @@ def _strings() -> dict[str, str]:
         "no_campaigns": _("No active campaign in your grid cells."),
         "no_targets": _("Every target is marked."),
         "nobody_found": _("Nobody of that name or number in this building."),
+        "households_count": _("%(n)s households"),
+        "phone": _("phone"),
+        "visit_of": _("Visit: %(unit)s"),
+        "visit_label": _("visit %(unit)s"),
+        "vulnerable": {value: str(label) for value, label in Household.Vulnerable.choices},
+        "relation": {value: str(label) for value, label in Person.Relation.choices},
     }
 
 
@@ -142,7 +149,13 @@ def field_app(request: HttpRequest) -> HttpResponse:
     response = render(
         request,
         "field_api/app.html",
-        {"categories": categories, "strings": _strings(), "version": app_version(), "basemap": _basemap()},
+        {
+            "categories": categories,
+            "strings": _strings(),
+            "version": app_version(),
+            "basemap": _basemap(),
+            "vulnerable_groups": Household.Vulnerable.choices,
+        },
     )
     response["Cache-Control"] = "no-cache"
     return response

@@ -336,6 +336,7 @@
       document.querySelectorAll("section.tab").forEach((t) => { t.hidden = t.id !== "tab-" + b.dataset.tab; });
       if (b.dataset.tab === "assignments") loadAssignments();
       if (b.dataset.tab === "campaigns") loadCampaigns();
+      if (b.dataset.tab === "households") loadHouseholds();
     })
   );
   $("#refresh").addEventListener("click", loadAssignments);
@@ -478,7 +479,7 @@
     renderTargets();
   }
   async function renderTargets() {
-    const queued = new Set((await marksAll()).filter((m) => m.state !== "rejected").map((m) => m.fields.target));
+    const queued = new Set((await marksAll()).filter((m) => m.kind !== "visit" && m.state !== "rejected").map((m) => m.fields.target));
     const ul = $("#targets");
     const open = targets.filter((t) => !queued.has(t.id));
     if (!open.length) {
@@ -542,7 +543,9 @@
         await marksPut(item);
         let response = null;
         try {
-          response = await api("/api/v1/campaign-marks/", {
+          // A mark, or a household visit (the same queue: written here first, sent until confirmed).
+          const path = item.kind === "visit" ? `/api/v1/households/${item.household}/visits/` : "/api/v1/campaign-marks/";
+          response = await api(path, {
             method: "POST",
             headers: { "Content-Type": "application/json" },
             body: JSON.stringify({ client_id: item.client_id, ...item.fields }),
@@ -576,8 +579,12 @@
   }
   setInterval(() => { if (navigator.onLine) flushMarks(false); }, 3000);
   async function renderMarks() {
-    const items = (await marksAll()).sort((a, b) => b.created - a.created).slice(0, 50);
-    $("#marks").replaceChildren(...items.map((item) => {
+    const all = (await marksAll()).sort((a, b) => b.created - a.created);
+    renderQueue("#marks", all.filter((i) => i.kind !== "visit").slice(0, 50));
+    renderQueue("#visits", all.filter((i) => i.kind === "visit").slice(0, 50));
+  }
+  function renderQueue(selector, items) {
+    $(selector).replaceChildren(...items.map((item) => {
       const li = document.createElement("li");
       li.dataset.clientId = item.client_id;
       li.dataset.state = item.state;
@@ -619,6 +626,99 @@
     } catch (err) {
       ul.replaceChildren(Object.assign(document.createElement("li"), { className: "error", textContent: err.message }));
     }
+  });
+
+  // --- households of my grid cells: the list by vulnerable group, a household's visit --------
+  let households = [];
+  async function loadHouseholds() {
+    const flag = $("#hh-filter").value;
+    try {
+      const r = await api("/api/v1/households/?limit=500" + (flag ? "&vulnerable=" + encodeURIComponent(flag) : ""));
+      if (!r.ok) throw new Error(String(r.status));
+      const body = await r.json();
+      households = body.results;
+      $("#hh-count").textContent = fmt(T.households_count, { n: body.count });
+    } catch (e) {
+      return;
+    }
+    $("#households").replaceChildren(...households.map((h) => {
+      const li = document.createElement("li");
+      li.dataset.householdId = h.id;
+      const flags = (h.vulnerable || []).map((v) => T.vulnerable[v] || v).join("、");
+      li.textContent = `#${h.building_id} · ${h.unit} · ${h.head_name || ""} · ${h.members}` + (flags ? ` · ${flags}` : "");
+      li.addEventListener("click", () => openVisit(h));
+      return li;
+    }));
+  }
+  $("#hh-filter").addEventListener("change", loadHouseholds);
+  let visiting = null;
+  async function openVisit(h) {
+    let panel;
+    try {
+      const r = await api(`/api/v1/buildings/${h.building_id}/households/`);
+      if (!r.ok) throw new Error(String(r.status));
+      panel = await r.json();
+    } catch (e) {
+      return;
+    }
+    const household = panel.households.find((x) => x.id === h.id);
+    if (!household) return;
+    visiting = household;
+    $("#visit-title").textContent = fmt(T.visit_of, { unit: `${panel.building.address} ${household.unit}` });
+    $("#visit-error").textContent = "";
+    $("#visit-note").value = "";
+    $("#visit-members").replaceChildren(...household.persons.map((p) => {
+      const box = document.createElement("fieldset");
+      box.dataset.personId = p.id;
+      const legend = document.createElement("legend");
+      legend.textContent = `${p.full_name} · ${T.relation[p.relation] || p.relation}`;
+      const phone = Object.assign(document.createElement("input"), { name: "phone", value: p.phone || "", inputMode: "tel" });
+      const label = document.createElement("label");
+      label.append(T.phone, phone);
+      box.append(legend, label);
+      for (const [value, text] of Object.entries(T.vulnerable)) {
+        const l = document.createElement("label");
+        const c = Object.assign(document.createElement("input"), { type: "checkbox", name: "vulnerable", value });
+        c.checked = (p.vulnerable || []).includes(value);
+        l.append(c, " " + text);
+        box.append(l);
+      }
+      return box;
+    }));
+    $("#visit-form").hidden = false;
+    $("#visit-form").scrollIntoView();
+  }
+  $("#visit-cancel").addEventListener("click", () => { $("#visit-form").hidden = true; visiting = null; });
+  $("#visit-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!visiting) return;
+    const changes = [];
+    for (const p of visiting.persons) {
+      const box = document.querySelector(`#visit-members fieldset[data-person-id="${p.id}"]`);
+      const values = {};
+      const phone = box.querySelector("input[name=phone]").value.trim();
+      if (phone !== (p.phone || "")) values.phone = phone;
+      const flags = Array.from(box.querySelectorAll("input[name=vulnerable]:checked")).map((c) => c.value).sort();
+      if (JSON.stringify(flags) !== JSON.stringify([...(p.vulnerable || [])].sort())) values.vulnerable = flags;
+      if (Object.keys(values).length) changes.push({ person: p.id, values });
+    }
+    const item = {
+      kind: "visit",
+      household: visiting.id,
+      client_id: crypto.randomUUID(),
+      created: Date.now(),
+      state: "queued",
+      attempts: 0,
+      next_try: 0,
+      fields: { changes, note: $("#visit-note").value.trim(), visited_at: new Date().toISOString() },
+      label: fmt(T.visit_label, { unit: visiting.unit }),
+      error: null,
+    };
+    await marksPut(item); // on the phone first
+    $("#visit-form").hidden = true;
+    visiting = null;
+    await renderMarks();
+    flushMarks(true);
   });
 
   async function start() {
