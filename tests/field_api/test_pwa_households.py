@@ -21,7 +21,9 @@ def worker(live_daphne, registry: Registry, worker_a01: User) -> User:
     return worker_a01
 
 
-def test_a_visit_from_the_field_app_updates_the_household_and_logs_it(live_daphne, registry: Registry, worker, chromium):
+def test_a_visit_from_the_field_app_updates_the_household_and_logs_it(
+    live_daphne, registry: Registry, worker, chromium
+) -> None:
     page = chromium.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN").new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
