@@ -22,6 +22,7 @@ PAGES = [
     ("/maps/control-room/", _("Control room wall map"), "command.use_control_room"),
     ("/maps/police/", _("Police view"), "command.use_police_map"),
     ("/field/", _("Field app (phones)"), "command.use_field_app"),
+    ("/maps/campaigns/", _("Door-to-door campaigns"), "command.manage_campaigns"),
     ("/maps/print/", _("Printable map"), None),
     ("/analysis/", _("Analysis: period report"), "command.view_analysis"),
     ("/ogc/", _("OGC API - Features (for QGIS and GDAL)"), None),

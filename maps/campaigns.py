@@ -1,17 +1,25 @@
-"""The live progress panel of one door-to-door campaign (/maps/campaigns/<id>/progress/): the
+"""Door-to-door campaigns for the desk: the list (/maps/campaigns/), starting one over picked
+grid cells with a filter (operators), and the live progress panel of one campaign (/maps/campaigns/<id>/progress/): the
 overall percentage and per-building colours, moving with every mark (maps/static/maps/
 campaign-progress.js, which the wall can mount too). Who may open it: whoever may see the
 campaign (command.registry_selectors) and its campaign_buildings layer; others get 404."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from command.layers import layers_for_user
-from command.registry_selectors import campaign_get_for_user
+from command.models import Business, Campaign, GridCell, Household
+from command.registry_selectors import MANAGE_CAMPAIGNS_PERMISSION, campaign_get_for_user, campaigns_visible_to
+from command.services.campaigns import CampaignFilter, campaign_create
 
 
 def progress_strings() -> dict[str, str]:
@@ -30,5 +38,69 @@ def campaign_progress(request: HttpRequest, pk: int) -> HttpResponse:
     if campaign is None or "campaign_buildings" not in layers_for_user(request.user):
         raise Http404(_("No such campaign."))
     response = render(request, "maps/campaign_progress.html", {"campaign": campaign, "strings": progress_strings()})
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("name"), max_length=100)
+    kind = forms.ChoiceField(label=gettext_lazy("kind"), choices=Campaign.Kind.choices)
+    target_kind = forms.ChoiceField(label=gettext_lazy("targets"), choices=Campaign.TargetKind.choices)
+    cells = forms.MultipleChoiceField(label=gettext_lazy("grid cells"), widget=forms.CheckboxSelectMultiple)
+    vulnerable = forms.MultipleChoiceField(
+        label=gettext_lazy("vulnerable groups"),
+        choices=Household.Vulnerable.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    industries = forms.MultipleChoiceField(
+        label=gettext_lazy("industry"),
+        choices=Business.Industry.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    key_only = forms.BooleanField(label=gettext_lazy("key industry"), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["cells"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(c.code, str(c)) for c in GridCell.objects.order_by("level", "code")]
+
+
+@login_required
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    """The campaigns the login may see, and (operators) a form to start one over picked cells."""
+    if "campaign_targets" not in layers_for_user(request.user):
+        raise Http404(_("No such campaign."))
+    may_start = request.user.has_perm(MANAGE_CAMPAIGNS_PERMISSION)
+    form = CampaignForm(request.POST or None) if may_start else None
+    status = 200
+    if form is not None and request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                campaign = campaign_create(
+                    actor_id=request.user.pk,
+                    name=data["name"],
+                    kind=data["kind"],
+                    target_kind=data["target_kind"],
+                    cell_codes=data["cells"],
+                    filters=CampaignFilter(
+                        vulnerable=tuple(data["vulnerable"]),
+                        industries=tuple(data["industries"]),
+                        key_only=data["key_only"],
+                    ),
+                )
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, messages)
+            else:
+                return HttpResponseRedirect(f"/maps/campaigns/{campaign.pk}/progress/")
+        status = 400
+    elif request.method == "POST":
+        raise Http404(_("No such campaign."))
+    campaigns = list(campaigns_visible_to(request.user).order_by("status", "-created_at")[:200])
+    response = render(request, "maps/campaign_list.html", {"campaigns": campaigns, "form": form}, status=status)
     response["Cache-Control"] = "private, no-store"
     return response

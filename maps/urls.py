@@ -11,6 +11,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("maps/control-room/", pages.control_room, name="maps-control-room"),
     path("maps/police/", pages.police, name="maps-police"),
     path("maps/print/", pages.printable, name="maps-print"),
+    path("maps/campaigns/", campaigns.campaign_list, name="maps-campaigns"),
     path("maps/campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="maps-campaign-progress"),
     path("ogc/", ogc.landing, name="ogc-landing"),
     path("ogc/api", ogc.api, name="ogc-api"),

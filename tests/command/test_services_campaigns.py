@@ -232,3 +232,30 @@ def test_concurrent_marks_and_retries_are_counted_exactly(
         "absent": 0,
         "refused": hand["refused"],
     }
+
+
+def test_an_inspection_round_over_the_key_businesses(registry: Registry, worker_a01: User, make_user: Callable) -> None:
+    # given: three businesses in the east building, two of a key industry
+    from command.services.registry import business_save
+
+    for name, industry, key in (
+        ("老王烧烤", "catering", "bottled_gas"),
+        ("平安网吧", "entertainment", "crowded_venue"),
+        ("小李理发", "services", ""),
+    ):
+        business_save(building=registry.a01_east, name=name, industry=industry, key_industry=key, contact_phone="")
+    # when: a safety check of the key businesses of A-01
+    campaign = campaign_create(
+        actor_id=make_user("operator").pk,
+        name="燃气安全检查",
+        kind="safety_check",
+        target_kind="businesses",
+        cell_codes=["A-01"],
+        filters=CampaignFilter(key_only=True),
+    )
+    # then
+    labels = sorted(CampaignTarget.objects.filter(campaign=campaign).values_list("label", flat=True))
+    assert labels == ["平安网吧", "老王烧烤"]
+    target = CampaignTarget.objects.get(campaign=campaign, label="老王烧烤")
+    campaign_mark(user=worker_a01, target_id=target.pk, client_id=uuid.uuid4(), outcome="visited")
+    assert _counts(campaign) == {"total": 2, "pending": 1, "visited": 1, "absent": 0, "refused": 0}
