@@ -195,4 +195,4 @@ def campaign_targets_for_user(
         qs = qs.filter(status__in=statuses)
     if cell_codes:
         qs = qs.filter(grid_cell__code__in=list(cell_codes))
-    return qs.select_related("grid_cell").order_by("grid_cell__code", "building_id", "label", "pk")
+    return qs.select_related("grid_cell", "building").order_by("grid_cell__code", "building_id", "label", "pk")

@@ -552,6 +552,7 @@ def target_output(t: CampaignTarget) -> dict[str, Any]:
         "id": t.pk,
         "campaign_id": t.campaign_id,
         "building_id": t.building_id,
+        "building_address": t.building.address,
         "grid_cell": t.grid_cell.code if t.grid_cell else None,
         "household_id": t.household_id,
         "business_id": t.business_id,

@@ -491,7 +491,7 @@
       li.dataset.targetId = t.id;
       li.dataset.buildingId = t.building_id;
       const head = document.createElement("div");
-      head.textContent = `${t.grid_cell || ""} · #${t.building_id} · ${t.label}` + (t.status === "absent" ? ` · ${T.absent}` : "");
+      head.textContent = `${t.grid_cell || ""} · ${t.building_address} · ${t.label}` + (t.status === "absent" ? ` · ${T.absent}` : "");
       const actions = document.createElement("div");
       actions.className = "actions";
       for (const outcome of ["visited", "absent", "refused"]) {
