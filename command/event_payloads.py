@@ -3,8 +3,9 @@
 A feature event (``report.created``, ``incident.updated``, ``worker.moved`` ...) carries the
 object as a GeoJSON feature whose ``properties`` are exactly its layer's fields, each typed by
 its declared kind (a number, text, a boolean, an ISO 8601 time, a list of text); a field added
-to a layer is a field of its events' schema with no other edit. ``layer.reloaded`` carries
-counts, ``record.deleted`` the id, ``reference.updated`` a team's or category's plain values.
+to a layer is a field of its events' schema with no other edit. ``incident.overdue`` and
+``alarm.acknowledged`` carry the incident's feature too (what happened is the kind).
+``layer.reloaded`` carries counts, ``record.deleted`` the id, ``reference.updated`` a team's or category's plain values.
 ``payload_validate`` is called for every event appended (command.eventlog), so a payload that
 does not fit its kind is refused before it is written.
 """
@@ -26,6 +27,11 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "report.created": "reports",
     "incident.created": "incidents",
     "incident.updated": "incidents",
+    # The SLA job found the incident open past its due time (once per incident); the payload is
+    # the incident's feature, like incident.updated.
+    "incident.overdue": "incidents",
+    # An operator acknowledged a top-priority incident's alarm on the wall; the incident's feature.
+    "alarm.acknowledged": "incidents",
     "worker.moved": "workers",
     "worker.updated": "workers",
     "camera.updated": "cameras",
@@ -77,7 +83,8 @@ class Geometry(_Strict):
 # (redacted from every screen: not a field of the layer).
 _INCIDENT_EXTRAS: dict[str, Any] = {
     "action": (
-        Literal["accept", "arrive", "resolve", "hand_back", "dispatch", "close", "cancel", "priority"] | None,
+        Literal["accept", "arrive", "resolve", "hand_back", "dispatch", "dispatch_team", "close", "cancel", "priority"]
+        | None,
         None,
     ),
     "reason": (StrictStr | None, None),

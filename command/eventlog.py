@@ -49,6 +49,8 @@ EventKind = Literal[
     "report.created",
     "incident.created",
     "incident.updated",
+    "incident.overdue",
+    "alarm.acknowledged",
     "worker.moved",
     "worker.updated",
     "camera.updated",

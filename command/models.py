@@ -576,6 +576,20 @@ class Incident(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"))
+    # Set by the SLA job (command.services.incidents.incidents_overdue_mark) when it announced
+    # the incident overdue (event ``incident.overdue``): each incident is announced once.
+    overdue_at = models.DateTimeField(_("announced overdue at"), null=True, blank=True)
+    # A top-priority incident is an alarm on the wall until an operator acknowledges it
+    # (command.services.incidents.alarm_acknowledge, event ``alarm.acknowledged``).
+    alarm_acknowledged_at = models.DateTimeField(_("alarm acknowledged at"), null=True, blank=True)
+    alarm_acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("alarm acknowledged by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("incident")
@@ -583,6 +597,7 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["status", "category"]),
             models.Index(fields=["opened_at"]),
+            models.Index(fields=["due_at"], condition=Q(overdue_at__isnull=True), name="incident_due_unannounced"),
         ]
         permissions = [("dispatch_incident", ACTIONS["dispatch_incident"])]
 

@@ -241,3 +241,122 @@ def incident_cancel(*, incident_id: int, actor: Any, reason: str, at: datetime |
     return _save_and_announce(
         incident, fields=["status", "cancelled_at"], now=now, action="cancel", actor_id=actor.pk, reason=reason
     )
+
+
+PRIORITIES = (1, 2, 3, 4)  # as Category.priority: 1 = most urgent
+ALARM_PRIORITY = 1  # an open incident of this priority is an alarm on the wall until acknowledged
+CONTROL_ROOM_PERMISSION = "command.use_control_room"
+
+
+@transaction.atomic
+def incident_dispatch_team(*, incident_id: int, team_id: int, actor: Any, at: datetime | None = None) -> Incident:
+    """An operator sends the incident to a whole team: any member may accept it."""
+    from command.models import Team
+
+    _require_dispatcher(actor)
+    now = at or timezone.now()
+    incident = _locked(incident_id)
+    _require(incident, Incident.OPEN_STATUSES, _("dispatch"))
+    if not Team.objects.filter(pk=team_id).exists():
+        raise ValidationError({"team_id": _("No team %(id)s.") % {"id": team_id}})
+    incident.status = Status.DISPATCHED
+    incident.worker = None
+    incident.team_id = team_id
+    incident.dispatched_at = now
+    incident.accepted_at = None
+    incident.arrived_at = None
+    return _save_and_announce(
+        incident,
+        fields=["status", "worker", "team", "dispatched_at", "accepted_at", "arrived_at"],
+        now=now,
+        action="dispatch_team",
+        actor_id=actor.pk,
+    )
+
+
+@transaction.atomic
+def incident_priority_set(*, incident_id: int, priority: int, actor: Any, at: datetime | None = None) -> Incident:
+    """An operator changes an open incident's priority (1 = most urgent ... 4)."""
+    _require_dispatcher(actor)
+    if priority not in PRIORITIES:
+        raise ValidationError({"priority": _("The priority is 1 (most urgent) to 4.")})
+    now = at or timezone.now()
+    incident = _locked(incident_id)
+    _require(incident, Incident.OPEN_STATUSES, _("change the priority of"))
+    if incident.priority == priority:
+        return incident  # nothing changed: no event
+    incident.priority = priority
+    fields = ["priority"]
+    if priority == ALARM_PRIORITY and incident.alarm_acknowledged_at is not None:
+        incident.alarm_acknowledged_at = None  # raised to the top again: an alarm again
+        incident.alarm_acknowledged_by = None
+        fields += ["alarm_acknowledged_at", "alarm_acknowledged_by"]
+    return _save_and_announce(incident, fields=fields, now=now, action="priority", actor_id=actor.pk)
+
+
+@transaction.atomic
+def alarm_acknowledge(*, incident_id: int, actor: Any, at: datetime | None = None) -> Incident:
+    """An operator acknowledges a top-priority incident's alarm: the banner and the sound stop
+    on every wall (event ``alarm.acknowledged``)."""
+    if actor is None or not actor.is_active or not actor.has_perm(CONTROL_ROOM_PERMISSION):
+        raise PermissionDenied(_("Only control-room operators may acknowledge alarms."))
+    now = at or timezone.now()
+    incident = _locked(incident_id)
+    if incident.priority != ALARM_PRIORITY or incident.status not in Incident.OPEN_STATUSES:
+        raise IncidentStateError(
+            _("Incident #%(id)s raises no alarm: only open incidents of priority %(p)s do.")
+            % {"id": incident.pk, "p": ALARM_PRIORITY}
+        )
+    if incident.alarm_acknowledged_at is not None:
+        raise IncidentStateError(
+            _("The alarm of incident #%(id)s was already acknowledged at %(time)s.")
+            % {"id": incident.pk, "time": timezone.localtime(incident.alarm_acknowledged_at).strftime("%H:%M:%S")}
+        )
+    incident.alarm_acknowledged_at = now
+    incident.alarm_acknowledged_by = actor
+    incident.save(update_fields=["alarm_acknowledged_at", "alarm_acknowledged_by"])
+    event_append(
+        kind="alarm.acknowledged",
+        layer="incidents",
+        object_id=incident.pk,
+        actor_id=actor.pk,
+        payload=incident_feature(incident),
+    )
+    return incident
+
+
+OVERDUE_BATCH = 500
+# One key for the SLA job across every process (pg_try_advisory_xact_lock): ASCII "GCsla".
+SLA_LOCK_KEY = 0x4743736C61
+
+
+@transaction.atomic
+def incidents_overdue_mark(*, now: datetime | None = None, limit: int = OVERDUE_BATCH) -> int:
+    """The SLA job: announce every open incident past its ``due_at`` that was not announced yet
+    (one ``incident.overdue`` event each, ``overdue_at`` stamped), at most ``limit`` per call.
+    Runs under a transaction-scoped advisory lock, so when every Daphne process runs it (see
+    realtime.hub) only one does the work at a time; the others return 0 at once."""
+    from django.db import connection
+
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SLA_LOCK_KEY])
+        row = cursor.fetchone()
+    if not row or not row[0]:
+        return 0
+    due = list(
+        Incident.objects.select_for_update(skip_locked=True)
+        .filter(status__in=Incident.OPEN_STATUSES, overdue_at__isnull=True, due_at__lt=now)
+        .order_by("due_at", "pk")[:limit]
+    )
+    for incident in due:
+        incident.overdue_at = now
+        incident.save(update_fields=["overdue_at"])
+        event_append(
+            kind="incident.overdue",
+            layer="incidents",
+            object_id=incident.pk,
+            actor_id=None,
+            payload=incident_feature(incident),
+        )
+    return len(due)
