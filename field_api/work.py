@@ -153,7 +153,19 @@ class ReasonInputSerializer(serializers.Serializer):
 
 
 class DispatchInputSerializer(serializers.Serializer):
-    worker_id = serializers.IntegerField(min_value=1)
+    worker_id = serializers.IntegerField(min_value=1, required=False)
+    team_id = serializers.IntegerField(min_value=1, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("worker_id" in attrs) == ("team_id" in attrs):
+            raise serializers.ValidationError(
+                {"detail": _("Send either worker_id (a worker) or team_id (a whole team), not both.")}
+            )
+        return attrs
+
+
+class PriorityInputSerializer(serializers.Serializer):
+    priority = serializers.IntegerField(min_value=1, max_value=4)
 
 
 class CloseInputSerializer(serializers.Serializer):
@@ -261,12 +273,43 @@ class IncidentHandBackView(IncidentActionView):
 class IncidentDispatchView(IncidentActionView):
     input_serializer = DispatchInputSerializer
 
-    @_action_schema("incident_dispatch", DispatchInputSerializer, "Operators: send the incident to a worker.")
+    @_action_schema(
+        "incident_dispatch",
+        DispatchInputSerializer,
+        "Operators: send the incident to a worker (worker_id) or to a whole team (team_id). The "
+        "worker's field app is told at once over its websocket (incident.updated).",
+    )
     def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
     def perform(self, request: Request, pk: int, data: dict[str, Any]) -> Incident:
+        if "team_id" in data:
+            return incident_services.incident_dispatch_team(incident_id=pk, team_id=data["team_id"], actor=request.user)
         return incident_services.incident_dispatch(incident_id=pk, worker_id=data["worker_id"], actor=request.user)
+
+
+class IncidentPriorityView(IncidentActionView):
+    input_serializer = PriorityInputSerializer
+
+    @_action_schema("incident_priority", PriorityInputSerializer, "Operators: change an open incident's priority.")
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def perform(self, request: Request, pk: int, data: dict[str, Any]) -> Incident:
+        return incident_services.incident_priority_set(incident_id=pk, priority=data["priority"], actor=request.user)
+
+
+class IncidentAcknowledgeView(IncidentActionView):
+    @_action_schema(
+        "incident_alarm_acknowledge",
+        None,
+        "Control room: acknowledge a top-priority incident's alarm; every wall clears it (alarm.acknowledged).",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+    def perform(self, request: Request, pk: int, data: dict[str, Any]) -> Incident:
+        return incident_services.alarm_acknowledge(incident_id=pk, actor=request.user)
 
 
 class IncidentCloseView(IncidentActionView):

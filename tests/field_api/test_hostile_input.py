@@ -67,6 +67,8 @@ WRITES: list[tuple[str, str]] = [
     ("/api/v1/incidents/{id}/dispatch/", "json"),
     ("/api/v1/incidents/{id}/close/", "json"),
     ("/api/v1/incidents/{id}/cancel/", "json"),
+    ("/api/v1/incidents/{id}/priority/", "json"),
+    ("/api/v1/incidents/{id}/acknowledge/", "json"),
 ]
 
 
@@ -105,6 +107,8 @@ def test_huge_integers_are_a_400_everywhere(api: APIClient, incident_id: int, pa
         "longitude": HUGE_INT,
         "accuracy": HUGE_INT,
         "worker_id": HUGE_INT,
+        "team_id": HUGE_INT,
+        "priority": HUGE_INT,
         "lat": HUGE_INT,
         "long": HUGE_INT,
         "service_code": "road_damage",
@@ -249,6 +253,8 @@ COVERED = {
     "field_api:incident-dispatch",
     "field_api:incident-close",
     "field_api:incident-cancel",
+    "field_api:incident-priority",
+    "field_api:incident-acknowledge",
     "field_api:assignments",
     "field_api:photo",
     "field_api:field-asset",
@@ -257,6 +263,9 @@ COVERED = {
     "maps-layer-export",
     "ogc-items",
     "ogc-item",
+    # the wall's reads: tests/maps/test_wall.py (bad filters, huge ids)
+    "wall-desk",
+    "wall-incident",
 }
 # Endpoints that take no body and no number a client chooses (or only the session's CSRF form)
 NO_CLIENT_NUMBERS = {
@@ -274,7 +283,9 @@ NO_CLIENT_NUMBERS = {
     "field_api:field-manifest",
     "field_api:schema",
     "field_api:docs",
-    "maps-control-room",
+    "maps-control-room",  # a redirect to /control/
+    "wall",
+    "wall-state",
     "maps-police",
     "maps-print",
     "ogc-landing",
