@@ -100,6 +100,7 @@ def _strings() -> dict[str, Any]:
         "resolution_note": _("How was it resolved?"),
         "hand_back_reason": _("Why do you hand it back?"),
         "no_assignments": _("No open assignments."),
+        "new_assignment": _("New assignment: #%(id)s"),
         "metres": _("%(m)s m"),
         "too_many_photos": _("At most 6 photos."),
         "saved": _("Saved on the phone; it will be sent when possible."),

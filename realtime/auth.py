@@ -5,6 +5,9 @@ no channel-layer work and gets HTTP 403.
   this stops other sites' pages from using a visitor's cookie: cross-site websocket hijacking).
 - ``Authorization: Token <key>`` (the DRF token of the REST API, read by ``command.logins``)
   for non-browser clients.
+- Or that token in the subprotocol list, ``gridcommand, gridcommand.token.<key>`` (browser
+  pages without a session, the field app: a browser cannot set the header); the consumer then
+  accepts with the protocol ``gridcommand``.
 - Otherwise the session cookie, and only with a matching ``Origin``.
 - Anything else, including an anonymous or inactive user, is refused.
 """
@@ -24,6 +27,16 @@ from command.logins import BadCredentials, auser_for_token, token_from_authoriza
 
 Scope = dict[str, Any]
 CREDENTIAL = "gridcommand_credential"  # the scope key of the login that opened the socket
+SUBPROTOCOL = "gridcommand"
+TOKEN_SUBPROTOCOL_PREFIX = "gridcommand.token."  # noqa: S105 - a protocol name, not a secret
+
+
+def token_from_subprotocols(scope: Scope) -> str | None:
+    """``Token <key>`` from a ``gridcommand.token.<key>`` subprotocol, for command.logins' rule."""
+    for protocol in scope.get("subprotocols") or []:
+        if isinstance(protocol, str) and protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return "Token " + protocol[len(TOKEN_SUBPROTOCOL_PREFIX) :]
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -62,7 +75,7 @@ class LiveAuthMiddleware:
         if origin is not None and not origin_allowed(origin):
             return await _deny(receive, send)
         try:
-            key = token_from_authorization(_header(scope, b"authorization"))
+            key = token_from_authorization(_header(scope, b"authorization") or token_from_subprotocols(scope))
         except BadCredentials:
             return await _deny(receive, send)
         credential: tuple[str, str] | None = None

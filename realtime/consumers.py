@@ -39,7 +39,7 @@ from command import metrics
 from command.eventlog import event_resumable, events_after, latest_seq
 from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
-from realtime.auth import CREDENTIAL
+from realtime.auth import CREDENTIAL, SUBPROTOCOL
 from realtime.geo import geometry_in_bbox
 from realtime.hub import hub_for_loop
 
@@ -100,7 +100,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.unmasked: dict[str, tuple[LayerGrant, list[str]]] = {}
         since = self._since_param()
         self.since: int | None = None
-        await self.accept()
+        await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None)
         metrics.WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
         if isinstance(since, str):

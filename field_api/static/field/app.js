@@ -627,6 +627,40 @@
       ul.replaceChildren(Object.assign(document.createElement("li"), { className: "error", textContent: err.message }));
     }
   });
+  // --- assignments pushed: the live stream (realtime/live.js) with the app's token ------------
+  // A dispatch to me (or to my team) commits an incident.updated event; the list reloads at
+  // once instead of on the next refresh. The stream resumes after a drop, so none is missed.
+  let live = null;
+  let me = null;
+  function pushedNotice(id) {
+    const p = $("#pushed");
+    p.textContent = fmt(T.new_assignment, { id });
+    p.hidden = false;
+  }
+  function startLive() {
+    if (live || !window.GridLive || !token() || !me || me.worker_id == null) return;
+    live = window.GridLive.connect({
+      token: token(),
+      layers: ["incidents"],
+      onResync: () => loadAssignments(),
+      onEvent: (ev) => {
+        if (ev.layer !== "incidents" || !ev.payload) return;
+        const p = ev.payload.properties || {};
+        const mine = p.worker_id === me.worker_id;
+        if (mine && p.status === "dispatched") pushedNotice(ev.object_id);
+        const toTeam = p.status === "dispatched" && p.worker_id == null; // maybe my team's
+        if (mine || toTeam || document.querySelector(`#assignments [data-incident-id="${ev.object_id}"]`)) {
+          loadAssignments();
+        }
+      },
+      onStatus: (s) => { document.documentElement.dataset.live = s; },
+    });
+  }
+  function stopLive() {
+    if (live) live.close();
+    live = null;
+  }
+  $("#logout").addEventListener("click", stopLive);
 
   // --- households of my grid cells: the list by vulnerable group, a household's visit --------
   let households = [];
@@ -731,7 +765,7 @@
     try {
       const r = await api("/api/v1/me/");
       if (r.status === 401) { showLogin(); return; }
-      if (r.ok) { onDuty = (await r.json()).on_duty; $("#duty").checked = onDuty; }
+      if (r.ok) { me = await r.json(); onDuty = me.on_duty; $("#duty").checked = onDuty; startLive(); }
     } catch (e) {
       /* offline: keep going */
     }

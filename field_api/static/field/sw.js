@@ -6,7 +6,8 @@ const CACHE = "gc-field-v3";
 const SHELL = ["/field/", "/field/app.js", "/field/app.css", "/field/manifest.webmanifest", "/field/icons/icon-192.png"];
 
 // Optional: the pin map's library (absent when static files are not collected).
-const OPTIONAL = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css"];
+// The live stream's client (assignments pushed over the websocket) is optional in the same way.
+const OPTIONAL = ["/static/vendor/leaflet/leaflet.js", "/static/vendor/leaflet/leaflet.css", "/static/realtime/live.js"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(

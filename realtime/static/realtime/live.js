@@ -9,7 +9,9 @@
  *     onEvent(event) {},                   // {seq, kind, layer, object_id, payload, created_at}: once per seq, in order
  *     onResync() {},                       // reload your snapshot; may return a Promise
  *     onStatus(status) {},                 // "connecting" | "live" | "offline"
+ *     token: null,                         // an API token (pages without a session: the field app)
  *   });
+ *   live.update({bbox: [...]});            // follow the map view: subscribe again, reload the snapshot
  *   live.close();
  *
  * Subscribes first, then asks for the snapshot (onResync), holding back the events that arrive
@@ -46,6 +48,10 @@
     var onResync = opts.onResync || noop;
     var onStatus = opts.onStatus || noop;
     var onAccess = opts.onAccess || null;
+    // A page without a session (the field app) logs in with its API token, carried in the
+    // websocket subprotocol list (a browser cannot set an Authorization header): the server
+    // answers with the protocol "gridcommand" (realtime/auth.py).
+    var protocols = opts.token ? ["gridcommand", "gridcommand.token." + opts.token] : undefined;
 
     var socket = null;
     var closed = false;
@@ -180,7 +186,8 @@
       setStatus("connecting");
       var ws;
       try {
-        ws = new WebSocket(wsUrl(path, loading ? null : lastSeq));
+        ws = protocols ? new WebSocket(wsUrl(path, loading ? null : lastSeq), protocols)
+          : new WebSocket(wsUrl(path, loading ? null : lastSeq));
       } catch (err) {
         console.error("GridLive", err);
         schedule();
@@ -228,6 +235,22 @@
     open();
 
     return {
+      update: function (next) {
+        // New layers or bbox: the stream goes on from the same seq; what the new view holds is
+        // reloaded (onResync), and the events that arrive meanwhile wait for it.
+        if (next.layers) {
+          layers = next.layers.slice();
+        }
+        if (Object.prototype.hasOwnProperty.call(next, "bbox")) {
+          bbox = next.bbox;
+        }
+        if (socket && socket.readyState === 1) {
+          send({ type: "subscribe", layers: layers, bbox: bbox });
+          if (lastSeq !== null && next.reload !== false) {
+            resync(lastSeq);
+          }
+        } // not connected: the next connection subscribes with these, and resumes or resyncs
+      },
       close: function () {
         closed = true;
         if (timer !== null) {
