@@ -80,7 +80,7 @@ demo: demo-data serve
 serve:
 	@echo ""
 	@echo "GridCommand is at http://$(HOST):$(PORT)/  (Ctrl-C stops the server; 'make stop' stops PostgreSQL and Redis)"
-	@echo "  control room  http://$(HOST):$(PORT)/maps/control-room/"
+	@echo "  control room  http://$(HOST):$(PORT)/control/  (desk: /control/?mode=desk)"
 	@echo "  field app     http://$(HOST):$(PORT)/field/"
 	@echo "  API docs      http://$(HOST):$(PORT)/api/docs/"
 	@echo "  OGC API       http://$(HOST):$(PORT)/ogc/"

@@ -19,7 +19,8 @@ from command.roles import ROLES
 # (url, title, the permission it takes, or None for every signed-in user): command/roles.py
 # grants them to roles; the home page asks permissions, never group names.
 PAGES = [
-    ("/maps/control-room/", _("Control room wall map"), "command.use_control_room"),
+    ("/control/", _("Control room wall"), "command.use_control_room"),
+    ("/control/?mode=desk", _("Control room desk"), "command.use_control_room"),
     ("/maps/police/", _("Police view"), "command.use_police_map"),
     ("/field/", _("Field app (phones)"), "command.use_field_app"),
     ("/maps/campaigns/", _("Door-to-door campaigns"), "command.manage_campaigns"),

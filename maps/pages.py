@@ -1,7 +1,7 @@
-"""Map pages built with folium: one builder (``map_build``) for the control room, the police view
-and printable maps. Every JS/CSS asset is served from our own static files (``VENDOR_ASSETS``);
-a page makes no request that leaves the server. Small layers are drawn from GeoJSON built in
-PostGIS; large ones come as vector tiles."""
+"""Map pages built with folium: one builder (``map_build``) for the control-room wall
+(maps/wall.py), the police view and printable maps. Every JS/CSS asset is served from our own
+static files (``VENDOR_ASSETS``); a page makes no request that leaves the server. Small layers
+are drawn from GeoJSON built in PostGIS; large ones come as vector tiles."""
 
 from __future__ import annotations
 
@@ -54,10 +54,14 @@ def inline_max_features() -> int:
 
 
 PAGE_KINDS = {
-    "control_room": {"dark": True, "controls": True, "live": True},
     "police": {"dark": False, "controls": True, "live": True},
     "print": {"dark": False, "controls": False, "live": False},
+    # The control-room wall (maps/wall.py): its own script (maps/static/wall/wall.js) draws the
+    # open incidents and the workers on duty live, and shades the cells; the builder draws the
+    # rest and hands the script the map, the incident cluster and the layers (WallHooks).
+    "wall": {"dark": True, "controls": True, "live": False},
 }
+WALL_LIVE_LAYERS = ("workers",)  # drawn live by wall.js, not by the builder
 
 
 class VectorTileLayer(JSCSSMixin, Layer):
@@ -160,6 +164,28 @@ class LiveIncidents(MacroElement):
         self.limit = max(inline_max_features(), 100)
 
 
+class WallHooks(MacroElement):
+    """``window.GridWallMap = {map, cluster, layers: {name: Leaflet layer}}`` for wall.js."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        window.GridWallMap = {
+          map: {{ this._parent.get_name() }},
+          cluster: {{ this.cluster.get_name() if this.cluster else 'null' }},
+          layers: { {% for name, el in this.layers.items() %}{{ name|tojson }}: {{ el.get_name() }},{% endfor %} }
+        };
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, cluster: MarkerCluster | None, layers: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "WallHooks"
+        self.cluster = cluster
+        self.layers = layers
+
+
 class Legend(MacroElement):
     """A Leaflet control listing the layers on the map with their colours (text set through
     the DOM, never as HTML)."""
@@ -258,7 +284,7 @@ def _tooltip(grant: LayerGrant, data: dict[str, Any]) -> folium.GeoJsonTooltip |
     return folium.GeoJsonTooltip(fields=fields) if fields and data["features"] else None
 
 
-def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
+def map_build(*, user: Any, kind: str = "wall") -> folium.Map:
     """The base map for ``user``: basemap (``BASEMAP_URL`` or none), grid cells, buildings,
     cameras with view cones, clustered incidents, hotspots and whatever else the policy grants;
     layer control, scale and fullscreen. Only layers and fields ``layers_for_user`` allows."""
@@ -298,6 +324,9 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
     )
     if gcj02:
         root.header.add_child(Element(GCJ02_JS))
+    wall = kind == "wall"
+    drawn: dict[str, Any] = {}  # layer name -> its folium element (GeoJSON only: the wall restyles them)
+    clusters: list[MarkerCluster] = []
 
     def add_layer(grant: LayerGrant) -> None:
         layer = grant.layer
@@ -313,22 +342,25 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
             if layer.geometry_type == "Point"
             else {"style_function": lambda _f, s=style: s}
         )
-        folium.GeoJson(data, name=title, show=show, tooltip=_tooltip(grant, data), **drawing).add_to(m)
+        drawn[layer.name] = folium.GeoJson(data, name=title, show=show, tooltip=_tooltip(grant, data), **drawing)
+        drawn[layer.name].add_to(m)
 
     def add_live(grant: LayerGrant) -> None:
         """Open incidents, clustered, moved live; the full history below as (aggregated) vector tiles."""
         layer = grant.layer
-        data = _geojson(
-            grant,
-            FeatureQuery(statuses=OPEN_INCIDENT_STATUSES, limit=max(inline_max_features(), 100)),
-            user=user,
-            gcj02=gcj02,
-        )
         cluster = MarkerCluster(name=f"{layer.title_zh} {layer.title_en}", overlay=True, control=True, show=True)
         cluster.add_to(m)
-        folium.GeoJson(
-            data, marker=folium.CircleMarker(**layer.style), control=False, tooltip=_tooltip(grant, data)
-        ).add_to(cluster)
+        clusters.append(cluster)
+        if not wall:  # the wall loads them itself when it subscribes (its first resync)
+            data = _geojson(
+                grant,
+                FeatureQuery(statuses=OPEN_INCIDENT_STATUSES, limit=max(inline_max_features(), 100)),
+                user=user,
+                gcj02=gcj02,
+            )
+            folium.GeoJson(
+                data, marker=folium.CircleMarker(**layer.style), control=False, tooltip=_tooltip(grant, data)
+            ).add_to(cluster)
         VectorTileLayer(
             layer=layer.name,
             title="历史事件 Incident history",  # like the other layers: Chinese and English
@@ -341,8 +373,12 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
     for grant in sorted(grants.values(), key=lambda g: g.layer.page_order):
         if grant.layer.page == "live":
             add_live(grant)
+        elif wall and grant.layer.name in WALL_LIVE_LAYERS:
+            continue
         elif grant.layer.page != "none":
             add_layer(grant)
+    if wall:
+        WallHooks(cluster=clusters[0] if clusters else None, layers=drawn).add_to(m)
     root.header.add_child(Element(LEGEND_CSS))
     if options["dark"]:
         root.html.add_child(Element("<script>document.documentElement.classList.add('gc-dark')</script>"))
@@ -354,7 +390,7 @@ def map_build(*, user: Any, kind: str = "control_room") -> folium.Map:
         items=[(f"{g.layer.title_zh} {g.layer.title_en}", g.layer.style["color"]) for g in grants.values()],
     ).add_to(m)
     if options["controls"]:
-        folium.LayerControl(collapsed=kind != "control_room").add_to(m)
+        folium.LayerControl(collapsed=True).add_to(m)
         Fullscreen(position="topleft").add_to(m)
     _vendor(m)
     return m
@@ -374,11 +410,6 @@ def _page(request: HttpRequest, kind: str, title: str) -> HttpResponse:
     response = HttpResponse(map_page_html(user=request.user, kind=kind, title=title))
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-@login_required
-def control_room(request: HttpRequest) -> HttpResponse:
-    return _page(request, "control_room", _("Control room") + " · GridCommand")
 
 
 @login_required

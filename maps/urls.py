@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from maps import campaigns, ogc, pages, views
+from maps import campaigns, ogc, pages, views, wall
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("maps/layers/<str:layer>.geojson", views.layer_geojson, name="maps-layer-geojson"),
     path("maps/tiles/<str:layer>/<int:z>/<int:x>/<int:y>.pbf", views.layer_tile, name="maps-layer-tile"),
     path("maps/export/<str:layer>.<str:fmt>", views.layer_export, name="maps-layer-export"),
-    path("maps/control-room/", pages.control_room, name="maps-control-room"),
+    path("maps/control-room/", wall.old_control_room, name="maps-control-room"),
+    path("control/", wall.control, name="wall"),
+    path("control/api/state.json", wall.state, name="wall-state"),
+    path("control/api/incidents.json", wall.desk, name="wall-desk"),
+    path("control/api/incidents/<int:pk>.json", wall.incident_detail, name="wall-incident"),
     path("maps/police/", pages.police, name="maps-police"),
     path("maps/print/", pages.printable, name="maps-print"),
     path("maps/campaigns/", campaigns.campaign_list, name="maps-campaigns"),

@@ -7,10 +7,10 @@ import pytest
 @pytest.mark.parametrize(
     ("role", "team", "present", "absent"),
     [
-        ("operator", None, ["/maps/control-room/", "/field/"], ["/maps/police/", "/admin/"]),
-        ("police", "police", ["/maps/police/", "/ogc/"], ["/maps/control-room/", "/field/"]),
-        ("grid_worker", "volunteer", ["/field/"], ["/maps/control-room/", "/maps/police/"]),
-        ("admin", None, ["/maps/control-room/", "/maps/police/", "/admin/"], []),
+        ("operator", None, ["/control/", "/field/"], ["/maps/police/", "/admin/"]),
+        ("police", "police", ["/maps/police/", "/ogc/"], ["/control/", "/field/"]),
+        ("grid_worker", "volunteer", ["/field/"], ["/control/", "/maps/police/"]),
+        ("admin", None, ["/control/", "/maps/police/", "/admin/"], []),
     ],
 )
 def test_each_role_sees_its_pages(client, make_user, role, team, present, absent):

@@ -77,4 +77,4 @@ def test_home_pages_follow_the_role_permissions(client, make_user, role) -> None
     plain.groups.clear()
     plain.user_permissions.add(Permission.objects.get(codename="use_control_room"))
     client.force_login(plain)
-    assert 'href="/maps/control-room/' in client.get("/").content.decode()
+    assert 'href="/control/' in client.get("/").content.decode()

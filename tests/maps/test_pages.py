@@ -18,13 +18,13 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECAS
 
 @pytest.mark.django_db
 def test_pages_require_login(village: Village) -> None:
-    for path in ("/maps/control-room/", "/maps/police/", "/maps/print/"):
+    for path in ("/control/", "/maps/police/", "/maps/print/"):
         response = Client().get(path)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("kind", ["control_room", "police", "print"])
+@pytest.mark.parametrize("kind", ["wall", "police", "print"])
 def test_no_asset_leaves_the_server(village: Village, make_user: Callable, kind: str) -> None:
     html = map_page_html(user=make_user("operator"), kind=kind, title="t")
     assert not EXTERNAL.findall(html)
@@ -40,7 +40,7 @@ def shows(html: str, text: str) -> bool:
 @pytest.mark.django_db
 def test_police_page_draws_no_household_and_no_personal_data(village: Village, login: Callable) -> None:
     police_html = login("police").get("/maps/police/").content.decode()
-    worker_html = login("grid_worker").get("/maps/control-room/").content.decode()
+    worker_html = login("grid_worker").get("/maps/print/").content.decode()
     assert shows(worker_html, "住户") and shows(worker_html, "路口1")
     assert not shows(police_html, "住户") and not shows(police_html, "张三")
     assert "13800000001" not in police_html and "head_name" not in police_html
@@ -53,7 +53,7 @@ def test_basemap_setting_and_gcj02_shift(village: Village, make_user: Callable, 
     assert "tileLayer" not in map_page_html(user=user, kind="print", title="t")
     settings.BASEMAP_URL = "/basemap/{z}/{x}/{y}.png"
     settings.BASEMAP_CRS = "gcj02"
-    html = map_page_html(user=user, kind="control_room", title="t")
+    html = map_page_html(user=user, kind="wall", title="t")
     assert "/basemap/{z}/{x}/{y}.png" in html and "GridGcj02" in html
     # C1 sits at 117.0005, 39.0005 in storage; on a GCJ-02 basemap it is drawn ~0.006 degrees east
     assert "117.0005," not in html
@@ -93,11 +93,11 @@ def test_chromium_draws_the_village_with_the_network_blocked(village: Village, w
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("response", lambda resp: bad_status.append(resp.url) if resp.status >= 400 else None)
-        page.goto(f"{server.url}/accounts/login/?next=/maps/control-room/")
+        page.goto(f"{server.url}/accounts/login/?next=/maps/police/")
         page.fill("input[name=username]", "wall")
         page.fill("input[name=password]", "pw-for-tests-1")
         page.click("[type=submit]")
-        page.wait_for_url("**/maps/control-room/")
+        page.wait_for_url("**/maps/police/")
         page.wait_for_function("document.querySelectorAll('path.leaflet-interactive').length >= 4", timeout=20000)
         page.wait_for_load_state("networkidle")
         paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
@@ -194,11 +194,11 @@ def test_chromium_draws_the_demo_village(demo_village: dict[str, int], chromium)
         page.on("requestfailed", lambda req: problems.append(f"failed: {req.url} {req.failure}"))
         page.on("response", lambda resp: problems.append(f"{resp.status}: {resp.url}") if resp.status >= 400 else None)
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.goto(f"{server.url}/accounts/login/?next=/maps/control-room/")
+        page.goto(f"{server.url}/accounts/login/?next=/control/")
         page.fill("input[name=username]", "wall-demo")
         page.fill("input[name=password]", "pw-for-tests-1")
         page.click("[type=submit]")
-        page.wait_for_url("**/maps/control-room/")
+        page.wait_for_url("**/control/")
         page.wait_for_load_state("networkidle")
         layers = page.eval_on_selector_all(".leaflet-control-layers-overlays label", "els => els.map(e => e.innerText)")
         paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")

@@ -1,0 +1,622 @@
+/*
+ * The control-room wall (/control/, maps/wall.py). Runs unattended for days:
+ *
+ * - two live streams (realtime/live.js): "feed" (incidents + reports, whole district) drives the
+ *   feed, the alarms and the refresh of the numbers; "map" (incidents + workers, the map view's
+ *   bbox, following the view) drives the markers. Each resumes after a drop (no event missed or
+ *   applied twice) and reloads its snapshot on resync;
+ * - every number (KPIs, charts, cell load, alarms) comes from /control/api/state.json, computed
+ *   once on the server (command/wall_selectors.py); events only say when to ask again;
+ * - what it keeps is bounded: the feed (FEED_SIZE rows), open incidents in view, workers on duty,
+ *   short-lived pulse/fade markers; charts are updated in place.
+ */
+(function () {
+  "use strict";
+
+  var cfg = JSON.parse(document.getElementById("gc-wall-config").textContent);
+  var S = cfg.strings;
+  var R = cfg.reference;
+  var OPEN = {};
+  cfg.open_statuses.forEach(function (s) { OPEN[s] = true; });
+  var FEED_SIZE = 50;
+  var REFRESH_MIN_MS = 1000;
+  var STATUS_COLOURS = { new: "#ff5252", dispatched: "#ffb300", accepted: "#29b6f6", on_scene: "#b388ff" };
+  var PRIORITY_RADIUS = { 1: 12, 2: 9, 3: 7, 4: 6 };
+
+  function $(sel) { return document.querySelector(sel); }
+  function fmt(s, vars) { return s.replace(/%\((\w+)\)s/g, function (_m, k) { return String(vars[k]); }); }
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") node.textContent = attrs[k];
+      else if (k === "class") node.className = attrs[k];
+      else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), attrs[k]);
+      else node.setAttribute(k, attrs[k]);
+    });
+    (children || []).forEach(function (c) { if (c) node.appendChild(c); });
+    return node;
+  }
+  function timeOf(iso) {
+    var d = new Date(iso);
+    return d.toLocaleTimeString(cfg.language && cfg.language.indexOf("en") === 0 ? "en-GB" : "zh-CN", { hour12: false });
+  }
+  function category(id) { return R.categories[String(id)] || { name: "#" + id, priority: 4 }; }
+  function statusLabel(s) { return R.statuses[s] || s; }
+  function isOpen(props) { return !!props && OPEN[props.status] === true; }
+
+  var hooks = window.GridWallMap || {};
+  var map = hooks.map;
+  var cluster = hooks.cluster;
+  var shift = cfg.gcj02 && window.GridGcj02 ? window.GridGcj02 : function (lon, lat) { return [lon, lat]; };
+  function unshift(lon, lat) {
+    // GCJ-02 -> WGS 84 by fixed-point iteration (the map shows GCJ-02, the server speaks WGS 84)
+    if (!cfg.gcj02) return [lon, lat];
+    var x = lon, y = lat;
+    for (var i = 0; i < 4; i++) {
+      var s = shift(x, y);
+      x += lon - s[0];
+      y += lat - s[1];
+    }
+    return [x, y];
+  }
+
+  // Exposed for people debugging a wall from the console, and for the browser tests.
+  var W = (window.GridWall = {
+    ready: false, kpis: null, trends: null, alarms: {}, feed: [], markers: {}, workers: {},
+    stateLoads: 0, feedResyncs: 0, mapResyncs: 0, status: "connecting", lostSince: null, drawer: null,
+  });
+
+  // --- connection status ---------------------------------------------------------------------
+  function onStatus(status) {
+    W.status = status;
+    $("#wall-live").dataset.status = status;
+    document.documentElement.dataset.live = status;
+    var banner = $("#offline");
+    if (status === "live") {
+      if (W.lostSince !== null) scheduleRefresh(); // numbers may have moved while offline
+      W.lostSince = null;
+      banner.hidden = true;
+    } else if (status === "offline" && W.lostSince === null) {
+      W.lostSince = new Date();
+      banner.textContent = fmt(S.connection_lost_since, { time: timeOf(W.lostSince.toISOString()) });
+      banner.hidden = false;
+    }
+  }
+  setInterval(function () { $("#wall-clock").textContent = new Date().toLocaleString(cfg.language === "en" ? "en-GB" : "zh-CN", { hour12: false }); }, 1000);
+
+  // --- the numbers: one request, debounced, when events say something changed ----------------
+  var refreshTimer = null, refreshing = false, refreshAgain = false, lastRefresh = 0;
+  function scheduleRefresh() {
+    if (refreshing) { refreshAgain = true; return; }
+    if (refreshTimer !== null) return;
+    var wait = Math.max(50, REFRESH_MIN_MS - (Date.now() - lastRefresh));
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      loadState(false).catch(function (err) { console.warn("wall: numbers not refreshed", err); }); // the next event or reconnect retries
+    }, wait);
+  }
+  function loadState(withFeed) {
+    refreshing = true;
+    lastRefresh = Date.now();
+    return fetch("/control/api/state.json", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("state: HTTP " + r.status); return r.json(); })
+      .then(function (state) {
+        W.stateLoads += 1;
+        renderKpis(state.kpis);
+        renderCharts(state.trends);
+        shadeCells(state.trends.cell_load);
+        setAlarms(state.alarms);
+        if (withFeed) renderFeed(state.feed);
+      })
+      .finally(function () {
+        refreshing = false;
+        if (refreshAgain) { refreshAgain = false; scheduleRefresh(); }
+      });
+  }
+
+  function renderKpis(k) {
+    W.kpis = k;
+    document.querySelectorAll("[data-kpi]").forEach(function (node) {
+      var value = node.dataset.kpi.split(".").reduce(function (o, key) { return o == null ? null : o[key]; }, k);
+      var raw = value == null ? "" : String(value);
+      if (node.dataset.value === raw) return;
+      node.dataset.value = raw;
+      if (value == null) node.textContent = "–";
+      else if (node.dataset.format === "duration") node.textContent = fmt(S.minutes, { n: Math.round(value / 60) });
+      else node.textContent = raw;
+      node.classList.remove("kpi-changed");
+      void node.offsetWidth; // restart the flash
+      node.classList.add("kpi-changed");
+    });
+    var teams = $("#kpi-teams");
+    var items = Object.keys(k.open_by_team).sort(function (a, b) { return k.open_by_team[b] - k.open_by_team[a]; })
+      .slice(0, 5).map(function (team) {
+        var name = team === "none" ? S.unassigned : R.teams[team] || "#" + team;
+        return el("li", { "data-team": team }, [el("span", { text: name }), el("b", { text: String(k.open_by_team[team]) })]);
+      });
+    teams.replaceChildren.apply(teams, items);
+  }
+
+  // --- charts (Apache ECharts, vendored) -------------------------------------------------------
+  var charts = {};
+  function chart(id) {
+    var node = document.getElementById(id);
+    if (!node || !window.echarts) return null;
+    if (!charts[id]) charts[id] = window.echarts.init(node, "dark", { renderer: "canvas" });
+    return charts[id];
+  }
+  window.addEventListener("resize", function () {
+    Object.keys(charts).forEach(function (id) { charts[id].resize(); });
+  });
+  var AXIS = { axisLabel: { color: "#b8c7d9" } };
+  function renderCharts(t) {
+    W.trends = t;
+    var hourly = chart("chart-hourly");
+    if (hourly) {
+      var hours = t.hours.map(function (iso) { return new Date(iso).getHours() + ":00"; });
+      var series = Object.keys(t.per_category).map(function (cat) {
+        return { name: category(cat).name, type: "bar", stack: "all", data: t.per_category[cat] };
+      });
+      hourly.setOption({
+        backgroundColor: "transparent", title: { text: S.per_hour, textStyle: { fontSize: 14 } },
+        tooltip: { trigger: "axis" }, legend: { type: "scroll", top: 22, textStyle: { fontSize: 10 } },
+        grid: { top: 50, left: 36, right: 10, bottom: 22 },
+        xAxis: Object.assign({ type: "category", data: hours }, AXIS), yAxis: Object.assign({ type: "value", minInterval: 1 }, AXIS),
+        series: series,
+      }, { replaceMerge: ["series"] });
+    }
+    var sla = chart("chart-sla");
+    if (sla) {
+      var teams = Object.keys(t.sla_by_team);
+      sla.setOption({
+        backgroundColor: "transparent", title: { text: S.sla_by_team, textStyle: { fontSize: 14 } },
+        tooltip: {}, grid: { top: 30, left: 110, right: 20, bottom: 20 },
+        xAxis: Object.assign({ type: "value", max: 100, axisLabel: { formatter: "{value}%", color: "#b8c7d9" } }),
+        yAxis: Object.assign({ type: "category", data: teams.map(function (x) { return x === "none" ? S.unassigned : R.teams[x] || x; }) }, AXIS),
+        series: [{ type: "bar", data: teams.map(function (x) {
+          var v = t.sla_by_team[x];
+          var pct = v.due ? Math.round((1000 * v.met) / v.due) / 10 : 100;
+          return { value: pct, itemStyle: { color: pct >= 90 ? "#3ddc84" : pct >= 70 ? "#ffb300" : "#ff5252" } };
+        }), label: { show: true, position: "right", formatter: "{c}%" } }],
+      }, { replaceMerge: ["series"] });
+    }
+    var cells = chart("chart-cells");
+    if (cells) {
+      var ids = Object.keys(t.cell_load).sort(function (a, b) { return t.cell_load[b] - t.cell_load[a]; }).slice(0, 12);
+      cells.setOption({
+        backgroundColor: "transparent", title: { text: S.load_by_cell, textStyle: { fontSize: 14 } },
+        tooltip: {}, grid: { top: 30, left: 36, right: 10, bottom: 22 },
+        xAxis: Object.assign({ type: "category", data: ids.map(function (id) { return R.cells[id] || "#" + id; }) }, AXIS),
+        yAxis: Object.assign({ type: "value", minInterval: 1 }, AXIS),
+        series: [{ type: "bar", data: ids.map(function (id) { return t.cell_load[id]; }), itemStyle: { color: "#ff7043" } }],
+      }, { replaceMerge: ["series"] });
+    }
+  }
+
+  // --- grid cells shaded by open-incident load -------------------------------------------------
+  function shadeCells(load) {
+    var layer = hooks.layers && hooks.layers.cells;
+    if (!layer || !layer.eachLayer) return; // drawn as vector tiles (very many cells): not shaded
+    var max = 1;
+    Object.keys(load).forEach(function (id) { max = Math.max(max, load[id]); });
+    layer.eachLayer(function (l) {
+      var p = (l.feature && l.feature.properties) || {};
+      if (p.level === "big") return;
+      var n = load[String(p.id)] || 0;
+      var share = n / max;
+      l.setStyle({ fillColor: n ? "hsl(" + Math.round(50 - 50 * share) + ",90%,50%)" : "#3d8bfd", fillOpacity: n ? 0.1 + 0.3 * share : 0.04 });
+      if (l.getElement && l.getElement()) l.getElement().dataset.load = String(n);
+    });
+  }
+
+  // --- the feed ---------------------------------------------------------------------------------
+  var feedList = $("#feed");
+  function feedRow(inc, fresh) {
+    var cat = category(inc.category_id);
+    var li = el("li", { "data-incident-id": String(inc.id), class: "status-" + inc.status }, [
+      el("span", { class: "when", text: timeOf(inc.opened_at) }),
+      el("span", { class: "what", text: "#" + inc.id + " " + cat.name + (inc.grid_cell_id ? " · " + (R.cells[String(inc.grid_cell_id)] || "") : "") }),
+      el("span", { class: "badge p" + inc.priority, text: statusLabel(inc.status) }),
+    ]);
+    if (!OPEN[inc.status]) li.classList.add("closed-like");
+    if (inc.overdue) li.classList.add("overdue");
+    if (fresh) li.classList.add("fresh");
+    li.addEventListener("click", function () { openDrawer(inc.id); });
+    return li;
+  }
+  function renderFeed(rows) {
+    W.feed = rows.slice(0, FEED_SIZE);
+    feedList.replaceChildren.apply(feedList, W.feed.map(function (r) { return feedRow(r, false); }));
+  }
+  function feedUpsert(props, kind, geometry) {
+    var id = Number(props.id);
+    var idx = -1;
+    for (var i = 0; i < W.feed.length; i++) if (W.feed[i].id === id) { idx = i; break; }
+    var row = {
+      id: id, category_id: props.category_id, status: props.status, priority: props.priority,
+      grid_cell_id: props.grid_cell_id, team_id: props.team_id, worker_id: props.worker_id,
+      opened_at: props.opened_at, due_at: props.due_at, overdue: kind === "incident.overdue" || (idx >= 0 && W.feed[idx].overdue && isOpen(props)),
+      location: geometry ? geometry.coordinates : null,
+    };
+    var node = feedList.querySelector('[data-incident-id="' + id + '"]');
+    if (idx >= 0) {
+      W.feed[idx] = row;
+      if (node) node.replaceWith(feedRow(row, false));
+      return;
+    }
+    if (kind !== "incident.created") return; // an older incident not in the feed: stays out of it
+    W.feed.unshift(row);
+    feedList.insertBefore(feedRow(row, true), feedList.firstChild);
+    while (W.feed.length > FEED_SIZE) {
+      var gone = W.feed.pop();
+      var old = feedList.querySelector('[data-incident-id="' + gone.id + '"]');
+      if (old) old.remove();
+    }
+  }
+
+  // --- alarms: banner + sound until acknowledged (on any wall) ---------------------------------
+  var audio = $("#alarm-sound");
+  audio.src = cfg.alarm_sound;
+  var soundWanted = localStorage.getItem("gc.wall.sound") !== "off";
+  var soundBlocked = false;
+  function renderAlarms() {
+    var ids = Object.keys(W.alarms).sort(function (a, b) { return Number(b) - Number(a); });
+    var list = $("#alarm-list");
+    list.replaceChildren.apply(list, ids.map(function (id) {
+      var a = W.alarms[id];
+      return el("li", { "data-alarm-id": id }, [
+        el("a", { href: "#", text: "⚠ #" + id + " " + category(a.category_id).name + (a.grid_cell_id ? " · " + (R.cells[String(a.grid_cell_id)] || "") : ""),
+          onclick: function (ev) { ev.preventDefault(); openDrawer(Number(id)); } }),
+        el("span", { text: timeOf(a.opened_at) }),
+        el("button", { type: "button", class: "wall-button", text: S.acknowledge, "data-ack": id, onclick: function () { acknowledge(Number(id)); } }),
+      ]);
+    }));
+    $("#alarms").hidden = ids.length === 0;
+    sound(ids.length > 0);
+  }
+  function sound(on) {
+    if (on && soundWanted) {
+      var p = audio.play();
+      if (p && p.catch) p.then(function () { soundBlocked = false; renderSoundButton(); }, function () { soundBlocked = true; renderSoundButton(); });
+    } else {
+      audio.pause();
+    }
+    renderSoundButton();
+  }
+  function renderSoundButton() {
+    var b = $("#sound");
+    b.textContent = soundWanted && !soundBlocked ? S.sound_on : S.sound_off;
+  }
+  $("#sound").addEventListener("click", function () {
+    soundWanted = !(soundWanted && !soundBlocked);
+    soundBlocked = false;
+    localStorage.setItem("gc.wall.sound", soundWanted ? "on" : "off");
+    sound(Object.keys(W.alarms).length > 0);
+  });
+  function setAlarms(rows) {
+    W.alarms = {};
+    rows.forEach(function (r) { W.alarms[String(r.id)] = r; });
+    renderAlarms();
+  }
+  function acknowledge(id) {
+    return post("/api/v1/incidents/" + id + "/acknowledge/", {}).then(function (res) {
+      if (res.ok || res.status === 409) { delete W.alarms[String(id)]; renderAlarms(); }
+      return res;
+    });
+  }
+
+  // --- map: open incidents clustered, coloured by status, sized by priority --------------------
+  function markerStyle(p) {
+    return {
+      radius: PRIORITY_RADIUS[p.priority] || 6, color: p.priority === 1 ? "#ffffff" : "#0b1220", weight: p.priority === 1 ? 3 : 1,
+      fillColor: STATUS_COLOURS[p.status] || "#ff5252", fillOpacity: 0.9,
+    };
+  }
+  if (cluster) {
+    cluster.options.iconCreateFunction = function (c) {
+      var worst = 4, urgent = "on_scene", order = ["new", "dispatched", "accepted", "on_scene"];
+      c.getAllChildMarkers().forEach(function (m) {
+        var p = (m.feature && m.feature.properties) || {};
+        worst = Math.min(worst, p.priority || 4);
+        if (order.indexOf(p.status) >= 0 && order.indexOf(p.status) < order.indexOf(urgent)) urgent = p.status;
+      });
+      var n = c.getChildCount(), size = n < 10 ? 34 : n < 100 ? 42 : 52;
+      var bg = { 1: "#c62828", 2: "#ef6c00", 3: "#1565c0", 4: "#455a64" }[worst];
+      return L.divIcon({
+        html: '<div class="gc-cluster" style="width:' + size + "px;height:" + size + "px;background:" + bg +
+          ";border-color:" + STATUS_COLOURS[urgent] + '">' + n + "</div>",
+        className: "gc-cluster-icon", iconSize: [size, size],
+      });
+    };
+  }
+  function latLngOf(geometry) {
+    var c = shift(geometry.coordinates[0], geometry.coordinates[1]);
+    return [c[1], c[0]];
+  }
+  function transient(latlng, style, className, ms) {
+    var m = L.circleMarker(latlng, Object.assign({}, style, { className: className, interactive: false })).addTo(map);
+    setTimeout(function () { map.removeLayer(m); }, ms);
+    return m;
+  }
+  function placeIncident(id, geometry, props, live) {
+    var key = String(id);
+    var marker = W.markers[key];
+    if (!geometry || !isOpen(props)) {
+      if (marker) {
+        cluster.removeLayer(marker);
+        delete W.markers[key];
+        if (live) {
+          // resolved (or closed, cancelled): fades out where it was
+          var fade = transient(marker.getLatLng(), Object.assign(markerStyle(marker.feature.properties), { fillColor: "#9aa5b1" }), "gc-fading", 4500);
+          requestAnimationFrame(function () { var e = fade.getElement(); if (e) e.classList.add("gc-fade"); });
+        }
+      }
+      return;
+    }
+    var latlng = latLngOf(geometry);
+    if (marker) {
+      marker.feature.properties = props;
+      marker.setLatLng(latlng);
+      marker.setStyle(markerStyle(props));
+      cluster.refreshClusters(marker);
+      return;
+    }
+    marker = L.circleMarker(latlng, markerStyle(props));
+    marker.feature = { id: key, properties: props };
+    marker.on("click", function () { openDrawer(Number(key)); });
+    W.markers[key] = marker;
+    cluster.addLayer(marker);
+    if (live) transient(latlng, Object.assign(markerStyle(props), { fillOpacity: 0.2 }), "gc-pulse", 4200); // pulses as it commits
+  }
+
+  var workerGroup = map ? L.featureGroup().addTo(map) : null;
+  function placeWorker(id, geometry, props) {
+    var key = String(id);
+    var m = W.workers[key];
+    if (!geometry || !props || props.on_duty === false) {
+      if (m) { workerGroup.removeLayer(m); delete W.workers[key]; }
+      return;
+    }
+    var latlng = latLngOf(geometry);
+    if (m) { m.setLatLng(latlng); m.feature.properties = props; return; }
+    m = L.circleMarker(latlng, { radius: 6, color: "#ffffff", weight: 2, fillColor: "#66bb6a", fillOpacity: 1, className: "gc-worker" });
+    m.feature = { id: key, properties: props };
+    m.bindTooltip(function () {
+      var p = m.feature.properties;
+      return (p.display_name || "#" + key) + " · " + (R.teams[String(p.team_id)] || "");
+    });
+    W.workers[key] = m;
+    workerGroup.addLayer(m);
+  }
+
+  function viewBbox() {
+    var b = map.getBounds().pad(0.2);
+    var sw = unshift(b.getWest(), b.getSouth()), ne = unshift(b.getEast(), b.getNorth());
+    var clamp = function (v, lo, hi) { return Math.max(lo, Math.min(hi, v)); };
+    return [clamp(sw[0], -180, 180), clamp(sw[1], -90, 90), clamp(ne[0], -180, 180), clamp(ne[1], -90, 90)];
+  }
+  function geojson(layer, query) {
+    return fetch("/maps/layers/" + layer + ".geojson?" + query, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error(layer + " snapshot: HTTP " + r.status);
+      return r.json();
+    });
+  }
+  function mapSnapshot() {
+    W.mapResyncs += 1;
+    var bbox = viewBbox().map(function (v) { return v.toFixed(6); }).join(",");
+    return Promise.all([
+      geojson("incidents", "status=" + cfg.open_statuses.join(",") + "&limit=5000&bbox=" + bbox),
+      geojson("workers", "limit=5000&bbox=" + bbox).catch(function () { return { features: [] }; }),
+    ]).then(function (res) {
+      cluster.clearLayers();
+      W.markers = {};
+      (res[0].features || []).forEach(function (f) { placeIncident(f.id, f.geometry, f.properties, false); });
+      workerGroup.clearLayers();
+      W.workers = {};
+      (res[1].features || []).forEach(function (f) { placeWorker(f.id, f.geometry, f.properties); });
+    });
+  }
+  function mapEvent(ev) {
+    if (ev.kind === "layer.reloaded") { mapSnapshot(); return; }
+    if (!ev.payload) return;
+    if (ev.layer === "incidents") {
+      if (ev.kind === "record.deleted") placeIncident(ev.object_id, null, null, false);
+      else placeIncident(ev.object_id, ev.payload.geometry, ev.payload.properties, ev.kind === "incident.created" || ev.kind === "incident.updated");
+    } else if (ev.layer === "workers") {
+      if (ev.kind === "record.deleted") placeWorker(ev.object_id, null, null);
+      else placeWorker(ev.object_id, ev.payload.geometry, ev.payload.properties);
+    }
+  }
+
+  // --- feed stream: feed rows, alarms, and "ask for the numbers again" -------------------------
+  function feedEvent(ev) {
+    if (ev.layer === "incidents" && ev.payload && ev.kind !== "record.deleted" && ev.kind !== "layer.reloaded") {
+      var p = Object.assign({}, ev.payload.properties, { id: Number(ev.object_id) });
+      feedUpsert(p, ev.kind, ev.payload.geometry);
+      var key = String(p.id);
+      if (ev.kind === "alarm.acknowledged" || !isOpen(p) || p.priority !== cfg.alarm_priority) {
+        if (W.alarms[key]) { delete W.alarms[key]; renderAlarms(); }
+      } else if (ev.kind === "incident.created" && !W.alarms[key]) {
+        W.alarms[key] = p;
+        renderAlarms();
+      }
+      if (W.drawer === p.id) refreshDrawer();
+    }
+    scheduleRefresh();
+    if (cfg.mode === "desk") scheduleDesk();
+  }
+  function feedResync() {
+    W.feedResyncs += 1;
+    return loadState(true);
+  }
+
+  // --- the incident drawer -----------------------------------------------------------------------
+  function csrf() { return cfg.csrf_token; }
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(body || {}),
+    });
+  }
+  function act(url, body) {
+    var msg = $("#drawer-message");
+    return post(url, body).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (msg) msg.textContent = r.ok ? S.done : fmt(S.error, { detail: data.detail || JSON.stringify(data) });
+        if (r.ok) refreshDrawer();
+        return r;
+      });
+    });
+  }
+  var drawerTimer = null;
+  function refreshDrawer() {
+    if (W.drawer === null || drawerTimer !== null) return;
+    drawerTimer = setTimeout(function () { drawerTimer = null; if (W.drawer !== null) openDrawer(W.drawer, true); }, 300);
+  }
+  function openDrawer(id, keepMessage) {
+    W.drawer = id;
+    var drawer = $("#drawer");
+    drawer.hidden = false;
+    drawer.dataset.incidentId = String(id);
+    return fetch("/control/api/incidents/" + id + ".json", { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (d) {
+        if (W.drawer !== id) return;
+        var message = keepMessage && $("#drawer-message") ? $("#drawer-message").textContent : "";
+        renderDrawer(d, message);
+      })
+      .catch(function (err) { $("#drawer-body").replaceChildren(el("p", { text: String(err) })); });
+  }
+  $("#drawer-close").addEventListener("click", function () { W.drawer = null; $("#drawer").hidden = true; });
+  $("#lightbox").addEventListener("click", function () { $("#lightbox").hidden = true; $("#lightbox-img").removeAttribute("src"); });
+  function showPhoto(url) { $("#lightbox-img").src = url; $("#lightbox").hidden = false; }
+
+  function renderDrawer(d, message) {
+    var inc = d.incident, cat = category(inc.category_id), base = "/api/v1/incidents/" + inc.id + "/";
+    var body = [];
+    body.push(el("h3", { text: "#" + inc.id + " " + cat.name }));
+    body.push(el("p", { class: "facts", text: [
+      statusLabel(inc.status), S.priority + " " + inc.priority,
+      inc.grid_cell_id ? R.cells[String(inc.grid_cell_id)] || "" : "",
+      inc.team_id ? R.teams[String(inc.team_id)] || "" : S.unassigned,
+      S.opened + " " + timeOf(inc.opened_at), S.due + " " + timeOf(inc.due_at) + (inc.overdue ? " · " + S.overdue : ""),
+    ].filter(Boolean).join(" · ") }));
+    if (inc.note) body.push(el("p", { text: inc.note }));
+    body.push(el("div", { class: "message", id: "drawer-message", text: message || "" }));
+    var actions = [];
+    if (inc.alarm) actions.push(el("button", { type: "button", class: "wall-button danger", text: S.acknowledge, "data-action": "acknowledge",
+      onclick: function () { acknowledge(inc.id).then(function () { refreshDrawer(); }); } }));
+    if (cfg.can_dispatch && OPEN[inc.status]) {
+      var prio = el("select", { "data-field": "priority" }, [1, 2, 3, 4].map(function (n) {
+        var o = el("option", { value: String(n), text: S.priority + " " + n }); if (n === inc.priority) o.selected = true; return o;
+      }));
+      actions.push(prio, el("button", { type: "button", class: "wall-button", text: S.priority, "data-action": "priority",
+        onclick: function () { act(base + "priority/", { priority: Number(prio.value) }); } }));
+      var team = el("select", { "data-field": "team" }, Object.keys(R.teams).map(function (t) {
+        var o = el("option", { value: t, text: R.teams[t] }); if (Number(t) === inc.team_id) o.selected = true; return o;
+      }));
+      actions.push(team, el("button", { type: "button", class: "wall-button", text: S.dispatch_team, "data-action": "dispatch-team",
+        onclick: function () { act(base + "dispatch/", { team_id: Number(team.value) }); } }));
+    }
+    if (cfg.can_dispatch && (OPEN[inc.status] || inc.status === "resolved")) {
+      var note = el("input", { type: "text", placeholder: S.close_note, "data-field": "close-note" });
+      actions.push(note, el("button", { type: "button", class: "wall-button", text: S.close, "data-action": "close",
+        onclick: function () { act(base + "close/", { note: note.value }); } }));
+    }
+    if (cfg.can_dispatch && OPEN[inc.status]) {
+      var reason = el("input", { type: "text", placeholder: S.cancel_reason, "data-field": "cancel-reason" });
+      actions.push(reason, el("button", { type: "button", class: "wall-button danger", text: S.cancel, "data-action": "cancel",
+        onclick: function () { act(base + "cancel/", { reason: reason.value }); } }));
+    }
+    body.push(el("div", { class: "actions" }, actions));
+
+    body.push(el("h4", { text: S.nearest_workers }));
+    body.push(d.workers.length ? el("ul", { id: "drawer-workers" }, d.workers.map(function (w) {
+      return el("li", { "data-worker-id": String(w.id) }, [
+        el("span", { text: (w.display_name || S.masked) + " · " + (R.teams[String(w.team_id)] || "") }),
+        el("span", { text: fmt(S.metres, { m: Math.round(w.distance_m) }) }),
+        el("span", { text: fmt(S.load, { n: w.load }) }),
+        cfg.can_dispatch && OPEN[inc.status] ? el("button", { type: "button", class: "wall-button", text: S.dispatch, "data-action": "dispatch",
+          onclick: function () { act(base + "dispatch/", { worker_id: w.id }); } }) : null,
+      ]);
+    })) : el("p", { class: "facts", text: S.no_workers }));
+
+    body.push(el("h4", { text: S.cameras }));
+    body.push(d.cameras.length ? el("ul", { id: "drawer-cameras" }, d.cameras.map(function (c) {
+      return el("li", { "data-camera-id": String(c.id) }, [
+        el("span", { text: c.code + " " + c.name + " · " + fmt(S.metres, { m: Math.round(c.distance_m) }) + " · " + c.status }),
+        c.snapshot_url ? el("a", { href: c.snapshot_url, target: "_blank", rel: "noopener", text: S.snapshot }) : null,
+        c.stream_url ? el("a", { href: c.stream_url, target: "_blank", rel: "noopener", text: S.stream }) : null,
+      ]);
+    })) : el("p", { class: "facts", text: S.no_cameras }));
+
+    body.push(el("h4", { text: S.reports + " (" + d.reports.length + ")" }));
+    body.push(el("ul", { id: "drawer-reports" }, d.reports.map(function (r) {
+      return el("li", { "data-report-id": String(r.id) }, [
+        el("span", { text: timeOf(r.received_at) + " · " + r.source }),
+        el("span", { text: r.note === null ? S.no_photo_rights : r.note }),
+        el("div", { class: "thumbs" }, r.photos.map(function (ph) {
+          return el("img", { src: ph.thumbnail_url, alt: "", "data-photo-id": String(ph.id), onclick: function () { showPhoto(ph.url); } });
+        })),
+      ]);
+    })));
+
+    body.push(el("h4", { text: S.timeline }));
+    body.push(el("ul", { id: "drawer-timeline" }, d.timeline.map(function (t) {
+      var what = t.action && S["action_" + t.action] ? S["action_" + t.action] : S["kind_" + t.kind] || t.kind;
+      return el("li", {}, [el("span", { text: timeOf(t.at) }), el("span", { text: what + (t.status ? " → " + statusLabel(t.status) : "") })]);
+    })));
+    $("#drawer-body").replaceChildren.apply($("#drawer-body"), body);
+  }
+
+  // --- desk mode: the list with filters -----------------------------------------------------------
+  var deskTimer = null;
+  function scheduleDesk() {
+    if (deskTimer !== null) return;
+    deskTimer = setTimeout(function () { deskTimer = null; loadDesk(); }, REFRESH_MIN_MS);
+  }
+  function loadDesk() {
+    var form = $("#desk-filters");
+    if (!form) return Promise.resolve();
+    var q = new URLSearchParams();
+    new FormData(form).forEach(function (v, k) { if (v) q.set(k, v); });
+    return fetch("/control/api/incidents.json?" + q.toString(), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        var rows = (data.incidents || []).map(function (i) {
+          var tr = el("tr", { "data-incident-id": String(i.id), class: "status-" + i.status }, [
+            el("td", { text: String(i.id) }), el("td", { text: category(i.category_id).name }),
+            el("td", { text: statusLabel(i.status) + (i.overdue ? " ⏰" : "") }),
+            el("td", {}, [el("span", { class: "badge p" + i.priority, text: "P" + i.priority })]),
+            el("td", { text: i.grid_cell_id ? R.cells[String(i.grid_cell_id)] || "" : "" }),
+            el("td", { text: timeOf(i.opened_at) }),
+          ]);
+          tr.addEventListener("click", function () { openDrawer(i.id); });
+          return tr;
+        });
+        $("#desk-rows").replaceChildren.apply($("#desk-rows"), rows);
+        $("#desk-count").textContent = fmt(S.results, { n: rows.length });
+      })
+      .catch(function (err) { console.warn("wall: desk list not loaded", err); });
+  }
+  if ($("#desk-filters")) {
+    $("#desk-filters").addEventListener("change", loadDesk);
+    loadDesk();
+  }
+
+  // --- start ------------------------------------------------------------------------------------
+  renderSoundButton();
+  W.feedLive = window.GridLive.connect({
+    layers: ["incidents", "reports", "workers"], onEvent: feedEvent, onResync: feedResync, onStatus: onStatus,
+  });
+  if (map && cluster) {
+    W.mapLive = window.GridLive.connect({ layers: ["incidents", "workers"], bbox: viewBbox(), onEvent: mapEvent, onResync: mapSnapshot });
+    var moveTimer = null;
+    map.on("moveend", function () {
+      clearTimeout(moveTimer);
+      moveTimer = setTimeout(function () { W.mapLive.update({ bbox: viewBbox() }); }, 400);
+    });
+  }
+  W.ready = true;
+})();
