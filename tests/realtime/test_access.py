@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -164,3 +165,22 @@ def test_unmasked_personal_data_sent_live_is_written_to_the_access_log(screens, 
     # then: one row for the operator's unmasked report, none for the incident layer or the police
     rows = list(PersonalDataAccess.objects.filter(channel="websocket"))
     assert [(r.user_id, r.layer, r.object_ids) for r in rows] == [(operator.pk, "reports", [str(report.pk)])]
+
+
+def test_a_token_in_the_subprotocol_list_logs_a_browser_page_in(live_daphne, make_user):
+    # given: a page without a session (the field app) that holds an API token
+    from websockets.sync.client import connect
+
+    from tests.realtime.conftest import user_token
+
+    url = f"{live_daphne.ws_url}/ws/live/"
+    token = user_token(make_user("grid_worker", team="road"))
+    # then: the token as a subprotocol opens the socket, answered with the protocol "gridcommand"
+    with connect(url, origin=live_daphne.url, subprotocols=["gridcommand", f"gridcommand.token.{token}"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "gridcommand"
+        assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+    # a wrong or malformed token is refused like any other
+    for bad in ("0" * 40, "not-a-token"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, origin=live_daphne.url, subprotocols=["gridcommand", f"gridcommand.token.{bad}"])  # type: ignore[list-item]
+        assert refused.value.response.status_code == 403
