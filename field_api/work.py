@@ -158,9 +158,8 @@ class DispatchInputSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("worker_id" in attrs) == ("team_id" in attrs):
-            raise serializers.ValidationError(
-                {"detail": _("Send either worker_id (a worker) or team_id (a whole team), not both.")}
-            )
+            message = _("Send either worker_id (a worker) or team_id (a whole team), not both.")
+            raise serializers.ValidationError({"worker_id": [message], "team_id": [message]})
         return attrs
 
 

@@ -61,7 +61,10 @@ PAGE_KINDS = {
     # rest and hands the script the map, the incident cluster and the layers (WallHooks).
     "wall": {"dark": True, "controls": True, "live": False},
 }
-WALL_LIVE_LAYERS = ("workers",)  # drawn live by wall.js, not by the builder
+# Not drawn by the builder on the wall: the workers (wall.js draws them live), and households
+# (residents' names and phones do not belong on a screen the whole room reads; the drawer and
+# the desk's other pages are where an operator looks a person up).
+WALL_SKIPPED_LAYERS = ("workers", "households")
 
 
 class VectorTileLayer(JSCSSMixin, Layer):
@@ -373,7 +376,7 @@ def map_build(*, user: Any, kind: str = "wall") -> folium.Map:
     for grant in sorted(grants.values(), key=lambda g: g.layer.page_order):
         if grant.layer.page == "live":
             add_live(grant)
-        elif wall and grant.layer.name in WALL_LIVE_LAYERS:
+        elif wall and grant.layer.name in WALL_SKIPPED_LAYERS:
             continue
         elif grant.layer.page != "none":
             add_layer(grant)

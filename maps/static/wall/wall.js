@@ -414,6 +414,7 @@
       workerGroup.clearLayers();
       W.workers = {};
       (res[1].features || []).forEach(function (f) { placeWorker(f.id, f.geometry, f.properties); });
+      W.mapLoaded = true;
     });
   }
   function mapEvent(ev) {
