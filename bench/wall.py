@@ -232,7 +232,7 @@ def main() -> None:
         size = f"{SCALE_BUILDINGS:,} buildings, {SCALE_INCIDENTS:,} incidents"
     setup = prepare(url)
     process, port = daphne_start(
-        url, name="wall", env={"SLA_CHECK_SECONDS": "0", "FIELD_API_RATE_INCIDENT_ACTIONS": "100000/s"}
+        url, name="wall", env={"PERIODIC_JOBS_SECONDS": "0", "FIELD_API_RATE_INCIDENT_ACTIONS": "100000/s"}
     )
     base = f"http://127.0.0.1:{port}"
     from playwright.sync_api import sync_playwright
@@ -278,7 +278,7 @@ def main() -> None:
                     " else { requestAnimationFrame(check); } }; check(); });"
                 )
                 errors: list[str] = []
-                page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+                page.on("pageerror", lambda exc: errors.append(str(exc)))  # noqa: B023 - read before the next loop
                 page.goto(base + "/control/")
                 try:
                     page.wait_for_function("window.__tti !== undefined", timeout=60_000)

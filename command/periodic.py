@@ -5,7 +5,9 @@ Each job takes care of running from many processes at once (an advisory lock: on
 work). Where no Daphne runs, ``manage.py periodic_jobs`` runs them once (cron).
 
 Jobs: ``alarm_devices_check`` (home alarms that missed their heartbeat go offline, with an event),
-``requests_mark_overdue`` (open requests past their SLA get flagged, with an event).
+``requests_mark_overdue`` (open requests past their SLA get flagged, with an event),
+``incidents_overdue_mark`` (the SLA job: open incidents past their due time become
+``incident.overdue``, once each; the wall shows and counts them).
 """
 
 from __future__ import annotations
@@ -37,9 +39,18 @@ def _requests_mark_overdue() -> None:
     requests_mark_overdue()
 
 
+def _incidents_overdue_mark() -> None:
+    from command.services.incidents import incidents_overdue_mark
+
+    marked = incidents_overdue_mark()
+    if marked:
+        logger.info("incidents announced overdue: %s", marked)
+
+
 JOBS: list[tuple[str, Callable[[], None]]] = [
     ("alarm_devices_check", _alarm_devices_check),
     ("requests_mark_overdue", _requests_mark_overdue),
+    ("incidents_overdue_mark", _incidents_overdue_mark),
 ]
 
 

@@ -339,8 +339,6 @@ if BASEMAP_CRS not in {"wgs84", "cgcs2000", "gcj02"}:
 EVENT_RETENTION_HOURS = env_int("EVENT_RETENTION_HOURS", 72)
 # Seconds between the websocket heartbeats that carry the latest seq.
 REALTIME_HEARTBEAT_SECONDS = env_int("REALTIME_HEARTBEAT_SECONDS", 3)
-# The SLA job (overdue incidents) runs in the Daphne processes this often (0: off; see realtime/hub.py).
-SLA_CHECK_SECONDS = env_int("SLA_CHECK_SECONDS", 10)
 # A live connection that sends nothing (not even an ack) for this long is closed.
 REALTIME_CLIENT_TIMEOUT_SECONDS = env_int("REALTIME_CLIENT_TIMEOUT_SECONDS", 30)
 # Bytes sent to one client and not yet acknowledged; past this it gets resync and is closed.

@@ -12,9 +12,6 @@ os.environ.setdefault("DJANGO_SECURE", "0")
 # Each test run gets its own channel-layer namespace on the shared Redis; a Daphne process
 # started by a test inherits it through the environment.
 os.environ.setdefault("CHANNEL_PREFIX", f"gctest{os.getpid()}")
-# The SLA job stays off in test servers unless a test turns it on (its events would land in
-# the middle of other tests' exact event sequences); tests/maps/test_wall*.py turn it on.
-os.environ.setdefault("SLA_CHECK_SECONDS", "0")
 
 from command.settings import *  # noqa: F403
 

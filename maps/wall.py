@@ -34,6 +34,7 @@ from django.views.decorators.http import require_GET
 from command.field_selectors import incident_get_for_user, photos_visible_to, report_contents_grant
 from command.layers import OPEN_INCIDENT_STATUSES, layer_access_log, layers_for_user
 from command.models import Category, GridCell, Incident, Team
+from command.report_input import report_value
 from command.selectors import cameras_covering
 from command.services.incidents import ALARM_PRIORITY
 from command.wall_selectors import (
@@ -271,7 +272,7 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
                 "id": report.pk,
                 "received_at": report.received_at.isoformat(),
                 "source": report.source,
-                "note": report.note if visible else None,
+                "note": report_value(report, "note") if visible else None,
                 "photos": photos.get(report.pk, []),
             }
         )

@@ -334,8 +334,9 @@ SLA_LOCK_KEY = 0x4743736C61
 def incidents_overdue_mark(*, now: datetime | None = None, limit: int = OVERDUE_BATCH) -> int:
     """The SLA job: announce every open incident past its ``due_at`` that was not announced yet
     (one ``incident.overdue`` event each, ``overdue_at`` stamped), at most ``limit`` per call.
-    Runs under a transaction-scoped advisory lock, so when every Daphne process runs it (see
-    realtime.hub) only one does the work at a time; the others return 0 at once."""
+    Runs under a transaction-scoped advisory lock, so when every Daphne process runs it (one of
+    the periodic jobs, command/periodic.py) only one does the work at a time; the others return
+    0 at once."""
     from django.db import connection
 
     now = now or timezone.now()

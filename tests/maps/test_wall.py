@@ -188,6 +188,17 @@ def test_sla_job_announces_each_overdue_incident_once(reference, grid):
     assert Incident.objects.get(pk=late.incident_id).overdue_at is not None
 
 
+def test_sla_job_is_one_of_the_periodic_jobs(reference, grid):
+    # given: an overdue incident; when: the periodic jobs run once (as Daphne or cron does)
+    from command.periodic import periodic_jobs_run
+
+    late = _report(reference, received_at=timezone.now() - timedelta(hours=2))
+    with transaction.atomic():
+        periodic_jobs_run()
+    # then
+    assert len(_events("incident.overdue", Incident.objects.get(pk=late.incident_id))) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sla_job_runs_in_one_process_at_a_time(reference, grid):
     # given: another process holds the job's advisory lock

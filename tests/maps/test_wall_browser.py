@@ -30,7 +30,7 @@ from tests.support import BASE_DIR, DaphneServer, daphne_server, free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
-ENV = {"WHITENOISE_USE_FINDERS": "1", "SLA_CHECK_SECONDS": "1"}
+ENV = {"WHITENOISE_USE_FINDERS": "1", "PERIODIC_JOBS_SECONDS": "1"}  # the SLA job every second
 OUTPUT = BASE_DIR / "test-output" / "wall"
 READY = "window.GridWall && GridWall.ready && GridWall.status === 'live' && GridWall.stateLoads >= 1"
 
