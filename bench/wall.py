@@ -16,11 +16,11 @@ report-to-websocket latency of the same reports.
   grows < 10 %.
 
     .venv/bin/python bench/wall.py            # scale data (50,000 buildings, 200,000 incidents), 10-minute heap run
-    .venv/bin/python bench/wall.py --quick    # a small district, 30 reports, a 20-second heap run: under a minute
+    .venv/bin/python bench/wall.py --quick    # a small district, 20 reports, a 15-second heap run: under a minute
 
 The scale data is the one ``bench/layers.py`` loads (database ``gc_bench``, created on first
-use, a few minutes); ``--quick`` uses ``gc_wall_quick`` (2,000 buildings, 5,000 incidents). The
-last line is the ratio report-to-pixel p95 / report-to-websocket p95.
+use, a few minutes); ``--quick`` uses ``gc_wall_quick`` (2,000 buildings, 5,000 incidents;
+loaded on first use). The last line is the ratio report-to-pixel p95 / report-to-websocket p95.
 """
 
 from __future__ import annotations
@@ -216,12 +216,13 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small district, 30 reports, a 20 s heap run")
-    parser.add_argument("--minutes", type=float, default=None, help="length of the heap run (default 10; quick 0.33)")
-    parser.add_argument("--reports", type=int, default=None, help="reports for the latency run (default 100; quick 30)")
+    parser.add_argument("--quick", action="store_true", help="a small district, 20 reports, a 15 s heap run")
+    parser.add_argument("--minutes", type=float, default=None, help="length of the heap run (default 10; quick 0.25)")
+    parser.add_argument("--reports", type=int, default=None, help="reports for the latency run (default 100; quick 20)")
     args = parser.parse_args()
-    minutes = args.minutes if args.minutes is not None else (1 / 3 if args.quick else 10)
-    reports = args.reports if args.reports is not None else (30 if args.quick else 100)
+    minutes = args.minutes if args.minutes is not None else (0.25 if args.quick else 10)
+    reports = args.reports if args.reports is not None else (20 if args.quick else 100)
+    loads = 2 if args.quick else 3
     url = quick_database_url() if args.quick else default_bench_url()
     os.environ["DATABASE_URL"] = url  # before anything imports the settings
     if args.quick:
@@ -267,7 +268,7 @@ def main() -> None:
                 page.close()
             # --- the wall: time to interactive ------------------------------------------------
             ttis = []
-            for _ in range(3):
+            for _ in range(loads):
                 context = browser.new_context(viewport={"width": 1920, "height": 1080})
                 context.add_cookies([{"name": "sessionid", "value": setup["cookie"], "url": base}])
                 page = context.new_page()
@@ -331,7 +332,7 @@ def main() -> None:
                 cdp.send("HeapProfiler.collectGarbage")
                 return float(cdp.send("Runtime.getHeapUsage")["usedSize"])
 
-            for _ in range(20):  # warm up: the open set reaches its level
+            for _ in range(10 if args.quick else 30):  # warm up: the open set reaches its level
                 reporter.report()
                 reporter.cancel_old()
                 time.sleep(0.6)

@@ -33,7 +33,7 @@ from django.views.decorators.http import require_GET
 
 from command.field_selectors import incident_get_for_user, photos_visible_to, report_contents_grant
 from command.layers import OPEN_INCIDENT_STATUSES, layer_access_log, layers_for_user
-from command.models import Category, GridCell, Incident, Team
+from command.models import Category, GridCell, Incident, Report, Team
 from command.report_input import report_value
 from command.selectors import cameras_covering
 from command.services.incidents import ALARM_PRIORITY
@@ -93,6 +93,7 @@ def _reference() -> dict[str, Any]:
             str(pk): code for pk, code in GridCell.objects.filter(level=GridCell.Level.CELL).values_list("pk", "code")
         },
         "statuses": {value: str(label) for value, label in Incident.Status.choices},
+        "sources": {value: str(label) for value, label in Report.Source.choices},
     }
 
 

@@ -19,6 +19,8 @@
   var OPEN = {};
   cfg.open_statuses.forEach(function (s) { OPEN[s] = true; });
   var FEED_SIZE = 50;
+  // Markers and cluster icons in CSS pixels grow with the screen: the same wall at 3840×2160.
+  var SCALE = Math.max(1, window.innerWidth / 1920);
   var REFRESH_MIN_MS = 1000;
   var STATUS_COLOURS = { new: "#ff5252", dispatched: "#ffb300", accepted: "#29b6f6", on_scene: "#b388ff" };
   var PRIORITY_RADIUS = { 1: 12, 2: 9, 3: 7, 4: 6 };
@@ -308,7 +310,7 @@
   // --- map: open incidents clustered, coloured by status, sized by priority --------------------
   function markerStyle(p) {
     return {
-      radius: PRIORITY_RADIUS[p.priority] || 6, color: p.priority === 1 ? "#ffffff" : "#0b1220", weight: p.priority === 1 ? 3 : 1,
+      radius: (PRIORITY_RADIUS[p.priority] || 6) * SCALE, color: p.priority === 1 ? "#ffffff" : "#0b1220", weight: p.priority === 1 ? 3 : 1,
       fillColor: STATUS_COLOURS[p.status] || "#ff5252", fillOpacity: 0.9,
     };
   }
@@ -320,7 +322,7 @@
         worst = Math.min(worst, p.priority || 4);
         if (order.indexOf(p.status) >= 0 && order.indexOf(p.status) < order.indexOf(urgent)) urgent = p.status;
       });
-      var n = c.getChildCount(), size = n < 10 ? 34 : n < 100 ? 42 : 52;
+      var n = c.getChildCount(), size = Math.round((n < 10 ? 34 : n < 100 ? 42 : 52) * SCALE);
       var bg = { 1: "#c62828", 2: "#ef6c00", 3: "#1565c0", 4: "#455a64" }[worst];
       return L.divIcon({
         html: '<div class="gc-cluster" style="width:' + size + "px;height:" + size + "px;background:" + bg +
@@ -379,7 +381,7 @@
     }
     var latlng = latLngOf(geometry);
     if (m) { m.setLatLng(latlng); m.feature.properties = props; return; }
-    m = L.circleMarker(latlng, { radius: 6, color: "#ffffff", weight: 2, fillColor: "#66bb6a", fillOpacity: 1, className: "gc-worker" });
+    m = L.circleMarker(latlng, { radius: 6 * SCALE, color: "#ffffff", weight: 2, fillColor: "#66bb6a", fillOpacity: 1, className: "gc-worker" });
     m.feature = { id: key, properties: props };
     m.bindTooltip(function () {
       var p = m.feature.properties;
@@ -555,7 +557,7 @@
     body.push(el("h4", { text: S.reports + " (" + d.reports.length + ")" }));
     body.push(el("ul", { id: "drawer-reports" }, d.reports.map(function (r) {
       return el("li", { "data-report-id": String(r.id) }, [
-        el("span", { text: timeOf(r.received_at) + " · " + r.source }),
+        el("span", { text: timeOf(r.received_at) + " · " + (R.sources[r.source] || r.source) }),
         el("span", { text: r.note === null ? S.no_photo_rights : r.note }),
         el("div", { class: "thumbs" }, r.photos.map(function (ph) {
           return el("img", { src: ph.thumbnail_url, alt: "", "data-photo-id": String(ph.id), onclick: function () { showPhoto(ph.url); } });
@@ -608,6 +610,12 @@
 
   // --- start ------------------------------------------------------------------------------------
   renderSoundButton();
+  if (map) {
+    // fill the wall with the district: fractional zoom, fitted to the grid cells when drawn inline
+    map.options.zoomSnap = 0.25;
+    var cells = hooks.layers && hooks.layers.cells;
+    if (cells && cells.getBounds && cells.getBounds().isValid()) map.fitBounds(cells.getBounds(), { padding: [16, 16] });
+  }
   W.feedLive = window.GridLive.connect({
     layers: ["incidents", "reports", "workers"], onEvent: feedEvent, onResync: feedResync, onStatus: onStatus,
   });
