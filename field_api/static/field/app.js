@@ -341,6 +341,7 @@
   );
   $("#refresh").addEventListener("click", loadAssignments);
 
+  let shownAssignments = null; // the list as last drawn: an unchanged answer leaves the DOM alone
   async function loadAssignments() {
     const p = pinned();
     const q = p ? `?longitude=${p.lon}&latitude=${p.lat}` : "";
@@ -353,6 +354,11 @@
     } catch (e) {
       return;
     }
+    // The live stream asks again on every change it hears of; redraw only what changed, so a
+    // button under the worker's finger is not swapped for an identical one.
+    const text = JSON.stringify(data.features);
+    if (text === shownAssignments && ul.children.length) return;
+    shownAssignments = text;
     if (!data.features.length) {
       const li = document.createElement("li");
       li.textContent = T.no_assignments;
