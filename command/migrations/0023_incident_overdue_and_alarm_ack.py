@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('command', '0020_roles'),
+        ('command', '0022_roles'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
