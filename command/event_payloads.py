@@ -21,6 +21,7 @@ from command.layers import ARRAY, BOOL, LAYERS, NUM, TEXT, TIME, Layer
 
 REFERENCE_LAYER = "reference"  # teams and categories: no map layer, their own event
 TIPS_LAYER = "tips"  # supervision tips: no map layer, so no screen receives them
+NOTICES_LAYER = "notices"  # village notices: no map layer (residents read them on their page)
 
 # The kinds of event and the layer each is about (None: any layer).
 EVENT_KIND_LAYERS: dict[str, str | None] = {
@@ -53,6 +54,7 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "tip.created": TIPS_LAYER,
     "tip.updated": TIPS_LAYER,
     "hotspot.raised": "hotspots",
+    "notice.published": NOTICES_LAYER,
 }
 
 
@@ -156,7 +158,20 @@ class TipChanged(_Strict):
     properties: _TipProperties
 
 
+class _NoticeProperties(_Strict):
+    title: StrictStr
+    target_id: StrictInt | None
+    published_at: Annotated[StrictStr, AfterValidator(_iso_time)]
+
+
+class NoticePublished(_Strict):
+    id: StrictStr
+    geometry: None = None
+    properties: _NoticeProperties
+
+
 _OTHER: dict[str, type[BaseModel]] = {
+    "notice.published": NoticePublished,
     "tip.created": TipChanged,
     "tip.updated": TipChanged,
     "layer.reloaded": LayerReloaded,

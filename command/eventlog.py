@@ -72,6 +72,7 @@ EventKind = Literal[
     "tip.created",
     "tip.updated",
     "hotspot.raised",
+    "notice.published",
 ]
 
 

@@ -771,6 +771,8 @@ from command.resident_models import (  # noqa: E402, F401
     AlarmDevice,
     AlarmEvent,
     AlarmSignatureSeen,
+    Notice,
+    NoticeRead,
     PhoneCode,
     RequestPhoto,
     Resident,

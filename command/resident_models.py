@@ -287,3 +287,44 @@ class Resident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone[:3]}****{self.phone[-4:]}"
+
+
+class Notice(models.Model):
+    """A village notice (村务公开): for everyone (no target) or for one grid (a cell, or a big grid
+    and its cells). Residents read them on the resident page; each first read is counted."""
+
+    title = models.CharField(_("title"), max_length=100)
+    body = models.TextField(_("text"))
+    target = models.ForeignKey(
+        "command.GridCell",
+        verbose_name=_("for the grid"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    author = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    published_at = models.DateTimeField(_("published at"))
+
+    class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+        ordering = ["-published_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class NoticeRead(models.Model):
+    """A resident read a notice (once), with the grid cell they live in, for the counts per grid."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    grid_cell = models.ForeignKey("command.GridCell", null=True, on_delete=models.SET_NULL, related_name="+")
+    read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["notice", "user"], name="noticeread_once")]
+
+    def __str__(self) -> str:
+        return f"{self.notice_id} {self.user_id}"

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command.models import Category, Resident, ServiceRequest, Worker
+from command.services.notices import notices_for_resident
 from command.services.phone_login import PhoneLoginRefused, phone_code_send, phone_code_verify
 from command.services.requests import (
     RequestStateError,
@@ -62,7 +63,12 @@ def resident_home(request: HttpRequest) -> HttpResponse:
     if not _is_resident(request):
         return render(request, "residents/resident_signin.html", {"step": "phone"})
     mine = ServiceRequest.objects.filter(requester_id=_uid(request)).order_by("-created_at")
-    context: dict[str, Any] = {"requests": mine[:50], "categories": Category.objects.all(), "errors": {}}
+    context: dict[str, Any] = {
+        "requests": mine[:50],
+        "categories": Category.objects.all(),
+        "notices": notices_for_resident(request.user)[:20],
+        "errors": {},
+    }
     if request.method == "POST":
         resident = Resident.objects.filter(user_id=_uid(request)).select_related("household").first()
         category = Category.objects.filter(code=request.POST.get("category", "")).first()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from residents import alarms, requests, tips
+from residents import alarms, notices, requests, tips
 
 app_name = "residents"
 
@@ -21,6 +21,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("resident/login/", requests.resident_login, name="resident-login"),
     path("resident/logout/", requests.resident_logout, name="resident-logout"),
     path("resident/requests/<int:pk>/", requests.resident_request, name="resident-request"),
+    path("resident/notices/<int:pk>/", notices.resident_notice, name="resident-notice"),
+    path("api/v1/notices/", notices.NoticeListView.as_view(), name="notices"),
+    path("api/v1/notices/<int:pk>/reads/", notices.NoticeReadsView.as_view(), name="notice-reads"),
     path("field/requests/", requests.field_pool, name="field-requests"),
     path("field/requests/<int:pk>/take/", requests.field_take, name="field-take"),
     path("field/requests/<int:pk>/resolve/", requests.field_resolve, name="field-resolve"),

@@ -1,0 +1,62 @@
+"""Village notices: residents read them on the resident page; operators publish them and read
+the counts per grid over REST (``/api/v1/notices/``)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from command.models import Notice
+from command.services.notices import PUBLISH_PERMISSION, notice_publish, notice_read, notice_read_counts
+
+RESIDENT_PERMISSION = "command.use_resident_page"
+
+
+@never_cache
+def resident_notice(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.is_authenticated or not request.user.has_perm(RESIDENT_PERMISSION):
+        raise Http404
+    try:
+        notice = notice_read(user=request.user, notice_id=pk)
+    except Notice.DoesNotExist:
+        raise Http404 from None  # a notice for another grid answers like a missing one
+    return render(request, "residents/resident_notice.html", {"notice": notice})
+
+
+class NoticeIn(serializers.Serializer):
+    title = serializers.CharField(max_length=100)
+    body = serializers.CharField(max_length=20000)
+    target = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
+
+
+class NoticeListView(APIView):
+    def post(self, request: Request) -> Response:
+        data = NoticeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        notice = notice_publish(actor=request.user, title=v["title"], body=v["body"], target_code=v["target"])
+        return Response(
+            {
+                "id": notice.pk,
+                "title": notice.title,
+                "target": v["target"] or None,
+                "published_at": notice.published_at,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class NoticeReadsView(APIView):
+    def get(self, request: Request, pk: int) -> Response:
+        if not request.user.has_perm(PUBLISH_PERMISSION):
+            raise PermissionDenied()
+        if not Notice.objects.filter(pk=pk).exists():
+            raise Http404
+        counts = notice_read_counts(pk)
+        return Response({"id": pk, "reads_by_grid": counts, "reads": sum(counts.values())})
