@@ -21,6 +21,7 @@ from command.layers import ARRAY, BOOL, LAYERS, NUM, TEXT, TIME, Layer
 
 REFERENCE_LAYER = "reference"  # teams and categories: no map layer, their own event
 TIPS_LAYER = "tips"  # supervision tips: no map layer, so no screen receives them
+POINTS_LAYER = "points"  # volunteer points: no map layer
 NOTICES_LAYER = "notices"  # village notices: no map layer (residents read them on their page)
 
 # The kinds of event and the layer each is about (None: any layer).
@@ -55,6 +56,7 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "tip.updated": TIPS_LAYER,
     "hotspot.raised": "hotspots",
     "notice.published": NOTICES_LAYER,
+    "points.awarded": POINTS_LAYER,
 }
 
 
@@ -170,7 +172,20 @@ class NoticePublished(_Strict):
     properties: _NoticeProperties
 
 
+class _PointsProperties(_Strict):
+    worker_id: StrictInt
+    kind: Literal["order", "visit", "activity"]
+    points: StrictInt
+
+
+class PointsAwarded(_Strict):
+    id: StrictStr
+    geometry: None = None
+    properties: _PointsProperties
+
+
 _OTHER: dict[str, type[BaseModel]] = {
+    "points.awarded": PointsAwarded,
     "notice.published": NoticePublished,
     "tip.created": TipChanged,
     "tip.updated": TipChanged,

@@ -73,6 +73,7 @@ EventKind = Literal[
     "tip.updated",
     "hotspot.raised",
     "notice.published",
+    "points.awarded",
 ]
 
 

@@ -768,12 +768,15 @@ class HotspotAlert(models.Model):
 
 # Resident services (#16) live in their own module; imported here so Django registers them.
 from command.resident_models import (  # noqa: E402, F401
+    Activity,
+    ActivityCheckIn,
     AlarmDevice,
     AlarmEvent,
     AlarmSignatureSeen,
     Notice,
     NoticeRead,
     PhoneCode,
+    PointEntry,
     RequestPhoto,
     Resident,
     ServiceRequest,

@@ -47,7 +47,14 @@ def _incidents_overdue_mark() -> None:
         logger.info("incidents announced overdue: %s", marked)
 
 
+def _points_sync_visits() -> None:
+    from command.services.points import points_sync_visits
+
+    points_sync_visits()
+
+
 JOBS: list[tuple[str, Callable[[], None]]] = [
+    ("points_sync_visits", _points_sync_visits),
     ("alarm_devices_check", _alarm_devices_check),
     ("requests_mark_overdue", _requests_mark_overdue),
     ("incidents_overdue_mark", _incidents_overdue_mark),

@@ -328,3 +328,56 @@ class NoticeRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notice_id} {self.user_id}"
+
+
+class Activity(models.Model):
+    """A volunteer activity; volunteers check in by scanning its QR code (a link with
+    ``token``) with their phone, which earns them the activity's points once."""
+
+    title = models.CharField(_("title"), max_length=100)
+    token = models.CharField(max_length=32, unique=True, editable=False)
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
+    created_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = _("volunteer activity")
+        verbose_name_plural = _("volunteer activities")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ActivityCheckIn(models.Model):
+    activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="check_ins")
+    worker = models.ForeignKey("command.Worker", on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["activity", "worker"], name="activitycheckin_once")]
+
+    def __str__(self) -> str:
+        return f"{self.activity_id} {self.worker_id}"
+
+
+class PointEntry(models.Model):
+    """The volunteer service record: one row per thing that earned points (a completed order, a
+    campaign visit, an activity), at the points the rules gave it then (VOLUNTEER_POINTS)."""
+
+    class Kind(models.TextChoices):
+        ORDER = "order", _("completed order")
+        VISIT = "visit", _("campaign visit")
+        ACTIVITY = "activity", _("activity")
+
+    worker = models.ForeignKey("command.Worker", on_delete=models.CASCADE, related_name="points")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    source = models.CharField(max_length=40)  # "request:12", "mark:7", "activity:3"
+    points = models.IntegerField()
+    earned_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["earned_at"])]
+        constraints = [models.UniqueConstraint(fields=["worker", "source"], name="pointentry_once")]
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} {self.source} {self.points}"

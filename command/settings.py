@@ -461,6 +461,26 @@ SMS_BACKEND = env_str("SMS_BACKEND", "console")
 PHONE_CODE_TTL_SECONDS = env_int("PHONE_CODE_TTL_SECONDS", 300)
 PHONE_CODE_MAX_ATTEMPTS = env_int("PHONE_CODE_MAX_ATTEMPTS", 5)
 PHONE_CODE_PER_HOUR = env_int("PHONE_CODE_PER_HOUR", 5)
+
+
+# Volunteer points: what each thing earns ("kind=points,..."), and the yearly points for 2..5 stars
+# (fewer than the first: 1 star).
+def _pairs(name: str, default: str) -> dict[str, int]:
+    try:
+        return {k.strip(): int(v) for k, _sep, v in (p.partition("=") for p in env_str(name, default).split(","))}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must look like {default!r}") from exc
+
+
+VOLUNTEER_POINTS = _pairs("VOLUNTEER_POINTS", "order=10,visit=2,activity=5")
+try:
+    VOLUNTEER_STAR_THRESHOLDS = [int(v) for v in env_str("VOLUNTEER_STAR_THRESHOLDS", "30,80,150,300").split(",")]
+except ValueError as exc:
+    raise ImproperlyConfigured("VOLUNTEER_STAR_THRESHOLDS must be four whole numbers, e.g. 30,80,150,300") from exc
+if len(VOLUNTEER_STAR_THRESHOLDS) != 4 or sorted(VOLUNTEER_STAR_THRESHOLDS) != VOLUNTEER_STAR_THRESHOLDS:
+    raise ImproperlyConfigured("VOLUNTEER_STAR_THRESHOLDS must be four rising numbers: the points for 2, 3, 4, 5 stars")
+if set(VOLUNTEER_POINTS) != {"order", "visit", "activity"}:
+    raise ImproperlyConfigured("VOLUNTEER_POINTS must give order, visit and activity, e.g. order=10,visit=2,activity=5")
 # Map pages draw a layer from inline GeoJSON up to this many features, as vector tiles above.
 MAP_INLINE_MAX_FEATURES = env_int("MAP_INLINE_MAX_FEATURES", 2000)
 

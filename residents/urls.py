@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from residents import alarms, notices, requests, tips
+from residents import alarms, notices, points, requests, tips
 
 app_name = "residents"
 
@@ -24,6 +24,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("resident/notices/<int:pk>/", notices.resident_notice, name="resident-notice"),
     path("api/v1/notices/", notices.NoticeListView.as_view(), name="notices"),
     path("api/v1/notices/<int:pk>/reads/", notices.NoticeReadsView.as_view(), name="notice-reads"),
+    path("volunteers/leaderboard/", points.leaderboard, name="leaderboard"),
+    path("field/card/", points.my_card, name="volunteer-card"),
+    path("field/checkin/", points.check_in, name="activity-checkin"),
+    path("field/activities/<int:pk>/qr.svg", points.activity_qr, name="activity-qr"),
+    path("api/v1/activities/", points.ActivityListView.as_view(), name="activities"),
     path("field/requests/", requests.field_pool, name="field-requests"),
     path("field/requests/<int:pk>/take/", requests.field_take, name="field-take"),
     path("field/requests/<int:pk>/resolve/", requests.field_resolve, name="field-resolve"),

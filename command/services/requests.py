@@ -30,6 +30,7 @@ from command.geometry import check_geometry
 from command.models import Building, Category, RequestPhoto, ServiceRequest, Team, Worker
 from command.selectors import grid_cell_for_point
 from command.services.photos import photos_prepare
+from command.services.points import points_award
 
 DISPATCH_PERMISSION = "command.dispatch_incident"
 FIELD_APP_PERMISSION = "command.use_field_app"
@@ -237,6 +238,7 @@ def request_resolve(
             request.updated_at = now
             request.save(update_fields=["status", "resolution_note", "resolved_at", "overdue", "updated_at"])
             _announce(request, action="resolve", actor_id=worker.user_id)
+            points_award(worker=worker, kind="order", source=f"request:{request.pk}", at=now)
             return request
     except BaseException:
         from command.services.photos import photo_files_delete

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('command', '0022_roles'),
+        ('command', '0023_incident_overdue_and_alarm_ack'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
