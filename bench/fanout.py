@@ -1,0 +1,279 @@
+"""Broadcast to many screens: GridCommand against a raw ``websockets`` broadcast, in the same run.
+
+N websocket clients (100 / 500 / 1,000) hold ``/ws/live/`` as operators subscribed to a layer
+they are permitted (``reports``); reports are written one at a time through ``report_submit`` in
+this process (commit, wake through Redis, Daphne's hub, each consumer's filter and redaction).
+The baseline writes a row and ``pg_notify`` in one transaction; a separate process LISTENing
+broadcasts it with ``websockets.broadcast`` to the same number of clients (bench/latency.py's
+baseline server). Broadcast completion = from just before the write until the LAST of the N
+clients has the message parsed; p50/p95 over the broadcasts. Also measured through nginx across
+2 Daphne processes (command/cluster.py, the shape of ``make cluster``).
+
+    .venv/bin/python bench/fanout.py             # 100, 500, 1000 clients, 30 broadcasts each
+    .venv/bin/python bench/fanout.py --quick     # 200 clients, 6 broadcasts (< 1 minute)
+
+Goal: p95 within 3x of the baseline at 1,000 clients (a straightforward Channels consumer,
+a group per screen, measured ~10x here). Uses the database ``<name>_bench`` like latency.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from benchlib import (  # noqa: E402 - bench/ is the script folder
+    bench_database_url,
+    daphne_start,
+    free_port,
+    percentile,
+    psycopg_conninfo,
+    stop,
+)
+
+os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
+os.environ.setdefault("DJANGO_SECURE", "0")
+
+CONNECT_BATCH = 50
+
+
+async def _connect_all(urls: list[str], headers: dict[str, str], subscribe: bool) -> list[Any]:
+    """Open the clients in batches (a thousand handshakes at once would measure the accept queue)."""
+    import websockets
+
+    clients: list[Any] = []
+    for start in range(0, len(urls), CONNECT_BATCH):
+        batch = urls[start : start + CONNECT_BATCH]
+        opened = await asyncio.gather(
+            *(
+                websockets.connect(
+                    url, additional_headers=headers, compression=None, proxy=None, max_queue=None, open_timeout=30
+                )
+                for url in batch
+            )
+        )
+        if subscribe:
+            await asyncio.gather(*(ws.send(json.dumps({"type": "subscribe", "layers": ["reports"]})) for ws in opened))
+        clients.extend(opened)
+    return clients
+
+
+class Receivers:
+    """Reads every client; records when each one had each key."""
+
+    def __init__(self, clients: list[Any], extract: Any, acks: bool) -> None:
+        self.clients = clients
+        self.got: dict[str, list[float]] = {}
+        self.extract, self.acks = extract, acks
+        self.tasks = [asyncio.create_task(self._read(ws)) for ws in clients]
+
+    async def _read(self, ws: Any) -> None:
+        try:
+            async for text in ws:
+                now = time.perf_counter()
+                message = json.loads(text)
+                key = self.extract(message)
+                if key is not None:
+                    self.got.setdefault(key, []).append(now)
+                elif self.acks and message.get("type") == "heartbeat":
+                    await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
+        except Exception:  # noqa: S110 - closed at the end of the run
+            pass
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.clients), return_exceptions=True)
+        for task in self.tasks:
+            task.cancel()
+
+
+async def measure(clients: list[Any], extract: Any, acks: bool, write: Any, broadcasts: int) -> tuple[list[float], int]:
+    """Completion times (ms) of ``broadcasts`` writes, one at a time; and how many deliveries were lost."""
+    receivers = Receivers(clients, extract, acks)
+    await asyncio.sleep(1.0)  # subscriptions settle
+    times: list[float] = []
+    lost = 0
+    try:
+        for _ in range(broadcasts):
+            key = uuid.uuid4().hex
+            sent = time.perf_counter()
+            await write(key)
+            deadline = sent + 15
+            while len(receivers.got.get(key, ())) < len(clients) and time.perf_counter() < deadline:
+                await asyncio.sleep(0.001)
+            got = receivers.got.get(key, [])
+            lost += len(clients) - len(got)
+            if got:
+                times.append((max(got) - sent) * 1000)
+            await asyncio.sleep(0.05)
+    finally:
+        await receivers.close()
+    return times, lost
+
+
+def _report_key(message: dict[str, Any]) -> str | None:
+    if message.get("type") == "event" and message.get("kind") == "report.created":
+        return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
+    return None
+
+
+async def run_gridcommand(ports: list[int], token: str, n: int, broadcasts: int) -> tuple[list[float], int]:
+    from django.contrib.auth import get_user_model
+    from django.contrib.gis.geos import Point
+    from django.db import connection
+
+    from command.models import Category
+    from command.services.reports import report_submit
+
+    def lookups() -> tuple[Category, int]:
+        try:
+            worker = get_user_model().objects.values_list("pk", flat=True).get(username="bench-worker")
+            return Category.objects.get(code="other"), worker
+        finally:
+            connection.close()
+
+    category, worker_id = await asyncio.to_thread(lookups)
+
+    def submit(key: str) -> None:
+        try:
+            report_submit(
+                reporter_id=worker_id,
+                client_id=uuid.UUID(key),
+                category=category,
+                location=Point(117.003, 39.003, srid=4326),
+                note="fanout",
+            )
+        finally:
+            connection.close()
+
+    async def write(key: str) -> None:
+        await asyncio.to_thread(submit, key)
+
+    urls = [f"ws://127.0.0.1:{ports[i % len(ports)]}/ws/live/" for i in range(n)]
+    clients = await _connect_all(urls, {"Authorization": f"Token {token}"}, subscribe=True)
+    return await measure(clients, _report_key, True, write, broadcasts)
+
+
+async def run_baseline(port: int, conninfo: str, n: int, broadcasts: int) -> tuple[list[float], int]:
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(conninfo)
+
+    async def write(key: str) -> None:
+        payload = json.dumps({"key": key, "note": "fanout"})
+        async with conn.transaction():
+            await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
+            await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+
+    clients = await _connect_all([f"ws://127.0.0.1:{port}"] * n, {}, subscribe=False)
+    try:
+        return await measure(clients, lambda m: str(m["key"]), False, write, broadcasts)
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="200 clients, 6 broadcasts")
+    parser.add_argument("--clients", default="100,500,1000")
+    parser.add_argument("--broadcasts", type=int, default=30)
+    args = parser.parse_args()
+    levels = [200] if args.quick else [int(c) for c in args.clients.split(",")]
+    broadcasts = 6 if args.quick else args.broadcasts
+
+    url = bench_database_url("bench")
+    os.environ["DATABASE_URL"] = url
+    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"
+    from latency import setup_database
+
+    tokens = setup_database(url)
+    conninfo = psycopg_conninfo(url)
+    from command.cluster import ClusterSpec, cluster_running
+    from command.localstack import LOCAL
+
+    print(f"bench/fanout.py: {', '.join(map(str, levels))} clients, {broadcasts} broadcasts each", flush=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    rows: list[tuple[int, str, list[float], int]] = []
+    env = {"CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"], "LOG_LEVEL": "WARNING", "DB_POOL_MIN": "1"}
+    try:
+        base_port = free_port()
+        baseline = subprocess.Popen(
+            [sys.executable, str(BASE_DIR / "bench" / "latency.py"), "--baseline-server", str(base_port), conninfo],
+            stdout=subprocess.PIPE,
+            cwd=BASE_DIR,
+        )
+        processes.append(baseline)
+        assert baseline.stdout is not None
+        if baseline.stdout.readline().strip() != b"ready":
+            raise SystemExit("baseline server did not start")
+        daphne, port = daphne_start(url, name="bench-fanout", env=env)
+        processes.append(daphne)
+        for n in levels:
+            rows.append((n, "baseline (websockets)", *asyncio.run(run_baseline(base_port, conninfo, n, broadcasts))))
+            rows.append(
+                (
+                    n,
+                    "GridCommand, 1 Daphne",
+                    *asyncio.run(run_gridcommand([port], tokens["operator_token"], n, broadcasts)),
+                )
+            )
+        stop(daphne)
+        processes.remove(daphne)
+        spec = ClusterSpec(
+            processes=2,
+            port=free_port(),
+            backends=[free_port(), free_port()],
+            workdir=str(LOCAL / f"bench-fanout-{os.getpid()}"),
+            env={
+                **env,
+                "DJANGO_SETTINGS_MODULE": "command.test_settings",
+                "DATABASE_URL": url,
+                "FIELD_API_RATE_REPORTS": "100000/s",
+            },
+        )
+        with cluster_running(spec):
+            n = levels[-1]
+            proxied = asyncio.run(run_gridcommand([spec.port], tokens["operator_token"], n, broadcasts))
+            rows.append((n, "GridCommand, nginx + 2 Daphne", *proxied))
+    finally:
+        for process in processes:
+            stop(process)
+
+    print()
+    print(f"{'clients':>7}  {'pipeline':<30} {'p50 ms':>8} {'p95 ms':>8} {'p95 ratio':>10} {'lost':>6}")
+    base95: dict[int, float] = {}
+    ratios: dict[tuple[int, str], float] = {}
+    failed = False
+    for n, label, times, lost in rows:
+        p50, p95 = percentile(times, 50), percentile(times, 95)
+        if label.startswith("baseline"):
+            base95[n] = p95
+            ratio = ""
+        else:
+            ratios[(n, label)] = p95 / base95[n]
+            ratio = f"{ratios[(n, label)]:9.2f}x"
+        failed = failed or lost > 0
+        print(f"{n:>7}  {label:<30} {p50:8.1f} {p95:8.1f} {ratio:>10} {lost:>6}")
+    print()
+    print("broadcast completion: from the write until the last client has the message; goal p95 <= 3x at 1,000")
+    top = levels[-1]
+    one = ratios[(top, "GridCommand, 1 Daphne")]
+    two = ratios[(top, "GridCommand, nginx + 2 Daphne")]
+    print(
+        f"RATIO broadcast completion p95 at {top} clients / raw websockets: "
+        f"{one:.2f}x (1 Daphne), {two:.2f}x (nginx + 2)"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
