@@ -1,8 +1,10 @@
 """Broadcast to many screens: GridCommand against a raw ``websockets`` broadcast, in the same run.
 
 N websocket clients (100 / 500 / 1,000) hold ``/ws/live/`` as operators subscribed to a layer
-they are permitted (``reports``); reports are written one at a time through ``report_submit`` in
-this process (commit, wake through Redis, Daphne's hub, each consumer's filter and redaction).
+they are permitted (``--layer``: ``incidents`` by default, a wall's layer; ``reports`` carries
+personal data for operators, so each screen also writes the access log once per heartbeat);
+reports are written one at a time through ``report_submit`` in this process (commit, wake
+through Redis, Daphne's hub, each consumer's filter and redaction).
 The baseline writes a row and ``pg_notify`` in one transaction; a separate process LISTENing
 broadcasts it with ``websockets.broadcast`` to the same number of clients (bench/latency.py's
 baseline server). Broadcast completion = from just before the write until the LAST of the N
@@ -10,7 +12,7 @@ clients has the message parsed; p50/p95 over the broadcasts. Also measured throu
 2 Daphne processes (command/cluster.py, the shape of ``make cluster``).
 
     .venv/bin/python bench/fanout.py             # 100, 500, 1000 clients, 30 broadcasts each
-    .venv/bin/python bench/fanout.py --quick     # 200 clients, 6 broadcasts (< 1 minute)
+    .venv/bin/python bench/fanout.py --quick     # 150 clients, 5 broadcasts (< 1 minute)
 
 Goal: p95 within 3x of the baseline at 1,000 clients (a straightforward Channels consumer,
 a group per screen, measured ~10x here). Uses the database ``<name>_bench`` like latency.py.
@@ -47,7 +49,7 @@ os.environ.setdefault("DJANGO_SECURE", "0")
 CONNECT_BATCH = 50
 
 
-async def _connect_all(urls: list[str], headers: dict[str, str], subscribe: bool) -> list[Any]:
+async def _connect_all(urls: list[str], headers: dict[str, str], subscribe: str | None) -> list[Any]:
     """Open the clients in batches (a thousand handshakes at once would measure the accept queue)."""
     import websockets
 
@@ -63,7 +65,7 @@ async def _connect_all(urls: list[str], headers: dict[str, str], subscribe: bool
             )
         )
         if subscribe:
-            await asyncio.gather(*(ws.send(json.dumps({"type": "subscribe", "layers": ["reports"]})) for ws in opened))
+            await asyncio.gather(*(ws.send(json.dumps({"type": "subscribe", "layers": [subscribe]})) for ws in opened))
         clients.extend(opened)
     return clients
 
@@ -104,9 +106,8 @@ async def measure(clients: list[Any], extract: Any, acks: bool, write: Any, broa
     lost = 0
     try:
         for _ in range(broadcasts):
-            key = uuid.uuid4().hex
             sent = time.perf_counter()
-            await write(key)
+            key = await write()
             deadline = sent + 15
             while len(receivers.got.get(key, ())) < len(clients) and time.perf_counter() < deadline:
                 await asyncio.sleep(0.001)
@@ -120,18 +121,16 @@ async def measure(clients: list[Any], extract: Any, acks: bool, write: Any, broa
     return times, lost
 
 
-def _report_key(message: dict[str, Any]) -> str | None:
-    if message.get("type") == "event" and message.get("kind") == "report.created":
-        return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
-    return None
+def _event_key(message: dict[str, Any]) -> str | None:
+    return str(message["seq"]) if message.get("type") == "event" else None
 
 
-async def run_gridcommand(ports: list[int], token: str, n: int, broadcasts: int) -> tuple[list[float], int]:
+async def run_gridcommand(ports: list[int], token: str, n: int, broadcasts: int, layer: str) -> tuple[list[float], int]:
     from django.contrib.auth import get_user_model
     from django.contrib.gis.geos import Point
     from django.db import connection
 
-    from command.models import Category
+    from command.models import Category, Event
     from command.services.reports import report_submit
 
     def lookups() -> tuple[Category, int]:
@@ -143,24 +142,29 @@ async def run_gridcommand(ports: list[int], token: str, n: int, broadcasts: int)
 
     category, worker_id = await asyncio.to_thread(lookups)
 
-    def submit(key: str) -> None:
+    def submit() -> str:
+        """The report, and the seq of its event on ``layer`` (the key the screens see)."""
         try:
-            report_submit(
+            report = report_submit(
                 reporter_id=worker_id,
-                client_id=uuid.UUID(key),
+                client_id=uuid.uuid4(),
                 category=category,
                 location=Point(117.003, 39.003, srid=4326),
                 note="fanout",
+            ).report
+            object_id = str(report.pk if layer == "reports" else report.incident_id)
+            return str(
+                Event.objects.filter(layer=layer, object_id=object_id).order_by("-seq").values_list("seq", flat=True)[0]
             )
         finally:
             connection.close()
 
-    async def write(key: str) -> None:
-        await asyncio.to_thread(submit, key)
+    async def write() -> str:
+        return await asyncio.to_thread(submit)
 
     urls = [f"ws://127.0.0.1:{ports[i % len(ports)]}/ws/live/" for i in range(n)]
-    clients = await _connect_all(urls, {"Authorization": f"Token {token}"}, subscribe=True)
-    return await measure(clients, _report_key, True, write, broadcasts)
+    clients = await _connect_all(urls, {"Authorization": f"Token {token}"}, subscribe=layer)
+    return await measure(clients, _event_key, True, write, broadcasts)
 
 
 async def run_baseline(port: int, conninfo: str, n: int, broadcasts: int) -> tuple[list[float], int]:
@@ -168,13 +172,15 @@ async def run_baseline(port: int, conninfo: str, n: int, broadcasts: int) -> tup
 
     conn = await psycopg.AsyncConnection.connect(conninfo)
 
-    async def write(key: str) -> None:
+    async def write() -> str:
+        key = uuid.uuid4().hex
         payload = json.dumps({"key": key, "note": "fanout"})
         async with conn.transaction():
             await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
             await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+        return key
 
-    clients = await _connect_all([f"ws://127.0.0.1:{port}"] * n, {}, subscribe=False)
+    clients = await _connect_all([f"ws://127.0.0.1:{port}"] * n, {}, subscribe=None)
     try:
         return await measure(clients, lambda m: str(m["key"]), False, write, broadcasts)
     finally:
@@ -183,12 +189,13 @@ async def run_baseline(port: int, conninfo: str, n: int, broadcasts: int) -> tup
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="200 clients, 6 broadcasts")
+    parser.add_argument("--quick", action="store_true", help="150 clients, 5 broadcasts")
     parser.add_argument("--clients", default="100,500,1000")
     parser.add_argument("--broadcasts", type=int, default=30)
+    parser.add_argument("--layer", default="incidents", choices=["incidents", "reports"])
     args = parser.parse_args()
-    levels = [200] if args.quick else [int(c) for c in args.clients.split(",")]
-    broadcasts = 6 if args.quick else args.broadcasts
+    levels = [150] if args.quick else [int(c) for c in args.clients.split(",")]
+    broadcasts = 5 if args.quick else args.broadcasts
 
     url = bench_database_url("bench")
     os.environ["DATABASE_URL"] = url
@@ -200,7 +207,11 @@ def main() -> int:
     from command.cluster import ClusterSpec, cluster_running
     from command.localstack import LOCAL
 
-    print(f"bench/fanout.py: {', '.join(map(str, levels))} clients, {broadcasts} broadcasts each", flush=True)
+    print(
+        f"bench/fanout.py: {', '.join(map(str, levels))} clients on the {args.layer} layer, "
+        f"{broadcasts} broadcasts each",
+        flush=True,
+    )
     processes: list[subprocess.Popen[bytes]] = []
     rows: list[tuple[int, str, list[float], int]] = []
     env = {"CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"], "LOG_LEVEL": "WARNING", "DB_POOL_MIN": "1"}
@@ -223,7 +234,7 @@ def main() -> int:
                 (
                     n,
                     "GridCommand, 1 Daphne",
-                    *asyncio.run(run_gridcommand([port], tokens["operator_token"], n, broadcasts)),
+                    *asyncio.run(run_gridcommand([port], tokens["operator_token"], n, broadcasts, args.layer)),
                 )
             )
         stop(daphne)
@@ -242,7 +253,7 @@ def main() -> int:
         )
         with cluster_running(spec):
             n = levels[-1]
-            proxied = asyncio.run(run_gridcommand([spec.port], tokens["operator_token"], n, broadcasts))
+            proxied = asyncio.run(run_gridcommand([spec.port], tokens["operator_token"], n, broadcasts, args.layer))
             rows.append((n, "GridCommand, nginx + 2 Daphne", *proxied))
     finally:
         for process in processes:
