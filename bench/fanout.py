@@ -251,7 +251,7 @@ def main() -> int:
                 "FIELD_API_RATE_REPORTS": "100000/s",
             },
         )
-        with cluster_running(spec):
+        with cluster_running(spec, remove=True):
             n = levels[-1]
             proxied = asyncio.run(run_gridcommand([spec.port], tokens["operator_token"], n, broadcasts, args.layer))
             rows.append((n, "GridCommand, nginx + 2 Daphne", *proxied))

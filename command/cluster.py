@@ -322,12 +322,15 @@ def stop(workdir: Path = CLUSTER_DIR, timeout: float = 20) -> bool:
 
 
 @contextlib.contextmanager
-def cluster_running(spec: ClusterSpec, timeout: float = 60) -> Iterator[dict[str, object]]:
-    """A cluster for a test or the fault suite, stopped afterwards."""
+def cluster_running(spec: ClusterSpec, timeout: float = 60, remove: bool = False) -> Iterator[dict[str, object]]:
+    """A cluster for a test, a benchmark or the fault suite, stopped afterwards (its folder
+    removed too with ``remove``)."""
     try:
         yield start(spec, timeout)
     finally:
         stop(spec.dir)
+        if remove:
+            shutil.rmtree(spec.dir, ignore_errors=True)
 
 
 def daphne_pids(workdir: Path = CLUSTER_DIR) -> dict[int, int]:

@@ -57,8 +57,11 @@ def module_cluster(django_db_setup: None, django_db_blocker: object) -> Iterator
     """Two Daphne processes behind nginx, for the module's tests (starting them takes seconds);
     rate limits low enough to be reached in a test."""
     spec = cluster_spec("test-cluster", env={"FIELD_API_RATE_READS": "5/min"})
-    with cluster_running(spec):
-        yield spec
+    try:
+        with cluster_running(spec, remove=True):
+            yield spec
+    finally:
+        shutil.rmtree(spec.static_root, ignore_errors=True)
 
 
 @pytest.fixture
