@@ -82,7 +82,9 @@ TILE_PATH = re.compile(r"/maps/tiles/([^/]+)/([0-9]{1,2})/([0-9]{1,7})/([0-9]{1,
 
 # ModelBackend behind the password-guess limit (command/lockout.py): the same users and sessions
 MODEL_BACKEND = "command.lockout.LockoutBackend"
-DB_SESSIONS = "django.contrib.sessions.backends.db"
+# Session engines that keep every session in django_session (cached_db writes through to it and
+# deletes it there too), so the row this path reads is the session Django would load.
+DB_SESSIONS = ("django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db")
 SESSION_SQL = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > %s"
 CSRF_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 CSRF_TOKEN_LENGTHS = (32, 64)  # a secret, or a masked token (django.middleware.csrf)
@@ -143,7 +145,7 @@ def _supported() -> bool:
     return (
         settings.AUTH_USER_MODEL == "auth.User"
         and list(settings.AUTHENTICATION_BACKENDS) == [MODEL_BACKEND]
-        and settings.SESSION_ENGINE == DB_SESSIONS
+        and settings.SESSION_ENGINE in DB_SESSIONS
         and not settings.SESSION_SAVE_EVERY_REQUEST
         and not settings.CSRF_USE_SESSIONS
         and not settings.FORCE_SCRIPT_NAME
