@@ -193,7 +193,7 @@ def hotspot_relation(
     FROM {source.table} i
     WHERE {" AND ".join(terms)}
   ),
-  scale AS MATERIALIZED ({_scale(lat, params, "pts")}),
+  scale AS ({_scale(lat, params, "pts")}),  -- inlined: a CTE scan keeps the join out of parallel workers
   clustered AS (
     SELECT q.merc, q.category_id, q.at, q.win, q.pad,
            ST_ClusterDBSCAN(q.merc, eps := q.eps, minpoints := q.min_count) OVER (PARTITION BY q.category_id, q.win)
@@ -210,14 +210,20 @@ def hotspot_relation(
     FROM clustered c WHERE c.cluster IS NOT NULL
     GROUP BY c.category_id, c.win, c.cluster
   ),
+  links AS MATERIALIZED (  -- a cluster and the clusters of the window before that its padded hull meets
+    SELECT a.category_id, a.win, a.cluster, b.cluster AS before, b.count AS before_count
+    FROM clusters a
+    JOIN clusters b ON b.category_id = a.category_id AND b.win = a.win + 1 AND ST_DWithin(b.hull, a.hull, a.pad + b.pad)
+  ),
   chain AS (
     SELECT h.category_id, h.cluster AS head, h.win, h.cluster FROM clusters h WHERE h.win = 0
     UNION
-    SELECT ch.category_id, ch.head, n.win, n.cluster
-    FROM chain ch
-    JOIN clusters p ON p.category_id = ch.category_id AND p.win = ch.win AND p.cluster = ch.cluster
-    JOIN clusters n ON n.category_id = ch.category_id AND n.win = ch.win + 1
-     AND ST_DWithin(n.hull, p.hull, n.pad + p.pad)
+    SELECT ch.category_id, ch.head, l.win + 1, l.before
+    FROM chain ch JOIN links l ON l.category_id = ch.category_id AND l.win = ch.win AND l.cluster = ch.cluster
+  ),
+  streak AS (SELECT category_id, head, (max(win) + 1)::int AS windows FROM chain GROUP BY category_id, head),
+  prev AS (
+    SELECT category_id, cluster, sum(before_count)::int AS count FROM links WHERE win = 0 GROUP BY category_id, cluster
   )
   SELECT h.category_id::bigint * 1000000 + h.cluster AS id, h.category_id, h.count,
          COALESCE(prev.count, 0) AS previous_count,
@@ -230,13 +236,8 @@ def hotspot_relation(
          ({CELL_FOR_POINT_SQL.format(point="ST_Transform(ST_Centroid(h.hull), 4326)")}) AS grid_cell_id,
          ST_Transform(ST_Buffer(h.hull, h.pad, 'quad_segs=4'), 4326) AS geom
   FROM clusters h
-  LEFT JOIN LATERAL (
-    SELECT sum(p.count)::int AS count FROM clusters p
-    WHERE p.category_id = h.category_id AND p.win = 1 AND ST_DWithin(p.hull, h.hull, p.pad + h.pad)
-  ) prev ON TRUE
-  CROSS JOIN LATERAL (
-    SELECT (max(ch.win) + 1)::int AS windows FROM chain ch WHERE ch.category_id = h.category_id AND ch.head = h.cluster
-  ) streak
+  JOIN streak ON streak.category_id = h.category_id AND streak.head = h.cluster
+  LEFT JOIN prev ON prev.category_id = h.category_id AND prev.cluster = h.cluster
   WHERE h.win = 0
 ) t"""
 
