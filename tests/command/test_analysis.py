@@ -259,3 +259,47 @@ def test_a_gap_breaks_the_streak(grid, reference):
         (hotspot,) = hotspots_compute(end=NOW)
     # then
     assert (hotspot.windows, hotspot.recurrent, hotspot.trend) == (1, False, "new")
+
+
+def _layer_rows(name: str, **query: object) -> list[dict]:
+    from command.layer_queries import FeatureQuery, layer_features
+    from command.layers import LAYERS, LayerGrant
+
+    layer = LAYERS[name]
+    page = layer_features(LayerGrant(layer, layer.all_fields, False), FeatureQuery(limit=None, **query))  # type: ignore[arg-type]  # tests only
+    return [f["properties"] for f in json.loads(page.geojson)["features"]]
+
+
+@pytest.mark.django_db
+def test_hex_bins_count_the_incidents_of_the_window_in_each_hexagon(grid, reference):
+    # given: 5 incidents within 3 m, 1 incident 500 m away, 1 at the first spot but 40 days ago
+    other = reference["other"]
+    load(
+        incidents(other, ring(5, 3.0), days_ago=2),
+        incidents(other, [(500, 0)], days_ago=2),
+        incidents(other, [(0, 0)], days_ago=40),
+    )
+    # when: the last 30 days before NOW
+    with override_settings(HEXBIN_SIZE_M=50):
+        rows = _layer_rows("hexbins", start=NOW - timedelta(days=30), end=NOW)
+    # then
+    assert sorted(r["count"] for r in rows) == [1, 5]
+    assert {r["category_id"] for r in rows} == {other.pk}
+
+
+@pytest.mark.django_db
+def test_an_entrance_no_online_camera_sees_is_a_gap(grid, reference):
+    # given: a road along y = 0 and two buildings north of it, 10 m from it; a camera looks at
+    # the first one's entrance (the footprint's point nearest the road), none at the second's
+    from django.contrib.gis.geos import Polygon
+
+    from command.services.places import building_save
+
+    Road.objects.create(name="路", road_class="lane", geom=LineString(at(-100, 0), at(100, 0), srid=4326))
+    seen = building_save(footprint=Polygon.from_bbox((*at(-40, 10).coords, *at(-20, 30).coords)), address="1号")
+    unseen = building_save(footprint=Polygon.from_bbox((*at(20, 10).coords, *at(40, 30).coords)), address="2号")
+    camera_save(code="C-1", name="门口", location=at(-30, -5), heading=0.0, fov=90.0, range_m=30.0)
+    # when
+    rows = _layer_rows("entrance_gaps")
+    # then
+    assert [r["address"] for r in rows] == ["2号"] and rows[0]["id"] == unseen.pk != seen.pk
