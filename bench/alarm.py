@@ -185,6 +185,11 @@ def main() -> int:
     parser.add_argument("--screens", type=int, default=10)
     parser.add_argument("--rate", type=float, default=4.0, help="writes per second, alarms and reports alternating")
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--no-fast-paths",
+        action="store_true",
+        help="serve the phone's report through Django too (GRIDCOMMAND_FAST_PATHS=0), as the alarm is",
+    )
     args = parser.parse_args()
     seconds = 8.0 if args.quick else args.seconds
     url = bench_database_url("bench_alarm")
@@ -195,6 +200,8 @@ def main() -> int:
     from django.db import connections
 
     connections.close_all()
+    if args.no_fast_paths:
+        os.environ["GRIDCOMMAND_FAST_PATHS"] = "0"  # inherited by the Daphne process
     process, port = start_daphne(url, "channels_redis.pubsub.RedisPubSubChannelLayer")
     try:
         count = int(args.rate * seconds)

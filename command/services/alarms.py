@@ -176,8 +176,8 @@ def alarm_call_receive(
         raise refused
     with transaction.atomic():
         device = (
-            AlarmDevice.objects.select_for_update()
-            .select_related("household")
+            AlarmDevice.objects.select_for_update(of=("self",))
+            .select_related("household__building")  # the alarm's place and the event's geometry: no more queries
             .filter(code=device_code, revoked_at__isnull=True)
             .first()
         )
