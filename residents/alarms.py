@@ -13,6 +13,8 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -54,6 +56,15 @@ def alarm_webhook(request: HttpRequest) -> JsonResponse:
 class IncidentAlarmsView(APIView):
     """The alarm devices of an incident, their household and emergency contact."""
 
+    @extend_schema(
+        responses=inline_serializer(
+            "IncidentAlarms",
+            {
+                "incident_id": serializers.IntegerField(),
+                "devices": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
     def get(self, request: Request, pk: int) -> Response:
         shown = alarm_devices_for_incident(request.user, pk)
         if shown is None:

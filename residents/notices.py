@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,6 +37,20 @@ class NoticeIn(serializers.Serializer):
 
 
 class NoticeListView(APIView):
+    @extend_schema(
+        request=NoticeIn,
+        responses={
+            201: inline_serializer(
+                "NoticeOut",
+                {
+                    "id": serializers.IntegerField(),
+                    "title": serializers.CharField(),
+                    "target": serializers.CharField(allow_null=True),
+                    "published_at": serializers.DateTimeField(),
+                },
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         data = NoticeIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -53,6 +68,16 @@ class NoticeListView(APIView):
 
 
 class NoticeReadsView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "NoticeReads",
+            {
+                "id": serializers.IntegerField(),
+                "reads_by_grid": serializers.DictField(child=serializers.IntegerField()),
+                "reads": serializers.IntegerField(),
+            },
+        )
+    )
     def get(self, request: Request, pk: int) -> Response:
         if not request.user.has_perm(PUBLISH_PERMISSION):
             raise PermissionDenied()

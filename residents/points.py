@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -109,6 +110,21 @@ class ActivityIn(serializers.Serializer):
 
 
 class ActivityListView(APIView):
+    @extend_schema(
+        request=ActivityIn,
+        responses={
+            201: inline_serializer(
+                "ActivityOut",
+                {
+                    "id": serializers.IntegerField(),
+                    "title": serializers.CharField(),
+                    "starts_at": serializers.DateTimeField(),
+                    "check_in_url": serializers.URLField(),
+                    "qr": serializers.URLField(),
+                },
+            )
+        },
+    )
     def post(self, request: Request) -> Response:
         data = ActivityIn(data=request.data)
         data.is_valid(raise_exception=True)

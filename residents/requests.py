@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -270,6 +271,7 @@ def _visible(request: Request, pk: int) -> ServiceRequest:
 
 
 class RequestListView(APIView):
+    @extend_schema(request=RequestIn, responses={201: RequestOut})
     def post(self, request: Request) -> Response:
         data = RequestIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -296,6 +298,7 @@ def _no_field_app() -> str:
 
 
 class _Step(APIView):
+    @extend_schema(request=None, responses={200: RequestOut})
     def post(self, request: Request, pk: int) -> Response:
         item = _visible(request, pk)
         try:
@@ -313,6 +316,10 @@ class TriageIn(serializers.Serializer):
 
 
 class RequestTriageView(_Step):
+    @extend_schema(request=TriageIn, responses={200: RequestOut})
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
     def step(self, request: Request, item: ServiceRequest) -> ServiceRequest:
         data = TriageIn(data=request.data)
         data.is_valid(raise_exception=True)
