@@ -118,7 +118,7 @@ INSTALLED_APPS = [
     "field_api",
     "realtime",
     "maps",
-    "residents",
+    "field_api.residents",
     "fixtures",
 ]
 
@@ -445,7 +445,7 @@ CHROMIUM_PATH = env_str("CHROMIUM_PATH", "/usr/bin/chromium")
 ANALYSIS_REPORT_DIR = Path(env_str("ANALYSIS_REPORT_DIR", str(BASE_DIR / ".local" / "reports")))
 
 
-# --- Resident services (residents/, command/services/alarms.py ...) --------------------------
+# --- Resident services (field_api/residents/, command/services/alarms.py ...) --------------------------
 # A home alarm's signed call must carry a timestamp this close to the server's clock.
 ALARM_TIMESTAMP_WINDOW_SECONDS = env_int("ALARM_TIMESTAMP_WINDOW_SECONDS", 300)
 # A device is offline after this many heartbeat intervals without a call.

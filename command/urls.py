@@ -15,7 +15,7 @@ urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("", include("residents.urls")),  # before field_api: /field/requests/ is ours, /field/<asset> theirs
+    path("", include("field_api.residents.urls")),  # before field_api: /field/requests/ is ours, /field/<asset> theirs
     path("", include("field_api.urls")),
     path("", include("maps.urls")),
     path("analysis/", include("command.analysis.urls")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from residents import alarms, notices, points, requests, tips
+from field_api.residents import alarms, notices, points, requests, tips
 
 app_name = "residents"
 
