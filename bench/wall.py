@@ -190,9 +190,11 @@ class SocketTimes(threading.Thread):
         self.stopped = False
 
     def run(self) -> None:
+        from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
 
-        with connect(self.ws_url, additional_headers={"Authorization": f"Token {self.token}"}, proxy=None) as ws:
+        headers = {"Authorization": f"Token {self.token}"}
+        with contextlib.suppress(ConnectionClosed), connect(self.ws_url, additional_headers=headers, proxy=None) as ws:
             ws.send(json.dumps({"type": "subscribe", "layers": ["incidents"], "bbox": None}))
             while not self.stopped:
                 try:
