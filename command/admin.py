@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.gis.admin import GISModelAdmin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 
 from command import models
-from command.layers import layer_access_log, layers_for_user
+from command.access import access_log_write
+from command.layers import layer_access_log, layers_for_user, may_unmask
+from command.masking import mask_value
+from command.services.access import access_grant_delete, access_grant_revoke, access_grant_save
 from command.services.devices import device_token_issue, device_token_revoke
 from command.services.places import building_save, camera_save, grid_cell_save
 from command.services.records import record_delete, record_save
@@ -36,29 +43,48 @@ class ServiceWritesMixin:
 
 
 class PersonalDataAdminMixin:
-    """Admin pages that show residents' or workers' personal data write each view to the
-    append-only access log, like every other channel (command.layers.layer_access_log)."""
+    """Admin pages of records with personal data: lists show it masked (``masked_list``), and a
+    change page (where it is shown and edited unmasked) first asks for the purpose, then writes
+    the view to the append-only access log with it (command.layers.layer_access_log), as the
+    unmask step of every other channel does."""
 
     personal_layer = ""
 
-    def _log(self, request: HttpRequest, object_ids: list[Any], detail: str) -> None:
-        grant = layers_for_user(request.user).get(self.personal_layer)
-        if grant is not None:
-            layer_access_log(user=request.user, channel="admin", grant=grant, object_ids=object_ids, detail=detail)
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
-        changelist = getattr(response, "context_data", {}).get("cl")
-        if changelist is not None:
-            self._log(request, [obj.pk for obj in changelist.result_list], f"list {request.get_full_path()}"[:200])
-        return response
+    def _purpose(self, request: HttpRequest) -> str:
+        return (request.GET.get("purpose") or request.POST.get("_purpose") or "").strip()[:200]
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> Any:
+        purpose = self._purpose(request)
+        if len(purpose) < 2 or not may_unmask(request.user):
+            context = {
+                **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+                "title": _("State the purpose"),
+                "opts": self.model._meta,  # type: ignore[attr-defined]
+                "object_id": object_id,
+                "may_unmask": may_unmask(request.user),
+                "purpose_refused": bool(purpose) or request.method == "POST",
+            }
+            status = 400 if request.method == "POST" else 200
+            return TemplateResponse(request, "admin/command/purpose.html", context, status=status)
         response = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
-        self._log(request, [object_id], "change page")
+        grant = layers_for_user(request.user, purpose=purpose).get(self.personal_layer)
+        if grant is not None and getattr(response, "status_code", 200) < 400:
+            layer_access_log(
+                user=request.user, channel="admin", grant=grant, object_ids=[object_id], detail="change page"
+            )
         return response
+
+
+def masked(field: str, mask: str, title: Any) -> Any:
+    """A changelist column showing ``field`` masked (command/masking.py)."""
+
+    @admin.display(description=title)
+    def column(model_admin: Any, obj: Any) -> Any:
+        return mask_value(getattr(obj, field), mask)
+
+    return column
 
 
 class MapAdmin(ServiceWritesMixin, GISModelAdmin):
@@ -109,7 +135,9 @@ class BuildingAdmin(MapAdmin):
 @admin.register(models.Household)
 class HouseholdAdmin(PersonalDataAdminMixin, ServiceWritesMixin, admin.ModelAdmin):
     personal_layer = "households"
-    list_display = ("building", "unit", "resident_type", "members", "last_visit_at")
+    list_display = ("building", "unit", "resident_type", "members", "last_visit_at", "head_masked", "phone_masked")
+    head_masked = masked("head_name", "name", _l("head of household"))
+    phone_masked = masked("phone", "phone", _l("phone"))
     list_filter = ("resident_type",)
     raw_id_fields = ("building",)
     # Derived from the members (command/services/registry.py): changed by a visit, not here.
@@ -207,7 +235,8 @@ class TeamAdmin(ServiceWritesMixin, admin.ModelAdmin):
 @admin.register(models.Worker)
 class WorkerAdmin(PersonalDataAdminMixin, MapAdmin):
     personal_layer = "workers"
-    list_display = ("display_name", "team", "on_duty", "last_position_at")
+    list_display = ("name_masked", "team", "on_duty", "last_position_at")
+    name_masked = masked("display_name", "name", _l("name"))
     list_filter = ("team", "on_duty")
     filter_horizontal = ("cells",)
 
@@ -226,8 +255,16 @@ class IncidentAdmin(MapAdmin):
     # REST and the wall); here an operator corrects priority and the SLA's due time.
     editable = ("priority", "due_at")
 
+    # The notes are what residents wrote (personal data): masked here; unmasked through the
+    # REST incident detail with a stated purpose (logged).
+    exclude = ("note", "resolution_note")
+    note_masked = masked("note", "text", _l("note"))
+    resolution_note_masked = masked("resolution_note", "text", _l("resolution note"))
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [f.name for f in models.Incident._meta.fields if f.name not in self.editable]
+        hidden = {*self.editable, *self.exclude}
+        fields = [f.name for f in models.Incident._meta.fields if f.name not in hidden]
+        return [*fields, "note_masked", "resolution_note_masked"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         obj.updated_at = timezone.now()
@@ -243,6 +280,10 @@ class IncidentAdmin(MapAdmin):
 @admin.register(models.Report)
 class ReportAdmin(MapAdmin):
     list_display = ("client_id", "category", "source", "grid_cell", "outside_grid", "received_at")
+    # who reported and what they wrote: masked (unmasked through the REST unmask step, logged)
+    exclude = ("note", "reporter")
+    readonly_fields = ("note_masked",)
+    note_masked = masked("note", "text", _l("note"))
     list_filter = ("source", "category", "outside_grid")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -272,8 +313,115 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(models.PersonalDataAccess)
 class PersonalDataAccessAdmin(EventAdmin):
-    list_display = ("at", "user", "channel", "layer", "detail", "object_ids")
-    list_filter = ("channel", "layer")
+    """The access log, for review: filter by channel, layer, role, user and day; export what the
+    filters show as CSV (the export itself is a row of the log)."""
+
+    list_display = ("at", "username", "role", "channel", "layer", "purpose", "detail", "object_ids", "request_id")  # type: ignore[assignment]
+    list_filter = ("channel", "layer", "role", "at")  # type: ignore[assignment]
+    search_fields = ("username", "purpose", "request_id", "object_ids")
+    date_hierarchy = "at"
+    actions = None
+
+    def get_urls(self) -> Any:
+        from django.urls import path
+
+        return [
+            path("export.csv", self.admin_site.admin_view(self.export_csv), name="command_personaldataaccess_export"),
+            *super().get_urls(),
+        ]
+
+    def export_csv(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        rows = changelist.get_queryset(request).order_by("at", "pk")
+        access_log_write(
+            user=request.user,
+            channel="admin.export",
+            layer="access_log",
+            object_ids=[],
+            detail=request.GET.urlencode()[:200],
+            purpose="access log review",
+        )
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="personal-data-access.csv"'
+        response["Cache-Control"] = "private, no-store"
+        response.write("\ufeff")
+        writer = csv.writer(response)
+        fields = ("at", "username", "role", "channel", "layer", "object_ids", "purpose", "detail", "request_id")
+        writer.writerow(fields)
+        for row in rows.iterator():
+            values = [getattr(row, f) for f in fields]
+            values[0] = row.at.isoformat()
+            values[5] = " ".join(row.object_ids)
+            writer.writerow([_csv_safe(v) for v in values])
+        return response
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        query = request.GET.urlencode()
+        extra = {**(extra_context or {}), "export_url": "export.csv" + (f"?{query}" if query else "")}
+        return super().changelist_view(request, extra)
+
+
+def _csv_safe(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@admin.register(models.AccessGrant)
+class AccessGrantAdmin(admin.ModelAdmin):
+    """Grants: who sees which layers, narrowed to grid cells and a time window. Every save,
+    revocation and deletion goes through command/services/access.py with its event; a
+    revocation reaches open websockets within a heartbeat."""
+
+    list_display = (
+        "__str__",
+        "user",
+        "role",
+        "own_cells",
+        "neighbour_cover",
+        "valid_from",
+        "valid_until",
+        "revoked_at",
+    )
+    list_filter = ("role", "revoked_at")
+    filter_horizontal = ("cells",)
+    raw_id_fields = ("user",)
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # saved with its cells in save_related, through the service
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        obj = form.instance
+        data = form.cleaned_data
+        saved = access_grant_save(
+            grant=obj if change else None,
+            user=data.get("user"),
+            role=data.get("role") or "",
+            layers=data.get("layers") or [],
+            cells=data.get("cells") or [],
+            own_cells=bool(data.get("own_cells")),
+            neighbour_cover=bool(data.get("neighbour_cover")),
+            valid_from=data.get("valid_from"),
+            valid_until=data.get("valid_until"),
+            reason=data.get("reason") or "",
+            actor_id=request.user.pk,
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        access_grant_delete(grant=obj, actor_id=request.user.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            access_grant_delete(grant=obj, actor_id=request.user.pk)
+
+    @admin.action(description=_l("Revoke the selected grants now"))
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            access_grant_revoke(grant=obj, actor_id=request.user.pk)
 
 
 @admin.register(models.DeviceToken)

@@ -23,6 +23,7 @@ REFERENCE_LAYER = "reference"  # teams and categories: no map layer, their own e
 TIPS_LAYER = "tips"  # supervision tips: no map layer, so no screen receives them
 POINTS_LAYER = "points"  # volunteer points: no map layer
 NOTICES_LAYER = "notices"  # village notices: no map layer (residents read them on their page)
+ACCESS_LAYER = "access"  # access grants (command/services/access.py): no map layer, never delivered
 
 # The kinds of event and the layer each is about (None: any layer).
 EVENT_KIND_LAYERS: dict[str, str | None] = {
@@ -57,6 +58,7 @@ EVENT_KIND_LAYERS: dict[str, str | None] = {
     "hotspot.raised": "hotspots",
     "notice.published": NOTICES_LAYER,
     "points.awarded": POINTS_LAYER,
+    "grant.updated": ACCESS_LAYER,
 }
 
 
@@ -184,11 +186,33 @@ class PointsAwarded(_Strict):
     properties: _PointsProperties
 
 
+class _GrantProperties(_Strict):
+    action: Literal["granted", "changed", "revoked", "deleted"]
+    user_id: StrictInt | None
+    role: StrictStr
+    layers: list[StrictStr]
+    own_cells: StrictBool
+    cells: list[StrictInt]
+    neighbour_cover: StrictBool
+    valid_from: Annotated[StrictStr, AfterValidator(_iso_time)] | None
+    valid_until: Annotated[StrictStr, AfterValidator(_iso_time)] | None
+    reason: StrictStr
+
+
+class GrantUpdated(_Strict):
+    """An access grant given, changed, revoked or deleted (the admin's record of who may see what)."""
+
+    id: StrictStr
+    geometry: None = None
+    properties: _GrantProperties
+
+
 _OTHER: dict[str, type[BaseModel]] = {
     "points.awarded": PointsAwarded,
     "notice.published": NoticePublished,
     "tip.created": TipChanged,
     "tip.updated": TipChanged,
+    "grant.updated": GrantUpdated,
     "layer.reloaded": LayerReloaded,
     "record.deleted": RecordDeleted,
     "reference.updated": ReferenceUpdated,

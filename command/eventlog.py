@@ -38,6 +38,7 @@ from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from command.event_payloads import payload_model, payload_validate
+from command.layers import mask_properties
 from command.loops import loop_local
 from command.models import Event
 
@@ -74,6 +75,7 @@ EventKind = Literal[
     "hotspot.raised",
     "notice.published",
     "points.awarded",
+    "grant.updated",
 ]
 
 
@@ -131,9 +133,14 @@ RETURNING seq
 def event_append(
     *, kind: EventKind, layer: str, object_id: Any, actor_id: int | None, payload: dict[str, Any]
 ) -> Event:
-    """Append one event inside the current transaction; wake the screens after commit."""
+    """Append one event inside the current transaction; wake the screens after commit. Personal
+    data is masked here, before it is written (command.layers.mask_properties): the log is
+    delivered to many screens and kept for EVENT_RETENTION_HOURS, and every screen shows it
+    masked anyway; the unmasked value stays in its own table, behind the unmask step."""
     if not connection.in_atomic_block:
         raise RuntimeError("event_append must run inside the writing transaction (transaction.atomic)")
+    if isinstance(payload, dict) and isinstance(payload.get("properties"), dict):
+        payload = {**payload, "properties": mask_properties(layer, payload["properties"])}
     record = EventRecord.model_validate(
         {
             "seq": 0,

@@ -1,4 +1,5 @@
-"""Objects as GeoJSON features for the event log (all fields; redaction happens per viewer)."""
+"""Objects as GeoJSON features for the event log: every field, personal data masked (the log never
+holds it unmasked, command/eventlog.py); what else a viewer may not see is redacted per viewer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.contrib.gis.geos import GEOSGeometry
 
-from command.layers import LAYERS
+from command.layers import LAYERS, mask_properties
 from command.models import Camera, Incident, Report, Worker
 
 
@@ -37,9 +38,10 @@ def _value(value: Any) -> Any:
     return value
 
 
-def _properties(obj: Any, layer_name: str) -> dict[str, Any]:
+def _properties(obj: Any, layer_name: str, masked: bool = True) -> dict[str, Any]:
     layer = LAYERS[layer_name]
-    return {name: _value(getattr(obj, name)) for name in layer.all_fields}
+    properties = {name: _value(getattr(obj, name)) for name in layer.all_fields}
+    return mask_properties(layer_name, properties) if masked else properties
 
 
 def _layer_geometry(obj: Any, layer_name: str) -> GEOSGeometry | None:
@@ -51,12 +53,14 @@ def _layer_geometry(obj: Any, layer_name: str) -> GEOSGeometry | None:
     return value
 
 
-def feature_of(obj: Any, layer_name: str) -> dict[str, Any]:
-    """``obj`` as a feature of ``layer_name``: the layer's geometry and every field it declares."""
+def feature_of(obj: Any, layer_name: str, *, masked: bool = True) -> dict[str, Any]:
+    """``obj`` as a feature of ``layer_name``: the layer's geometry and every field it declares,
+    personal data masked (as the event log holds it); ``masked=False`` for a reader that hands
+    it on through a viewer's grant (``command.layers.redact`` masks what that grant masks)."""
     return {
         "id": str(obj.pk),
         "geometry": _geometry(_layer_geometry(obj, layer_name)),
-        "properties": _properties(obj, layer_name),
+        "properties": _properties(obj, layer_name, masked),
     }
 
 

@@ -6,8 +6,9 @@ Seeing an incident (its category, place, status) and seeing what residents wrote
 photographed in its reports are two grants. The second is the reports layer's personal-data
 field ``note`` (command.layers: the reports layer plus ``command.view_personal_data``), for
 every channel that shows report contents (REST incident detail and assignments, photos,
-Open311, the admin). Without it a viewer sees only what they sent themselves: being a reporter
-into an incident, or the worker dispatched to it, widens nothing."""
+Open311, the admin). Notes come masked unless unmasked with a stated purpose (logged); the
+worker assigned to an incident reads its notes unmasked (logged, purpose "assigned incident");
+one's own reports are one's own. Grants narrowed to grid cells narrow the incidents too."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from typing import Any
 from django.contrib.gis.geos import Point
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from command.access import user_access
 from command.layers import LayerGrant, layer_access_log, layers_for_user
+from command.masking import mask_text
 from command.models import Incident, Report, ReportPhoto, Worker
-
-DISPATCH_PERMISSION = "command.dispatch_incident"
 
 
 def worker_for_user(user: Any) -> Worker | None:
@@ -34,67 +35,75 @@ def worker_for_user(user: Any) -> Worker | None:
 
 
 def incidents_visible_to(user: Any) -> QuerySet[Incident]:
-    """Incidents ``user`` may see in full (with photos and notes):
-
-    - the incidents layer is required (command.layers, the one policy);
-    - dispatchers (operators, admins) see all;
-    - a worker sees those of their team, of their cells, assigned to them, or that they reported;
-    - anyone else only those they reported."""
-    none = Incident.objects.none()
-    if "incidents" not in layers_for_user(user):
-        return none
-    if user.is_superuser or user.has_perm(DISPATCH_PERMISSION):
+    """Incidents ``user`` may see (their contents masked unless unmasked, see below): those the
+    incidents layer shows them (command.layers, the one policy: every incident, or those of the
+    grid cells their grant is narrowed to); a worker also those of their team (the team's work),
+    and anyone those assigned to them or that they reported."""
+    grant = layers_for_user(user).get("incidents")
+    if grant is None:
+        return Incident.objects.none()
+    if grant.cells is None:
         return Incident.objects.all()
-    reported = Exists(Report.objects.filter(incident=OuterRef("pk"), reporter=user))
+    seen = Q(grid_cell_id__in=list(grant.cells))
+    own = Q(Exists(Report.objects.filter(incident=OuterRef("pk"), reporter=user)))
     worker = worker_for_user(user)
-    if worker is None:
-        return Incident.objects.filter(reported)
-    cells = Worker.cells.through.objects.filter(worker_id=worker.pk).values("gridcell_id")
-    return Incident.objects.filter(
-        Q(team_id=worker.team_id) | Q(worker_id=worker.pk) | Q(grid_cell_id__in=cells) | reported
-    )
+    if worker is not None:
+        own |= Q(worker_id=worker.pk) | Q(team_id=worker.team_id)
+    return Incident.objects.filter(seen | own)
 
 
 def incident_get_for_user(*, user: Any, incident_id: int) -> Incident | None:
     return incidents_visible_to(user).filter(pk=incident_id).first()
 
 
-def report_contents_grant(user: Any) -> LayerGrant | None:
-    """The reports layer's grant when it includes the reports' contents (``note``, personal
-    data: each view is logged), else None."""
-    grant = layers_for_user(user).get("reports")
-    return grant if grant is not None and "note" in grant.fields else None
+# The purpose written to the access log when a worker reads the contents of an incident
+# assigned to them, and when a photo is fetched (one record, asked for by its id).
+ASSIGNED_PURPOSE = "assigned incident"
+PHOTO_PURPOSE = "photo"
 
 
-def reports_with_contents_for(user: Any) -> QuerySet[Report]:
-    """Reports whose contents (note, photos) ``user`` may see: with the grant, every report of
-    an incident they may see; without it, their own reports only."""
-    if report_contents_grant(user) is not None:
-        return Report.objects.filter(incident__in=incidents_visible_to(user))
+def report_contents_grant(user: Any, purpose: str = "") -> LayerGrant | None:
+    """The reports layer's grant when it unmasks the reports' contents (``note``, personal data:
+    each view is logged with ``purpose``): a stated purpose and the personal-data permission.
+    Else None: the contents are masked."""
+    if not purpose.strip():
+        return None
+    grant = layers_for_user(user, purpose=purpose).get("reports")
+    return grant if grant is not None and grant.personal_data and "note" in grant.fields else None
+
+
+def reports_visible_to(user: Any) -> QuerySet[Report]:
+    """Reports ``user`` may see (contents masked unless unmasked): with the reports layer, every
+    report of an incident they may see; without it, their own reports only."""
     if not getattr(user, "is_authenticated", False):
         return Report.objects.none()
+    if "reports" in layers_for_user(user):
+        return Report.objects.filter(Q(incident__in=incidents_visible_to(user)) | Q(reporter_id=user.pk))
     return Report.objects.filter(reporter_id=user.pk)
 
 
 def photos_visible_to(user: Any) -> QuerySet[ReportPhoto]:
-    """Photos ``user`` may see: those of ``reports_with_contents_for``, and resolution photos
-    of visible incidents with the grant, or of incidents they resolved as the assigned worker."""
-    reports = reports_with_contents_for(user).values("pk")
-    resolution = Q(report__isnull=True)
-    if report_contents_grant(user) is not None:
-        resolution &= Q(incident__in=incidents_visible_to(user))
-    else:
-        worker = worker_for_user(user)
-        if worker is None:
-            return ReportPhoto.objects.filter(report__in=reports)
-        resolution &= Q(incident__worker_id=worker.pk)
-    return ReportPhoto.objects.filter(Q(report__in=reports) | resolution)
+    """Photos ``user`` may fetch: with the reports layer and the personal-data permission, those
+    of visible incidents' reports and resolutions (each fetch is logged); else those of their
+    own reports, and resolution photos of incidents assigned to them."""
+    if report_contents_grant(user, PHOTO_PURPOSE) is not None:
+        incidents = incidents_visible_to(user)
+        return ReportPhoto.objects.filter(
+            Q(report__incident__in=incidents) | Q(report__isnull=True, incident__in=incidents)
+        )
+    if not getattr(user, "is_authenticated", False):
+        return ReportPhoto.objects.none()
+    mine = Q(report__reporter_id=user.pk)
+    worker = worker_for_user(user)
+    if worker is not None:
+        mine |= Q(report__isnull=True, incident__worker_id=worker.pk)
+    return ReportPhoto.objects.filter(mine)
 
 
 def photo_get_for_user(*, user: Any, photo_id: int) -> ReportPhoto | None:
     photo = photos_visible_to(user).select_related("report").filter(pk=photo_id).first()
     if photo is not None and (photo.report is None or photo.report.reporter_id != user.pk):
-        grant = report_contents_grant(user)
+        grant = report_contents_grant(user, PHOTO_PURPOSE)
         if grant is not None:
             ids = [photo.report_id or f"incident:{photo.incident_id}"]
             layer_access_log(user=user, channel="photo", grant=grant, object_ids=ids, detail=f"photo {photo.pk}")
@@ -103,20 +112,29 @@ def photo_get_for_user(*, user: Any, photo_id: int) -> ReportPhoto | None:
 
 @dataclass(frozen=True)
 class IncidentContents:
-    """What ``user`` may see of an incident's contents; None stands for a masked field."""
+    """What ``user`` may see of an incident's contents (notes masked unless unmasked)."""
 
     note: str | None
     resolution_note: str | None
     photos: list[ReportPhoto]
+    masked: bool = True
 
 
 def incident_contents_for_user(
-    *, user: Any, incidents: list[Incident], with_photos: bool, channel: str
+    *, user: Any, incidents: list[Incident], with_photos: bool, channel: str, purpose: str = ""
 ) -> dict[int, IncidentContents]:
-    """The contents of ``incidents`` (already authorised for ``user``) as ``user`` may see them,
-    logging the view when it unmasks other people's reports."""
-    grant = report_contents_grant(user)
+    """The contents of ``incidents`` (already authorised for ``user``) as ``user`` may see them:
+    unmasked with a stated ``purpose`` (and the permission), or for the worker assigned to the
+    incident; masked otherwise. Every unmasked view is logged with its purpose."""
+    grant = report_contents_grant(user, purpose)
+    assigned_grant = report_contents_grant(user, ASSIGNED_PURPOSE)
     worker = worker_for_user(user)
+    # roles that see personal data masked get ``***``; those that never see it (police), nothing
+    shows_masked = user_access(user).masked if getattr(user, "is_authenticated", False) else False
+
+    def hide(text: str) -> str | None:
+        return mask_text(text) if shows_masked else None
+
     photos: dict[int, list[ReportPhoto]] = {i.pk: [] for i in incidents}
     if with_photos and incidents:
         ids = [i.pk for i in incidents]
@@ -127,17 +145,28 @@ def incident_contents_for_user(
             owner = photo.report.incident_id if photo.report is not None else photo.incident_id
             photos[int(owner or 0)].append(photo)
     out: dict[int, IncidentContents] = {}
+    unmasked: list[str] = []
+    assigned: list[str] = []
     for incident in incidents:
-        resolver = worker is not None and incident.worker_id == worker.pk
+        mine = worker is not None and incident.worker_id == worker.pk
+        if grant is not None:
+            unmasked.append(f"incident:{incident.pk}")
+        elif mine and assigned_grant is not None:
+            assigned.append(f"incident:{incident.pk}")
+        else:
+            out[incident.pk] = IncidentContents(
+                note=hide(incident.note),
+                resolution_note=incident.resolution_note if mine else hide(incident.resolution_note),
+                photos=photos[incident.pk],
+            )
+            continue
         out[incident.pk] = IncidentContents(
-            note=incident.note if grant is not None else None,
-            resolution_note=incident.resolution_note if grant is not None or resolver else None,
-            photos=photos[incident.pk],
+            note=incident.note, resolution_note=incident.resolution_note, photos=photos[incident.pk], masked=False
         )
-    if grant is not None and incidents:
-        layer_access_log(
-            user=user, channel=channel, grant=grant, object_ids=[f"incident:{i.pk}" for i in incidents][:10000]
-        )
+    if grant is not None and unmasked:
+        layer_access_log(user=user, channel=channel, grant=grant, object_ids=unmasked)
+    if assigned_grant is not None and assigned:
+        layer_access_log(user=user, channel=channel, grant=assigned_grant, object_ids=assigned)
     return out
 
 

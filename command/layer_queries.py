@@ -54,9 +54,24 @@ class FeatureQuery:
     equals: tuple[tuple[str, Any], ...] = ()
 
 
-def _where(geom: str, source: TableSource, query: FeatureQuery, params: dict[str, Any]) -> list[str]:
-    """The WHERE terms of ``query`` over a table source's rows."""
+def _cells_term(geom: str, cell_sql: str | None, cells: tuple[int, ...], params: dict[str, Any]) -> str:
+    """The rows of a grant narrowed to grid cells (command/access.py): by the source's cell
+    column, or, for a source that declares none, by its geometry meeting the cells."""
+    params["grant_cells"] = list(cells)
+    if cell_sql is not None:
+        return f"{cell_sql} = ANY(%(grant_cells)s)"
+    return (
+        f"ST_Intersects({geom}, (SELECT ST_Union(gc.geom) FROM command_gridcell gc WHERE gc.id = ANY(%(grant_cells)s)))"
+    )
+
+
+def _where(
+    geom: str, source: TableSource, query: FeatureQuery, params: dict[str, Any], cells: tuple[int, ...] | None = None
+) -> list[str]:
+    """The WHERE terms of ``query`` over a table source's rows (and a grant's grid cells)."""
     terms = [source.where_sql]
+    if cells is not None:
+        terms.append(_cells_term(geom, source.cell_sql, cells, params))
     if query.bbox is not None:
         terms.append(_bbox_term(geom, query, params))
     if source.time_sql is not None:
@@ -362,12 +377,15 @@ def _relation(
     *,
     lat: float | None = None,
     envelope: str | None = None,
+    cells: tuple[int, ...] | None = None,
 ) -> tuple[str, list[str]]:
     """The FROM text of a layer's rows and the WHERE terms of ``query`` over them (a computed
-    source filters what it computes from, inside its relation)."""
+    source filters what it computes from, inside its relation; a grant narrowed to grid cells
+    keeps the computed features that meet them)."""
     if isinstance(source, TableSource):
-        return source.from_sql, _where(source.geom_sql, source, query, params)
-    return computed_relation(source, query, params, lat=lat, envelope=envelope), []
+        return source.from_sql, _where(source.geom_sql, source, query, params, cells)
+    narrowed = [_cells_term(source.geom_sql, None, cells, params)] if cells is not None else []
+    return computed_relation(source, query, params, lat=lat, envelope=envelope), narrowed
 
 
 def layer_rows_sql(grant: LayerGrant, query: FeatureQuery, *, geometry_sql: str | None = None) -> tuple[str, dict]:
@@ -375,14 +393,17 @@ def layer_rows_sql(grant: LayerGrant, query: FeatureQuery, *, geometry_sql: str 
     paged by limit/offset: the one selection every output format wraps."""
     source = grant.layer.source
     params: dict[str, Any] = {}
-    from_sql, where = _relation(source, query, params)
+    from_sql, where = _relation(source, query, params, cells=grant.cells)
     if query.feature_id is not None:
         params["feature_id"] = query.feature_id
         where.append(f"{source.id_sql} = %(feature_id)s")
     for i, (name, value) in enumerate(query.equals):
+        if name not in grant.fields or name in grant.masked:  # no probing a masked value
+            where.append("FALSE")
+            continue
         params[f"equals_{i}"] = value
         where.append(f"{grant.layer.column(name)[0]} = %(equals_{i})s")
-    columns = [f"{grant.layer.column(name)[0]} AS {name}" for name in grant.fields]
+    columns = [f"{grant.column(name)[0]} AS {name}" for name in grant.fields]
     geometry = geometry_sql or source.geom_sql
     sql = (
         f"SELECT {source.id_sql} AS _id, {geometry} AS _geom{''.join(', ' + c for c in columns)} "
@@ -564,7 +585,7 @@ def tile_sql(
     query = FeatureQuery(limit=None)
     # a computed layer computes from the rows around the tile (hotspots: and a margin more)
     envelope = "ST_Transform(ST_MakeEnvelope(%(exmin)s, %(eymin)s, %(exmax)s, %(eymax)s, 3857), 4326)"
-    from_sql, where = _relation(source, query, params, lat=lat, envelope=envelope)
+    from_sql, where = _relation(source, query, params, lat=lat, envelope=envelope, cells=grant.cells)
     geom = source.geom_sql
     where.append(f"{geom} && ST_Transform(ST_MakeEnvelope(%(exmin)s, %(eymin)s, %(exmax)s, %(eymax)s, 3857), 4326)")
     merc = f"ST_Transform({geom}, 3857)"
@@ -589,7 +610,7 @@ def tile_sql(
             f"FROM ({rows}) m WHERE m.geom IS NOT NULL",
             params,
         )
-    columns = "".join(f", {_tile_value(*grant.layer.column(f))} AS {f}" for f in grant.fields)
+    columns = "".join(f", {_tile_value(*grant.column(f))} AS {f}" for f in grant.fields)
     attrs = ", ".join(["geom", *grant.fields])
     if grant.layer.aggregate_below_zoom and grant.layer.geometry_type == "Point":
         # a point layer at or above its raw zoom: raw points, unless the tile would hold more

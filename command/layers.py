@@ -35,18 +35,27 @@ class Field:
     kind: str = NUM
     sensitive: bool = False  # personal data: only with PERSONAL_DATA_PERMISSION, and each view is logged
     sql: str = ""  # its SQL expression over the row alias ``t`` (default ``t.<name>``)
+    # How a sensitive field is masked (command/masking.py); by default from its kind: text is
+    # withheld (``***``), a list becomes ``["***"]``, a number (a person's id) null.
+    mask: str = ""
 
     @property
     def expr(self) -> str:
         return self.sql or f"t.{self.name}"
 
+    @property
+    def masked_as(self) -> str:
+        return self.mask or {TEXT: "text", ARRAY: "flags"}.get(self.kind, "null")
+
 
 def fields(spec: str, *, sensitive: bool = False) -> tuple[Field, ...]:
-    """Plain columns of ``t`` from ``"name:kind name ..."`` (kind defaults to a number)."""
+    """Plain columns of ``t`` from ``"name:kind name ..."`` (kind defaults to a number); a
+    sensitive field may name its mask: ``"head_name:text:name"`` (command/masking.py)."""
     out = []
     for item in spec.split():
-        name, _sep, kind = item.partition(":")
-        out.append(Field(name, kind or NUM, sensitive))
+        name, _sep, rest = item.partition(":")
+        kind, _sep, mask = rest.partition(":")
+        out.append(Field(name, kind or NUM, sensitive, mask=mask))
     return tuple(out)
 
 
@@ -61,6 +70,9 @@ class TableSource:
     time_sql: str | None = None  # the instant start/end/datetime filter on
     category_sql: str | None = None  # the category id (the ``category`` filter)
     status_sql: str | None = None  # the ``status`` filter
+    # The grid cell of a row, for grants narrowed to cells (command/access.py); without it a
+    # narrowed grant keeps the rows whose geometry meets the granted cells.
+    cell_sql: str | None = None
 
     @property
     def table(self) -> str:
@@ -88,6 +100,7 @@ class HotspotSource:
     time_sql: str | None = None  # the window is chosen by start/end, not filtered row by row
     status_sql: str | None = None  # every status: the history, not only open incidents
     where_sql: str = "TRUE"
+    cell_column: str | None = None  # the clustered rows' grid cell (grants narrowed to cells)
 
     @property
     def category_sql(self) -> str:
@@ -217,7 +230,7 @@ LAYERS: dict[str, Layer] = {
             "Grid cells",
             "Polygon",
             "geom",
-            TableSource("command_gridcell t", "t.geom"),
+            TableSource("command_gridcell t", "t.geom", cell_sql="t.id"),
             fields("id code:text name:text level:text parent_id"),
             _area("#3d8bfd", 0.05, weight=2),
             tooltip=("code", "name"),
@@ -242,7 +255,7 @@ LAYERS: dict[str, Layer] = {
             "Buildings",
             "Polygon",
             "footprint",
-            TableSource("command_building t", "t.footprint"),
+            TableSource("command_building t", "t.footprint", cell_sql="t.grid_cell_id"),
             fields("id name:text address:text use:text floors household_count grid_cell_id"),
             _area("#c9a66b", 0.35),
             tooltip=("address", "use", "floors"),
@@ -256,12 +269,16 @@ LAYERS: dict[str, Layer] = {
             "Households",
             "Polygon",
             "building__footprint",
-            TableSource("command_household t JOIN command_building b ON b.id = t.building_id", "b.footprint"),
+            TableSource(
+                "command_household t JOIN command_building b ON b.id = t.building_id",
+                "b.footprint",
+                cell_sql="b.grid_cell_id",
+            ),
             (
                 *fields("id building_id unit:text resident_type:text members"),
                 Field("grid_cell_id", sql="b.grid_cell_id"),
                 Field("last_visit_at", TIME),
-                *fields("head_name:text phone:text", sensitive=True),
+                *fields("head_name:text:name phone:text:phone", sensitive=True),
                 Field("vulnerable", ARRAY, sensitive=True),
             ),
             _area("#e377c2", 0.2),
@@ -281,13 +298,14 @@ LAYERS: dict[str, Layer] = {
                 "command_person t JOIN command_household h ON h.id = t.household_id "
                 "JOIN command_building b ON b.id = h.building_id",
                 "b.footprint",
+                cell_sql="b.grid_cell_id",
             ),
             (
                 *fields("id household_id"),
                 Field("building_id", sql="h.building_id"),
                 Field("grid_cell_id", sql="b.grid_cell_id"),
                 *fields("relation:text resident_type:text"),
-                *fields("full_name:text id_number:text phone:text", sensitive=True),
+                *fields("full_name:text:name id_number:text:id_number phone:text:phone", sensitive=True),
                 Field("vulnerable", ARRAY, sensitive=True),
             ),
             _area("#e377c2", 0.2),
@@ -302,13 +320,17 @@ LAYERS: dict[str, Layer] = {
             "Businesses",
             "Point",
             "location",
-            TableSource("command_business t JOIN command_building b ON b.id = t.building_id", "t.location"),
+            TableSource(
+                "command_business t JOIN command_building b ON b.id = t.building_id",
+                "t.location",
+                cell_sql="b.grid_cell_id",
+            ),
             (
                 *fields("id building_id"),
                 Field("grid_cell_id", sql="b.grid_cell_id"),
                 *fields("name:text industry:text key_industry:text licence_no:text"),
                 *fields("last_inspection_at:time updated_at:time"),
-                *fields("contact_name:text contact_phone:text", sensitive=True),
+                *fields("contact_name:text:name contact_phone:text:phone", sensitive=True),
             ),
             _dot("#ff7f0e", 4),
             tooltip=("name", "industry", "key_industry", "last_inspection_at"),
@@ -345,6 +367,7 @@ LAYERS: dict[str, Layer] = {
                 "JOIN command_campaign c ON c.id = t.campaign_id",
                 "b.footprint",
                 status_sql="c.status",
+                cell_sql="b.grid_cell_id",
             ),
             (
                 *fields("id campaign_id building_id"),
@@ -370,6 +393,7 @@ LAYERS: dict[str, Layer] = {
                 "b.footprint",
                 time_sql="t.last_mark_at",
                 status_sql="t.status",
+                cell_sql="t.grid_cell_id",
             ),
             fields(
                 "id campaign_id building_id grid_cell_id household_id business_id label:text status:text attempts "
@@ -387,7 +411,7 @@ LAYERS: dict[str, Layer] = {
             "Cameras",
             "Point",
             "location",
-            TableSource("command_camera t", "t.location", status_sql="t.status"),
+            TableSource("command_camera t", "t.location", status_sql="t.status", cell_sql="t.grid_cell_id"),
             fields("id code:text name:text heading fov range_m status:text owner:text grid_cell_id"),
             _dot("#17becf", 5),
             tooltip=("code", "name", "status"),
@@ -401,7 +425,13 @@ LAYERS: dict[str, Layer] = {
             "Camera view cones",
             "Polygon",
             "view_cone",
-            TableSource("command_camera t", "t.view_cone", where_sql="t.view_cone IS NOT NULL", status_sql="t.status"),
+            TableSource(
+                "command_camera t",
+                "t.view_cone",
+                where_sql="t.view_cone IS NOT NULL",
+                status_sql="t.status",
+                cell_sql="t.grid_cell_id",
+            ),
             fields("id code:text heading fov range_m status:text"),
             _area("#17becf", 0.15),
             page_order=50,
@@ -419,6 +449,7 @@ LAYERS: dict[str, Layer] = {
                 time_sql="t.opened_at",
                 category_sql="t.category_id",
                 status_sql="t.status",
+                cell_sql="t.grid_cell_id",
             ),
             fields(
                 "id category_id status:text priority grid_cell_id outside_grid:bool building_id team_id worker_id "
@@ -437,7 +468,13 @@ LAYERS: dict[str, Layer] = {
             "Reports",
             "Point",
             "location",
-            TableSource("command_report t", "t.location", time_sql="t.received_at", category_sql="t.category_id"),
+            TableSource(
+                "command_report t",
+                "t.location",
+                time_sql="t.received_at",
+                category_sql="t.category_id",
+                cell_sql="t.grid_cell_id",
+            ),
             (
                 Field("id"),
                 Field("client_id", TEXT, sql="t.client_id::text"),
@@ -470,7 +507,7 @@ LAYERS: dict[str, Layer] = {
             ),
             (
                 *fields("id team_id on_duty:bool last_position_at:time"),
-                *fields("display_name:text phone:text", sensitive=True),
+                *fields("display_name:text:name phone:text:phone", sensitive=True),
             ),
             _dot("#66bb6a", 5),
             tooltip=("display_name", "team_id"),
@@ -490,12 +527,13 @@ LAYERS: dict[str, Layer] = {
                 "b.footprint",
                 where_sql="t.revoked_at IS NULL",
                 status_sql="t.status",
+                cell_sql="b.grid_cell_id",
             ),
             (
                 *fields("id code:text kind:text status:text household_id"),
                 Field("building_id", sql="h.building_id"),
                 *fields("battery heartbeat_seconds last_heartbeat_at:time last_alarm_at:time"),
-                *fields("wearer_name:text contact_name:text contact_phone:text", sensitive=True),
+                *fields("wearer_name:text:name contact_name:text:name contact_phone:text:phone", sensitive=True),
             ),
             _area("#ff9800", 0.5, weight=2),
             tooltip=("kind", "status", "last_heartbeat_at"),
@@ -516,11 +554,12 @@ LAYERS: dict[str, Layer] = {
                 time_sql="t.created_at",
                 category_sql="t.category_id",
                 status_sql="t.status",
+                cell_sql="t.grid_cell_id",
             ),
             (
                 *fields("id channel:text status:text category_id team_id building_id grid_cell_id worker_id"),
                 *fields("overdue:bool rating created_at:time due_at:time updated_at:time"),
-                *fields("requester_id title:text description:text requester_phone:text", sensitive=True),
+                *fields("requester_id title:text description:text requester_phone:text:phone", sensitive=True),
             ),
             _dot("#ab47bc", 6),
             tooltip=("status", "title"),
@@ -605,8 +644,36 @@ LAYER_PERMISSIONS: list[tuple[str, str]] = [
 @dataclass(frozen=True)
 class LayerGrant:
     layer: Layer
-    fields: tuple[str, ...]  # the fields this viewer may see
-    personal_data: bool  # True when sensitive fields are included (each view is logged)
+    fields: tuple[str, ...]  # the fields this viewer gets (those in ``masked`` in their masked form)
+    personal_data: bool  # True when sensitive fields come unmasked (each view is logged)
+    masked: tuple[str, ...] = ()  # sensitive fields shown masked (command/masking.py)
+    cells: tuple[int, ...] | None = None  # narrowed to these grid cells (command/access.py); None: everywhere
+    purpose: str = ""  # the purpose stated for an unmasked view (written to the access log)
+
+    def column(self, name: str) -> tuple[str, str]:
+        """The SQL expression and tile kind of field ``name`` as this viewer gets it (masked or not)."""
+        expr, kind = self.layer.column(name)
+        if name in self.masked:
+            field = next(f for f in self.layer.fields if f.name == name)
+            expr = masked_sql(expr, field)
+        return expr, kind
+
+    @property
+    def profile(self) -> str:
+        """What this grant hands out, for cache keys: the fields, which are masked, the area."""
+        cells = "*" if self.cells is None else ",".join(map(str, self.cells))
+        return f"{','.join(self.fields)}|{','.join(self.masked)}|{cells}"
+
+
+_NULL_TYPES = {NUM: "bigint", TEXT: "text", BOOL: "boolean", TIME: "timestamptz", ARRAY: "text[]"}
+
+
+def masked_sql(expr: str, field: Field) -> str:
+    from command.masking import mask_sql
+
+    if field.masked_as == "null":
+        return f"NULL::{_NULL_TYPES[field.kind]}"
+    return f"({mask_sql(expr, field.masked_as)})"
 
 
 USER_PERMISSIONS_SQL = """
@@ -638,41 +705,98 @@ def _user_permissions(user: Any) -> set[str]:
     return perms
 
 
-def layers_for_user(user: Any) -> dict[str, LayerGrant]:
-    """The one policy: which layers and which of their fields may ``user`` see."""
+def may_unmask(user: Any) -> bool:
+    """May ``user`` unmask personal data (one record at a time, with a stated purpose)?"""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+        return False
+    return bool(user.is_superuser) or PERSONAL_DATA_PERMISSION in _user_permissions(user)
+
+
+def layers_for_user(user: Any, *, purpose: str = "") -> dict[str, LayerGrant]:
+    """The one policy: which layers, which of their fields (masked or not), and which grid
+    cells of each may ``user`` see.
+
+    - the layers: the permissions of the user's roles (command/roles.py), narrowed by the
+      grants in the database (command/access.py: layers, grid cells, time window);
+    - personal data (sensitive fields): masked by default for roles whose declaration says
+      ``personal_data="masked"``, left out for the others (``"omitted"``: police, residents);
+      unmasked only with a stated ``purpose`` and the ``view_personal_data`` permission, and
+      every such view is written to the access log by the channel (``layer_access_log``)."""
     if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return {}
+    from command.access import user_access  # it reads models; models import this module
+
     perms = _user_permissions(user)
-    personal = user.is_superuser or PERSONAL_DATA_PERMISSION in perms
+    access = user_access(user)
+    unmask = bool(purpose.strip()) and (user.is_superuser or PERSONAL_DATA_PERMISSION in perms)
+    show_masked = user.is_superuser or access.masked
     grants: dict[str, LayerGrant] = {}
     for name, layer in LAYERS.items():
-        if user.is_superuser or layer.permission in perms:
-            fields = layer.public_fields + (layer.sensitive_fields if personal else ())
-            grants[name] = LayerGrant(layer, fields, personal and bool(layer.sensitive_fields))
+        if not (user.is_superuser or layer.permission in perms):
+            continue
+        if access.layer_cells is not None and name not in access.layer_cells:
+            continue
+        cells = None if access.layer_cells is None else access.layer_cells[name]
+        sensitive = layer.sensitive_fields
+        if unmask:
+            grant = LayerGrant(layer, layer.public_fields + sensitive, bool(sensitive), (), cells, purpose.strip())
+        elif show_masked:
+            grant = LayerGrant(layer, layer.public_fields + sensitive, False, sensitive, cells)
+        else:
+            grant = LayerGrant(layer, layer.public_fields, False, (), cells)
+        grants[name] = grant
     return grants
 
 
 def redact(layer_name: str, properties: dict[str, Any], grant: LayerGrant | None) -> dict[str, Any] | None:
-    """The properties of one feature as ``grant`` may see them, or None when the layer is not granted."""
+    """The properties of one feature as ``grant`` may see them (masked fields masked), or None
+    when the layer is not granted."""
     if grant is None or grant.layer.name != layer_name:
         return None
+    from command.masking import mask_value
+
     allowed = set(grant.fields)
-    return {key: value for key, value in properties.items() if key in allowed}
+    out = {key: value for key, value in properties.items() if key in allowed}
+    for f in grant.layer.fields:
+        if f.name in grant.masked and f.name in out:
+            out[f.name] = mask_value(out[f.name], f.masked_as)
+    return out
+
+
+def mask_properties(layer_name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Every sensitive field of ``properties`` in its masked form (the event log stores these)."""
+    from command.masking import mask_value
+
+    layer = LAYERS.get(layer_name)
+    if layer is None:
+        return properties
+    out = dict(properties)
+    for f in layer.fields:
+        if f.sensitive and f.name in out:
+            out[f.name] = mask_value(out[f.name], f.masked_as)
+    return out
 
 
 def layer_access_log(
-    *, user: Any, channel: str, grant: LayerGrant, object_ids: list[Any] | None = None, detail: str = ""
+    *,
+    user: Any,
+    channel: str,
+    grant: LayerGrant,
+    object_ids: list[Any] | None = None,
+    detail: str = "",
+    purpose: str = "",
 ) -> None:
     """Write one row to the append-only personal-data access log when ``grant`` unmasks
     personal data (a no-op otherwise). Every channel that hands out unmasked fields calls it."""
     if not grant.personal_data:
         return
-    from command.models import PersonalDataAccess  # models import this module
+    from command.access import access_log_write  # models import this module
 
-    PersonalDataAccess.objects.create(
-        user=user if getattr(user, "pk", None) else None,
+    access_log_write(
+        user=user,
         channel=channel,
         layer=grant.layer.name,
-        object_ids=[str(i) for i in (object_ids or [])][:10000],
-        detail=detail[:200],
+        object_ids=object_ids or [],
+        detail=detail,
+        purpose=purpose or grant.purpose,
     )

@@ -32,6 +32,7 @@ KNOWN_MIDDLEWARE = (
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "command.middleware.security_headers",  # request id; CSP on HTML only (the lean paths answer none)
 )
 
 

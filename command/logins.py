@@ -82,6 +82,13 @@ _GROUP_PERMISSION_IDS = (
 )
 
 
+# The user's groups (their roles), and whether any access grant names the user or one of them
+# (command/access.py: without one, the declared roles decide with no further query).
+_ROLES_SQL = """ARRAY(SELECT g.name FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id
+  WHERE ug.user_id = u.id), EXISTS(SELECT 1 FROM command_accessgrant a WHERE a.user_id = u.id OR a.role IN (
+  SELECT g.name FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id WHERE ug.user_id = u.id))"""
+
+
 @cache
 def _user_fields() -> tuple[tuple[str, ...], tuple[str, ...]]:
     from django.contrib.auth.models import User
@@ -103,7 +110,8 @@ def viewer_sql(how: str) -> str:
     return (
         f"SELECT {', '.join('u.' + c for c in columns)}, "  # noqa: S608 -- fixed columns; the key is bound
         f"{_PERMISSIONS_SQL.format(ids=_USER_PERMISSION_IDS)}, "
-        f"{_PERMISSIONS_SQL.format(ids=_GROUP_PERMISSION_IDS)} "
+        f"{_PERMISSIONS_SQL.format(ids=_GROUP_PERMISSION_IDS)}, "
+        f"{_ROLES_SQL} "
         f"FROM auth_user u {where}"
     )
 
@@ -120,6 +128,8 @@ def viewer_from_row(row: Sequence[Any]) -> Any:
     user._user_perm_cache = user_perms  # type: ignore[attr-defined]
     user._group_perm_cache = group_perms  # type: ignore[attr-defined]
     user._perm_cache = user_perms | group_perms  # type: ignore[attr-defined]
+    user._gc_roles = tuple(row[n + 2] or ())  # type: ignore[attr-defined]
+    user._gc_has_grants = bool(row[n + 3])  # type: ignore[attr-defined]
     return user
 
 

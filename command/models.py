@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from command.layers import LAYER_PERMISSIONS, OPEN_INCIDENT_STATUSES
@@ -734,17 +734,101 @@ class Event(models.Model):
 
 
 class PersonalDataAccess(models.Model):
-    """Append-only log of every unmasked view of residents' personal data."""
+    """Append-only log of every unmasked view of personal data: who (user and role), what
+    (channel, layer, object ids), when, why (the stated purpose) and the request id. The
+    database refuses UPDATE and DELETE of its rows (a trigger, migration 0002)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    channel = models.CharField(max_length=32)
-    layer = models.CharField(max_length=32)
-    object_ids = ArrayField(models.CharField(max_length=64), default=list)
-    detail = models.CharField(max_length=200, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
+    # No database constraint and nothing done on delete: a row is never rewritten (the trigger
+    # refuses it), so deleting a user leaves their rows with their id and login as they were.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    username = models.CharField(_("login"), max_length=150, blank=True)
+    role = models.CharField(_("role"), max_length=100, blank=True)
+    channel = models.CharField(_("channel"), max_length=32)
+    layer = models.CharField(_("layer"), max_length=32)
+    object_ids = ArrayField(models.CharField(max_length=64), verbose_name=_("records"), default=list)
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
+    purpose = models.CharField(_("purpose"), max_length=200, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True)
+    at = models.DateTimeField(_("at"), auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["at"])]
+        verbose_name = _("personal-data access")
+        verbose_name_plural = _("personal-data access log")
+
+
+class AccessGrant(models.Model):
+    """An editable grant (the admin edits it through command/services/access.py): which layers
+    a user, or every user of a role, sees, narrowed to grid cells and a time window. While a
+    user (or their role) has no grant rows, the role's declaration applies (command/roles.py:
+    its layers, everywhere or in the user's own cells); once there are rows, the active ones
+    decide, so revoking the last one takes every layer away (command/access.py)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="access_grants",
+    )
+    role = models.CharField(
+        _("role"), max_length=32, blank=True, help_text=_("Instead of a user: every user of a role.")
+    )
+    layers = ArrayField(
+        models.CharField(max_length=32),
+        verbose_name=_("layers"),
+        default=list,
+        blank=True,
+        help_text=_("Empty: every layer of the role."),
+    )
+    own_cells = models.BooleanField(
+        _("own grid cells"), default=False, help_text=_("The grid cells of the user's worker record.")
+    )
+    cells = models.ManyToManyField(
+        GridCell,
+        verbose_name=_("grid cells"),
+        blank=True,
+        related_name="+",
+        help_text=_("A big grid stands for its cells. No cells and not own cells: everywhere."),
+    )
+    neighbour_cover = models.BooleanField(
+        _("cover neighbouring cells (AB role)"),
+        default=False,
+        help_text=_("Also the grid cells that share a border with these."),
+    )
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("access grant")
+        verbose_name_plural = _("access grants")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(role="")) | (Q(user__isnull=True) & ~Q(role="")),
+                name="accessgrant_user_xor_role",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True) | Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
+                name="accessgrant_window_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.role}: {','.join(self.layers) or '*'}"
 
 
 class HotspotAlert(models.Model):

@@ -12,8 +12,18 @@ This module imports no models (models import it for the permission list).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from command.layers import LAYERS
+
+# Where a role's layers apply until an administrator narrows them with grants in the database
+# (command/access.py, AccessGrant): everywhere, or the user's own grid cells (a worker's cells;
+# a big grid stands for its cells).
+Area = Literal["everywhere", "own_cells"]
+# How a role sees residents' and workers' personal data (sensitive fields) by default: masked
+# (张*明, 138****5678: they see that there is a record, not who) or left out altogether.
+# Unmasking one record with a stated purpose takes the action ``view_personal_data``.
+PersonalData = Literal["masked", "omitted"]
 
 # Actions a role may be granted, besides seeing layers: (codename, description).
 ACTIONS: dict[str, str] = {
@@ -52,6 +62,8 @@ class Role:
     layers: tuple[str, ...]
     actions: tuple[str, ...] = ()
     superuser: bool = False  # the admin role: staff and superuser (Django's admin site)
+    area: Area = "everywhere"
+    personal_data: PersonalData = "omitted"
 
     def codenames(self) -> tuple[str, ...]:
         """The permission codenames (app ``command``) of this role's group."""
@@ -69,6 +81,7 @@ ROLES: dict[str, Role] = {
             tuple(LAYERS),
             tuple(a for a in ACTIONS if a not in COMMITTEE_ONLY),
             superuser=True,
+            personal_data="masked",
         ),
         Role(
             "operator",
@@ -84,6 +97,16 @@ ROLES: dict[str, Role] = {
                 "import_registry",
                 "view_analysis",
             ),
+            personal_data="masked",
+        ),
+        Role(
+            "team_lead",
+            "网格长",
+            "Team lead",
+            tuple(LAYERS),
+            ("view_personal_data", "dispatch_incident", "use_field_app", "manage_campaigns"),
+            area="own_cells",  # their big grid (a big grid stands for its cells)
+            personal_data="masked",
         ),
         Role(
             "grid_worker",
@@ -108,6 +131,8 @@ ROLES: dict[str, Role] = {
                 "hexbins",
             ),
             ("view_personal_data", "use_field_app"),
+            area="own_cells",  # their cells; AB-role cover of a neighbour's cell is a grant (command/access.py)
+            personal_data="masked",
         ),
         Role(
             "police",
@@ -124,12 +149,21 @@ ROLES: dict[str, Role] = {
                 "hexbins",
                 "coverage_gaps",
                 "entrance_gaps",
+                "workers",
             ),
             ("use_police_map",),
+            personal_data="omitted",  # nothing of residents, not even masked; workers' names neither
         ),
-        Role("supervision_committee", "监督委员会", "Supervision committee", (), ("read_supervision_tips",)),
+        Role(
+            "supervision_committee",
+            "监督委员会",
+            "Supervision committee",
+            ("cells", "roads", "buildings", "incidents", "reports", "hotspots"),
+            ("read_supervision_tips",),
+            personal_data="masked",  # they check that requests are handled, not who made them
+        ),
         # Residents sign in by phone (command/services/phone_login.py) and see their own requests only.
-        Role("resident", "居民", "Resident", (), ("use_resident_page",)),
+        Role("resident", "居民", "Resident", (), ("use_resident_page",), personal_data="omitted"),
     )
 }
 

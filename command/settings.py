@@ -132,6 +132,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "command.middleware.security_headers",  # request id (access log), Content-Security-Policy
 ]
 
 ROOT_URLCONF = "command.urls"

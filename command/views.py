@@ -21,7 +21,7 @@ from command.roles import ROLES
 PAGES = [
     ("/control/", _("Control room wall"), "command.use_control_room"),
     ("/control/?mode=desk", _("Control room desk"), "command.use_control_room"),
-    ("/maps/police/", _("Police view"), "command.use_police_map"),
+    ("/police/", _("Police view"), "command.use_police_map"),
     ("/field/", _("Field app (phones)"), "command.use_field_app"),
     ("/maps/campaigns/", _("Door-to-door campaigns"), "command.manage_campaigns"),
     ("/field/requests/", _("Request pool"), "command.use_field_app"),

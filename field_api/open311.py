@@ -26,10 +26,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from command.field_selectors import report_contents_grant, reports_with_contents_for
+from command.field_selectors import reports_visible_to
 from command.geometry import point_from_lon_lat
-from command.layers import layer_access_log
 from command.logins import token_key_valid
+from command.masking import mask_text
 from command.models import Category, Incident, Report
 from command.report_input import report_value
 from command.services.reports import ReportConflict, report_submit
@@ -184,8 +184,8 @@ class ServiceRequestSerializer(serializers.Serializer):
 
 
 def service_request(report: Report, *, contents: bool) -> dict[str, Any]:
-    """One report as an Open311 service request; the incident's resolution note only for a
-    viewer with the reports' contents grant (``contents``), as in the REST API."""
+    """One report as an Open311 service request; its description and the incident's resolution
+    note masked (command/masking.py) unless ``contents`` (the viewer's own report)."""
     incident = report.incident
     zh = (get_language() or "zh-hans").startswith("zh")
     photos = list(report.photos.all())
@@ -194,10 +194,14 @@ def service_request(report: Report, *, contents: bool) -> dict[str, Any]:
         "service_request_id": str(report.pk),
         "status": "open" if incident.status in Incident.OPEN_STATUSES else "closed",
         "status_notes": incident.get_status_display()
-        + (f": {incident.resolution_note}" if contents and incident.resolution_note else ""),
+        + (
+            f": {incident.resolution_note if contents else mask_text(incident.resolution_note)}"
+            if incident.resolution_note
+            else ""
+        ),
         "service_name": report.category.name_zh if zh else report.category.name_en,
         "service_code": report.category.code,
-        "description": report_value(report, "note"),
+        "description": report_value(report, "note") if contents else mask_text(report_value(report, "note")),
         "agency_responsible": (incident.team.name_zh if zh else incident.team.name_en) if incident.team else "",
         "service_notice": "",
         "requested_datetime": (report_value(report, "client_time") or report.received_at).isoformat(),
@@ -211,21 +215,19 @@ def service_request(report: Report, *, contents: bool) -> dict[str, Any]:
 
 
 def _visible_reports(user: Any) -> Any:
-    """Service requests are reports: their contents are seen by command.field_selectors' rule
-    (with the grant, those of incidents one may see; else one's own only)."""
+    """Service requests are reports: those command.field_selectors lets the viewer see (with the
+    reports layer, those of incidents one may see; else one's own only)."""
     return (
-        reports_with_contents_for(user)
+        reports_visible_to(user)
         .select_related("incident", "incident__team", "category", "building")
         .order_by("-received_at", "-pk")
     )
 
 
 def service_requests(user: Any, reports: list[Report]) -> list[dict[str, Any]]:
-    grant = report_contents_grant(user)
-    others = [r.pk for r in reports if r.reporter_id != user.pk]
-    if grant is not None and others:
-        layer_access_log(user=user, channel="open311", grant=grant, object_ids=others)
-    return [service_request(r, contents=grant is not None) for r in reports]
+    """Other people's reports come masked (Open311 clients have no unmask step: the REST API's
+    ``/api/v1/layers/reports/features/<id>/unmask/`` is it); one's own in full."""
+    return [service_request(r, contents=r.reporter_id == user.pk) for r in reports]
 
 
 def _date_param(request: Request, name: str) -> datetime | None:

@@ -118,7 +118,24 @@ class CategoryCodeField(serializers.SlugRelatedField):
             ) from None
 
 
-class ReportInputSerializer(serializers.Serializer):
+class StrictInputSerializer(serializers.Serializer):
+    """An input that refuses fields it does not declare: a client that sends a read-only or
+    privileged field (an id, the reporter, a status, a grid cell, a received time ...) gets a
+    400 naming it, instead of the field being silently taken or silently dropped (mass
+    assignment). Django's form CSRF token is the one extra a browser form may carry."""
+
+    IGNORED = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields) - self.IGNORED)
+            if unknown:
+                reason = _("This field cannot be set here: the server sets it, or it does not exist.")
+                raise serializers.ValidationError({name[:60]: [reason] for name in unknown[:20]})
+        return super().to_internal_value(data)
+
+
+class ReportInputSerializer(StrictInputSerializer):
     """A report as a phone sends it. ``location`` (GeoJSON) or ``longitude`` + ``latitude``."""
 
     client_id = serializers.UUIDField(help_text="Generated once on the phone; the idempotency key of the report.")

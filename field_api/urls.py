@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from field_api import open311, pwa, registry, views, work
+from field_api import open311, personal, pwa, registry, views, work
 
 app_name = "field_api"
 
@@ -16,6 +16,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/reports/", views.ReportView.as_view(), name="reports"),
     path("api/v1/photos/<int:pk>/", views.PhotoView.as_view(), name="photo"),
     path("api/v1/photos/<int:pk>/thumbnail/", views.PhotoThumbnailView.as_view(), name="photo-thumbnail"),
+    path("api/v1/layers/<str:layer>/features/<str:feature_id>/", personal.LayerFeatureView.as_view(), name="feature"),
+    path(
+        "api/v1/layers/<str:layer>/features/<str:feature_id>/unmask/",
+        personal.LayerFeatureUnmaskView.as_view(),
+        name="feature-unmask",
+    ),
     path("api/v1/me/", work.MeView.as_view(), name="me"),
     path("api/v1/me/duty/", work.DutyView.as_view(), name="duty"),
     path("api/v1/pings/", work.PingView.as_view(), name="pings"),

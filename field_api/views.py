@@ -35,6 +35,7 @@ from field_api.serializers import (
     ErrorSerializer,
     ReportInputSerializer,
     ReportOutputSerializer,
+    StrictInputSerializer,
     report_output,
 )
 from field_api.throttles import AuthThrottle, ReadThrottle, ReportThrottle
@@ -180,7 +181,7 @@ class CategoryListView(APIView):
         )
 
 
-class TokenInputSerializer(serializers.Serializer):
+class TokenInputSerializer(StrictInputSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, style={"input_type": "password"}, trim_whitespace=False)
 

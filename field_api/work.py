@@ -28,7 +28,7 @@ from command.models import Incident, Worker
 from command.services import incidents as incident_services
 from command.services.workers import NotOnDuty, Ping, worker_duty_set, worker_pings_record
 from field_api.parsers import StrictJSONParser
-from field_api.serializers import ErrorSerializer, FiniteFloatField, PointField, photo_output
+from field_api.serializers import ErrorSerializer, FiniteFloatField, PointField, StrictInputSerializer, photo_output
 from field_api.throttles import IncidentActionThrottle, PingThrottle, ReadThrottle
 from field_api.views import check_body_size, errors
 
@@ -44,10 +44,11 @@ class IncidentFeatureSerializer(GeoFeatureModelSerializer):
     category = serializers.CharField(source="category.code")
     category_name = serializers.CharField(source="category.name_zh")
     distance_m = serializers.SerializerMethodField()
-    # What residents wrote and photographed: command.field_selectors decides per viewer (null
-    # when masked); the view passes ``contents`` from incident_contents_for_user.
+    # What residents wrote and photographed: command.field_selectors decides per viewer (masked,
+    # ``***``, unless unmasked); the view passes ``contents`` from incident_contents_for_user.
     note = serializers.SerializerMethodField()
     resolution_note = serializers.SerializerMethodField()
+    notes_masked = serializers.SerializerMethodField()
     photos = serializers.SerializerMethodField()
 
     class Meta:
@@ -67,6 +68,7 @@ class IncidentFeatureSerializer(GeoFeatureModelSerializer):
             "report_count",
             "note",
             "resolution_note",
+            "notes_masked",
             "opened_at",
             "due_at",
             "dispatched_at",
@@ -94,13 +96,20 @@ class IncidentFeatureSerializer(GeoFeatureModelSerializer):
     def get_resolution_note(self, obj: Incident) -> str | None:
         return self._contents(obj).resolution_note
 
+    def get_notes_masked(self, obj: Incident) -> bool:
+        return self._contents(obj).masked
+
     def get_photos(self, obj: Incident) -> list[dict[str, Any]]:
         return [photo_output(p) for p in self._contents(obj).photos]
 
 
-def incidents_output(user: Any, incidents: list[Incident], *, with_photos: bool, channel: str) -> Any:
-    """Incidents as GeoJSON features, their contents as ``user`` may see them (logged)."""
-    contents = incident_contents_for_user(user=user, incidents=incidents, with_photos=with_photos, channel=channel)
+def incidents_output(
+    user: Any, incidents: list[Incident], *, with_photos: bool, channel: str, purpose: str = ""
+) -> Any:
+    """Incidents as GeoJSON features, their contents as ``user`` may see them (unmasked views logged)."""
+    contents = incident_contents_for_user(
+        user=user, incidents=incidents, with_photos=with_photos, channel=channel, purpose=purpose
+    )
     return IncidentFeatureSerializer(incidents, many=True, context={"contents": contents}).data
 
 
@@ -134,25 +143,35 @@ class IncidentDetailView(APIView):
 
     @extend_schema(
         operation_id="incident_get",
+        parameters=[
+            OpenApiParameter(
+                "purpose",
+                str,
+                description="Why you need the reports' notes unmasked (needs the personal-data permission; "
+                "written to the access log). Without it the notes come masked.",
+            )
+        ],
         responses={200: IncidentFeatureSerializer, 404: ErrorSerializer, **errors(401, 429)},
     )
     def get(self, request: Request, pk: int) -> Response:
         incident = incident_get_for_user(user=request.user, incident_id=pk)
         if incident is None:
             raise NotFound(_("No such incident."))
-        return Response(incidents_output(request.user, [incident], with_photos=True, channel="rest")["features"][0])
+        purpose = (request.query_params.get("purpose") or "").strip()[:200]
+        output = incidents_output(request.user, [incident], with_photos=True, channel="rest", purpose=purpose)
+        return Response(output["features"][0])
 
 
-class ResolveInputSerializer(serializers.Serializer):
+class ResolveInputSerializer(StrictInputSerializer):
     note = serializers.CharField(max_length=incident_services.NOTE_MAX_CHARS)
     photos = serializers.ListField(child=serializers.FileField(allow_empty_file=False), required=False, max_length=6)
 
 
-class ReasonInputSerializer(serializers.Serializer):
+class ReasonInputSerializer(StrictInputSerializer):
     reason = serializers.CharField(max_length=incident_services.NOTE_MAX_CHARS)
 
 
-class DispatchInputSerializer(serializers.Serializer):
+class DispatchInputSerializer(StrictInputSerializer):
     worker_id = serializers.IntegerField(min_value=1, required=False)
     team_id = serializers.IntegerField(min_value=1, required=False)
 
@@ -163,11 +182,11 @@ class DispatchInputSerializer(serializers.Serializer):
         return attrs
 
 
-class PriorityInputSerializer(serializers.Serializer):
+class PriorityInputSerializer(StrictInputSerializer):
     priority = serializers.IntegerField(min_value=1, max_value=4)
 
 
-class CloseInputSerializer(serializers.Serializer):
+class CloseInputSerializer(StrictInputSerializer):
     note = serializers.CharField(max_length=incident_services.NOTE_MAX_CHARS, required=False, allow_blank=True)
 
 
@@ -382,7 +401,7 @@ class MeView(APIView):
         return Response(me_output(request.user, worker_for_user(request.user)))
 
 
-class DutyInputSerializer(serializers.Serializer):
+class DutyInputSerializer(StrictInputSerializer):
     on_duty = serializers.BooleanField()
 
 
@@ -404,13 +423,13 @@ class DutyView(APIView):
         return Response(me_output(request.user, worker))
 
 
-class PingInputSerializer(serializers.Serializer):
+class PingInputSerializer(StrictInputSerializer):
     location = PointField()
     accuracy = FiniteFloatField(required=False, allow_null=True, min_value=0, max_value=100_000)
     recorded_at = serializers.DateTimeField()
 
 
-class PingBatchInputSerializer(serializers.Serializer):
+class PingBatchInputSerializer(StrictInputSerializer):
     pings = serializers.ListField(child=PingInputSerializer(), allow_empty=False, max_length=100)
 
 

@@ -51,6 +51,7 @@ from django.http import HttpResponse
 from django.utils.crypto import constant_time_compare
 from psycopg import AsyncCursor
 
+from command.access import access_prefetched_enough
 from command.db_async import pool
 from command.layers import LAYERS, LayerGrant, layers_for_user
 from command.lean import lean_paths_on, lean_refused, lean_request, lean_response, lean_send
@@ -225,6 +226,8 @@ async def _tile(conn: Any, request: _Request) -> tuple[Tile, Statement | None]:
     user = viewer_from_row(row[FRESH_COLUMNS:])
     if session is not None:
         _session_check(session, user)
+    if not access_prefetched_enough(user):
+        raise Fallback  # grants narrowed to cells, or grant rows to read: the view reads them
     grant: LayerGrant | None = layers_for_user(user).get(request.layer)
     if grant is None or not tile_cacheable(grant, z):
         raise Fallback  # 404 alike for missing and forbidden; personal data is logged

@@ -12,12 +12,14 @@ from typing import Any
 import folium
 from branca.element import Element, Figure, MacroElement
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.views import redirect_to_login
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
 from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.plugins import Fullscreen, MarkerCluster
@@ -25,6 +27,7 @@ from jinja2 import Template
 
 from command.layer_queries import FeatureQuery, layer_extent, layer_feature_count, layer_features
 from command.layers import OPEN_INCIDENT_STATUSES, LayerGrant, layer_access_log, layers_for_user
+from command.models import Camera
 from maps.gcj02 import shift_geojson_coordinates, wgs84_to_gcj02
 
 # folium's CDN assets by name -> our vendored copy (see maps/static/vendor/VENDORED.md).
@@ -415,9 +418,93 @@ def _page(request: HttpRequest, kind: str, title: str) -> HttpResponse:
     return response
 
 
+LIST_MAX_ROWS = 200
+
+LISTS_CSS = (
+    "<style>html,body{height:auto}.folium-map{height:62vh!important;min-height:320px}"
+    ".gc-lists{font:13px system-ui,'Noto Sans CJK SC',sans-serif;padding:8px 12px;color:#222}"
+    ".gc-lists h2{font-size:15px;margin:14px 0 4px}.gc-lists table{border-collapse:collapse;width:100%}"
+    ".gc-lists th,.gc-lists td{border-bottom:1px solid #ddd;padding:2px 6px;text-align:left}"
+    ".gc-lists .gc-more{color:#666}</style>"
+)
+
+
+def police_lists_html(*, user: Any, grants: dict[str, LayerGrant]) -> str:
+    """One table per granted layer (exactly the layers the policy grants, in their granted cells,
+    with the fields the viewer may see: the police role leaves personal data out), cameras with a
+    link to their stream. Text is escaped; nothing here runs script."""
+    parts = ['<section class="gc-lists" id="gc-lists">']
+    for grant in sorted(grants.values(), key=lambda g: g.layer.page_order):
+        layer = grant.layer
+        page = layer_features(grant, FeatureQuery(limit=LIST_MAX_ROWS), with_ids=grant.personal_data)
+        layer_access_log(user=user, channel="page", grant=grant, object_ids=page.ids, detail="police lists")
+        features = json.loads(page.geojson)["features"]
+        stream = layer.name == "cameras"
+        parts.append(
+            f'<h2 id="list-{escape(layer.name)}" data-layer="{escape(layer.name)}">'
+            f"{escape(layer.title_zh)} {escape(layer.title_en)} ({len(features)})</h2><table><thead><tr>"
+        )
+        parts.extend(f"<th>{escape(name)}</th>" for name in grant.fields)
+        if stream:
+            parts.append(f"<th>{escape(_('Stream'))}</th>")
+        parts.append("</tr></thead><tbody>")
+        for feature in features:
+            props = feature["properties"]
+            parts.append("<tr>")
+            parts.extend(f"<td>{escape('' if props.get(n) is None else str(props.get(n)))}</td>" for n in grant.fields)
+            if stream:
+                url = f"/police/cameras/{int(feature['id'])}/stream/"
+                parts.append(
+                    f'<td><a href="{url}" rel="noopener noreferrer" target="_blank">{escape(_("Open"))}</a></td>'
+                )
+            parts.append("</tr>")
+        parts.append("</tbody></table>")
+        if page.full:
+            parts.append(f'<p class="gc-more">{escape(_("The first %(n)s only.") % {"n": LIST_MAX_ROWS})}</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
 @login_required
+@permission_required("command.use_police_map", raise_exception=True)
 def police(request: HttpRequest) -> HttpResponse:
-    return _page(request, "police", _("Police view") + " · GridCommand")
+    """``/police/``: the map and lists of exactly the layers granted to the viewer (by default
+    cameras with stream links, incidents, hotspots, workers on duty; never residents' data)."""
+    m = map_build(user=request.user, kind="police")
+    root: Figure = m.get_root()  # type: ignore[assignment]
+    root.header.add_child(Element(f"<title>{escape(_('Police view'))} · GridCommand</title>"))
+    root.header.add_child(Element(LISTS_CSS))
+    if finders.find("realtime/live.js"):
+        root.header.add_child(Element(f'<script src="{static("realtime/live.js")}"></script>'))
+    root.html.add_child(Element(police_lists_html(user=request.user, grants=layers_for_user(request.user))))
+    response = HttpResponse(root.render())
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def police_old_address(request: HttpRequest) -> HttpResponse:
+    """``/maps/police/`` moved to ``/police/``."""
+    return HttpResponsePermanentRedirect("/police/")
+
+
+@require_GET
+def police_camera_stream(request: HttpRequest, camera_id: int) -> HttpResponse:
+    """A camera's stream link, for a viewer whose cameras grant covers it (in its cells); 404
+    alike for a camera that does not exist, one outside the grant and one without a stream."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    grant = layers_for_user(request.user).get("cameras")
+    if grant is None:
+        raise Http404
+    page = layer_features(grant, FeatureQuery(feature_id=camera_id, limit=1))
+    url = Camera.objects.filter(pk=camera_id).values_list("stream_url", flat=True).first() if page.returned else None
+    if not url or not url.lower().startswith(("http://", "https://", "rtsp://", "rtmp://")):
+        raise Http404
+    response = HttpResponse(status=302)
+    response["Location"] = url
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @login_required

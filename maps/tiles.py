@@ -61,8 +61,12 @@ def tile_cache_key(grant: LayerGrant, z: int, x: int, y: int, *, crs: str) -> st
 
 
 def tile_cacheable(grant: LayerGrant, z: int) -> bool:
-    """False for tiles that unmask personal data (aggregated tiles hold counts only)."""
-    return not (grant.personal_data and not tile_aggregated(grant.layer.name, z))
+    """Only tiles every viewer of them shares are cached, under the public profile (the lean
+    path reads the cache before it knows the viewer): not those narrowed to grid cells, nor
+    those with personal data, masked or not (aggregated tiles hold counts only)."""
+    if grant.cells is not None:
+        return False
+    return tile_aggregated(grant.layer.name, z) or not (grant.personal_data or grant.masked)
 
 
 # One row, also when nothing is cached: the cached tile (etag, data, seq), the latest seq and

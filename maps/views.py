@@ -32,13 +32,18 @@ def geojson_max_limit() -> int:
     return int(getattr(settings, "MAP_GEOJSON_MAX_LIMIT", 50000))
 
 
-def viewer_grant(request: HttpRequest, layer: str) -> tuple[Any, LayerGrant]:
+def viewer_grant(request: HttpRequest, layer: str, *, unmask: bool = False) -> tuple[Any, LayerGrant]:
     """The viewer and their grant on ``layer``; 401 for anonymous, 404 alike for a layer that
-    does not exist and one the viewer may not see (an id reveals nothing)."""
+    does not exist and one the viewer may not see (an id reveals nothing). With ``unmask``
+    (GeoJSON and exports), ``?purpose=`` unmasks personal data for a viewer with the
+    permission (each such view is logged with the purpose); without it, it stays masked."""
     viewer = request_viewer(request)
     if viewer is None or not viewer.is_authenticated:
         raise BadRequest(_("Log in to see map layers."), status=401)
-    grant = layers_for_user(viewer).get(layer)
+    purpose = (request.GET.get("purpose") or "").strip()[:200] if unmask else ""
+    if purpose and len(purpose) < 2:
+        raise BadRequest(_("State the purpose in a few words (written to the access log)."), param="purpose")
+    grant = layers_for_user(viewer, purpose=purpose).get(layer)
     if grant is None:
         raise BadRequest(_("No layer named %(layer)s.") % {"layer": layer[:40]}, status=404)
     return viewer, grant
@@ -75,7 +80,7 @@ def _error(exc: BadRequest) -> JsonResponse:
 def layer_geojson(request: HttpRequest, layer: str) -> HttpResponse | StreamingHttpResponse:
     """``GET /maps/layers/<layer>.geojson?bbox=&limit=&offset=&datetime=&category=&status=``"""
     try:
-        viewer, grant = viewer_grant(request, layer)
+        viewer, grant = viewer_grant(request, layer, unmask=True)
         query = feature_query_from(
             request.GET, layer=layer, default_limit=GEOJSON_DEFAULT_LIMIT, max_limit=geojson_max_limit()
         )
@@ -127,7 +132,7 @@ def tile_response(tile: Tile, *, if_none_match: str) -> HttpResponse:
 def layer_export(request: HttpRequest, layer: str, fmt: str) -> HttpResponse | StreamingHttpResponse:
     """``GET /maps/export/<layer>.<geojson|csv|gpkg|shp>?bbox=...``: the permitted fields only."""
     try:
-        viewer, grant = viewer_grant(request, layer)
+        viewer, grant = viewer_grant(request, layer, unmask=True)
         if fmt not in FORMATS:
             raise BadRequest(
                 _("Unknown export format %(fmt)s: use geojson, csv, gpkg or shp.") % {"fmt": fmt[:20]}, param="format"

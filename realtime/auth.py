@@ -14,6 +14,7 @@ no channel-layer work and gets HTTP 403.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,6 +26,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from command.logins import BadCredentials, auser_for_token, token_from_authorization
 
+logger = logging.getLogger(__name__)
 Scope = dict[str, Any]
 CREDENTIAL = "gridcommand_credential"  # the scope key of the login that opened the socket
 SUBPROTOCOL = "gridcommand"
@@ -57,8 +59,10 @@ def origin_allowed(origin: str) -> bool:
     return OriginValidator(None, hosts).valid_origin(urlparse(origin))
 
 
-async def _deny(receive: Any, send: Any) -> None:
-    """Refuse the handshake: a close before accept is answered with HTTP 403."""
+async def _deny(receive: Any, send: Any, scope: Scope, reason: str) -> None:
+    """Refuse the handshake (logged with its reason): a close before accept is answered with HTTP 403."""
+    client = scope.get("client") or ("?", 0)
+    logger.warning("websocket handshake refused (%s) from %s origin=%r", reason, client[0], _header(scope, b"origin"))
     message = await receive()
     if message["type"] == "websocket.connect":
         await send({"type": "websocket.close", "code": 4403})
@@ -73,11 +77,11 @@ class LiveAuthMiddleware:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         origin = _header(scope, b"origin")
         if origin is not None and not origin_allowed(origin):
-            return await _deny(receive, send)
+            return await _deny(receive, send, scope, "foreign origin")
         try:
             key = token_from_authorization(_header(scope, b"authorization") or token_from_subprotocols(scope))
         except BadCredentials:
-            return await _deny(receive, send)
+            return await _deny(receive, send, scope, "malformed token")
         credential: tuple[str, str] | None = None
         if key is not None:
             user = await auser_for_token(key) or AnonymousUser()
@@ -89,7 +93,8 @@ class LiveAuthMiddleware:
         else:
             user = AnonymousUser()
         if not (user.is_authenticated and user.is_active) or credential is None:
-            return await _deny(receive, send)
+            reason = "unknown or revoked token" if key is not None else "no session" if origin else "no credentials"
+            return await _deny(receive, send, scope, reason)
         # realtime.hub re-checks the credential every heartbeat: logging out ends the socket
         return await self.inner({**scope, "user": user, CREDENTIAL: credential}, receive, send)
 

@@ -36,6 +36,7 @@ from django.db import DatabaseError
 from pydantic import ValidationError
 
 from command import metrics
+from command.access import cells_area_warm, feature_in_cells, new_request_id, request_id_var
 from command.eventlog import event_resumable, events_after, latest_seq
 from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 REPLAY_BATCH = 500
 ENCODED_CACHE_SIZE = 1024
 # (seq, created_at, fields granted) -> the event message as sent: one encoding per view.
-_encoded: OrderedDict[tuple[int, str, tuple[str, ...]], str] = OrderedDict()
+_encoded: OrderedDict[tuple[int, str, str], str] = OrderedDict()
 
 
 @database_sync_to_async
@@ -62,7 +63,13 @@ def _resume_point(since: int | None) -> tuple[int, bool]:
     return latest, since is not None and event_resumable(since, latest=latest)
 
 
-_grants_for = database_sync_to_async(layers_for_user)
+def _grants_loaded(user: Any) -> dict[str, LayerGrant]:
+    grants = layers_for_user(user)
+    cells_area_warm(grants)  # areas of grants narrowed to cells, for the event filter
+    return grants
+
+
+_grants_for = database_sync_to_async(_grants_loaded)
 
 
 class Overflow(Exception):
@@ -81,6 +88,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await hub_for_loop().subscribed()  # before the cursor is read: no wake after it is missed
+        self.request_id = new_request_id()  # this connection's id in the access log
+        request_id_var.set(self.request_id)
         self.user = self.scope["user"]
         self.user_id: int = self.user.pk
         self.credential: tuple[str, str] | None = self.scope.get(CREDENTIAL)
@@ -190,6 +199,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.requested = message.layers
             self.bbox = message.bbox
             self.layers = [name for name in self.requested if name in self.grants]
+            denied = [name for name in self.requested if name not in self.grants]
+            if denied:
+                logger.warning(
+                    "websocket %s: user %s refused layers %s", self.request_id, self.user_id, ",".join(denied)[:200]
+                )
             resync: str | None = None
             catch_up_to: int | None = None
             if self.cursor is None:
@@ -344,7 +358,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         payload = event["payload"]
         if self.bbox is not None and not geometry_in_bbox(payload.get("geometry"), self.bbox):
             return None
-        key = (event["seq"], event["created_at"], grant.fields)
+        if event["kind"] not in ("layer.reloaded", "record.deleted") and not feature_in_cells(
+            layer, payload, grant.cells
+        ):
+            return None  # outside the grid cells this viewer is granted
+        key = (event["seq"], event["created_at"], grant.profile)
         text = _encoded.get(key)
         if text is None:
             if event["kind"] == "layer.reloaded":

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from command import metrics
+from command.access import cells_area_warm
 from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, latest_seq, wake_listener_set
 from command.health import delivery_probe_set
 from command.layers import LayerGrant, layers_for_user
@@ -78,6 +79,8 @@ def hub_state(
     members = list(members)
     users = get_user_model().objects.filter(pk__in={user_id for user_id, _c in members})
     grants = {user.pk: layers_for_user(user) for user in users}
+    for user_grants in grants.values():
+        cells_area_warm(user_grants)
     return latest_seq(), grants, credentials_alive(members)
 
 

@@ -74,15 +74,28 @@ def grid(db: None) -> dict[str, GridCell]:
 
 @pytest.fixture
 def make_user(db: None, reference: dict[str, Category]) -> Callable[..., User]:
-    """``make_user("police")``: a login with one role; ``team="road"`` also makes it a worker."""
+    """``make_user("police")``: a login with one role; ``team="road"`` also makes it a worker;
+    ``cells=["A-01"]`` gives that worker grid cells (by code; a volunteer unless a team is named),
+    the cells a grid worker's or team lead's layers are narrowed to (command/access.py)."""
 
-    def make(role: str, username: str | None = None, team: str | None = None, password: str = "pw-for-tests-1") -> User:
-        return user_ensure(
+    def make(
+        role: str,
+        username: str | None = None,
+        team: str | None = None,
+        password: str = "pw-for-tests-1",
+        cells: list[str] | None = None,
+    ) -> User:
+        if cells is not None and team is None:
+            team = "volunteer"
+        user = user_ensure(
             username=username or f"{role}-{User.objects.count() + 1}",
             password=password,
             role=role,
             team=Team.objects.get(code=team) if team else None,
         )
+        if cells is not None:
+            user.worker.cells.set(GridCell.objects.filter(code__in=cells))
+        return user
 
     return make
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from django.db.models import DateTimeField
 
 from command.geometry import METRES_PER_DEGREE_LAT, METRES_PER_DEGREE_LON_EQUATOR
-from command.layers import LAYERS
+from command.layers import LAYERS, masked_sql
 from command.models import Incident, Report
 from command.report_input import REPORT_INPUT
 from command.selectors import BUILDING_NEAR_POINT_SQL, CELL_FOR_POINT_SQL
@@ -48,14 +48,17 @@ def _iso(expr: str) -> str:
 
 
 def _feature(row: str, layer: str) -> str:
-    """A GeoJSON feature of ``row`` as command.features builds it: every field of the layer
-    (redaction happens per viewer), coordinates as exact as the stored doubles."""
+    """A GeoJSON feature of ``row`` as command.features builds it: every field of the layer,
+    personal data masked, coordinates as exact as the stored doubles."""
     model = {"incidents": Incident, "reports": Report}[layer]
     fields = LAYERS[layer].all_fields
 
     def value(name: str) -> str:
         if isinstance(model._meta.get_field(name), DateTimeField):
             return _iso(f"{row}.{name}")
+        field = next(f for f in LAYERS[layer].fields if f.name == name)
+        if field.sensitive:  # the event log holds personal data masked (command/eventlog.py)
+            return masked_sql(f"{row}.{name}", field)
         return f"{row}.{name}"
 
     properties = ", ".join(f"'{name}', {value(name)}" for name in fields)

@@ -23,6 +23,7 @@ ADMIN_MODELS = [
     models.Report,
     models.Event,
     models.PersonalDataAccess,
+    models.AccessGrant,
 ]
 
 
@@ -76,18 +77,26 @@ def test_building_change_page_uses_the_local_map_widget(admin_client_logged_in, 
 
 
 @pytest.mark.django_db
-def test_household_pages_in_the_admin_are_logged(admin_client_logged_in, grid):
+def test_household_pages_in_the_admin_are_masked_and_unmasked_with_a_purpose_logged(admin_client_logged_in, grid):
     # given
     building = building_save(footprint=Polygon.from_bbox((117.0002, 39.0002, 117.0004, 39.0004)), address="1号")
     household = models.Household.objects.create(
         building=building, unit="101", resident_type="registered", members=2, head_name="王伟", phone="13800000000"
     )
-    # when
-    admin_client_logged_in.get(reverse("admin:command_household_changelist"))
-    admin_client_logged_in.get(reverse("admin:command_household_change", args=[household.pk]))
-    # then
-    logged = list(models.PersonalDataAccess.objects.filter(channel="admin", layer="households").order_by("at"))
-    assert [entry.object_ids for entry in logged] == [[str(household.pk)], [str(household.pk)]]
+    url = reverse("admin:command_household_change", args=[household.pk])
+    # when the list and the change page without a purpose are opened
+    listing = admin_client_logged_in.get(reverse("admin:command_household_changelist")).content.decode()
+    asked = admin_client_logged_in.get(url).content.decode()
+    # then the list shows them masked, the page asks for a purpose, and nothing is logged
+    assert "王*" in listing and "13800000000" not in listing and "王伟" not in listing
+    assert 'name="purpose"' in asked and "13800000000" not in asked
+    assert not models.PersonalDataAccess.objects.exists()
+    # when it is opened with a purpose, then it shows the data and the view is logged with it
+    shown = admin_client_logged_in.get(url, {"purpose": "更正电话"}).content.decode()
+    assert "13800000000" in shown
+    logged = models.PersonalDataAccess.objects.get(channel="admin", layer="households")
+    assert (logged.object_ids, logged.purpose, logged.role) == ([str(household.pk)], "更正电话", "admin")
+    assert len(logged.request_id) == 32
 
 
 @pytest.mark.browser

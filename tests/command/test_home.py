@@ -7,10 +7,10 @@ import pytest
 @pytest.mark.parametrize(
     ("role", "team", "present", "absent"),
     [
-        ("operator", None, ["/control/", "/field/"], ["/maps/police/", "/admin/"]),
-        ("police", "police", ["/maps/police/", "/ogc/"], ["/control/", "/field/"]),
-        ("grid_worker", "volunteer", ["/field/"], ["/control/", "/maps/police/"]),
-        ("admin", None, ["/control/", "/maps/police/", "/admin/"], []),
+        ("operator", None, ["/control/", "/field/"], ["/police/", "/admin/"]),
+        ("police", "police", ["/police/", "/ogc/"], ["/control/", "/field/"]),
+        ("grid_worker", "volunteer", ["/field/"], ["/control/", "/police/"]),
+        ("admin", None, ["/control/", "/police/", "/admin/"], []),
     ],
 )
 def test_each_role_sees_its_pages(client, make_user, role, team, present, absent):

@@ -42,6 +42,8 @@ def _generated() -> str:
     for name, layer in LAYERS.items():
         full = LayerGrant(layer, (*layer.public_fields, *layer.sensitive_fields), bool(layer.sensitive_fields))
         public = LayerGrant(layer, layer.public_fields, False)
+        # personal data masked, narrowed to two grid cells (command/access.py)
+        masked = LayerGrant(layer, full.fields, False, layer.sensitive_fields, (7, 8))
         query = _filtered(name)
         sections = {
             "rows": layer_rows_sql(full, query),
@@ -49,6 +51,8 @@ def _generated() -> str:
             "tile z17": tile_sql(full, 17, 105_000, 48_000, with_ids=True),
             "tile z12": tile_sql(public, 12, 3_300, 1_500),
             "tile z17 gcj02": tile_sql(public, 17, 105_000, 48_000, affine=(1.0, 0.0, 0.0, 1.0, 500.0, -300.0)),
+            "rows masked in cells": layer_rows_sql(masked, query),
+            "tile z17 masked in cells": tile_sql(masked, 17, 105_000, 48_000),
         }
         for label, (sql, params) in sections.items():
             shown = {k: (round(v, 9) if isinstance(v, float) else v) for k, v in sorted(params.items())}

@@ -242,7 +242,7 @@ _PAUSE_TRIGGER = """
 CREATE FUNCTION gc_test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
 CREATE TRIGGER gc_test_pause AFTER INSERT ON command_event FOR EACH ROW
-WHEN (NEW.layer = 'reports' AND NEW.payload::text LIKE '%pause-here%') EXECUTE FUNCTION gc_test_pause();
+WHEN (NEW.layer = 'reports' AND NEW.payload->'properties'->>'note' = '***') EXECUTE FUNCTION gc_test_pause();
 """
 
 
@@ -312,7 +312,8 @@ def test_a_batch_that_would_deadlock_on_an_incident_row_gives_way(transactional_
     first = report_submit(reporter_id=user.pk, client_id=uuid.uuid4(), category=reference["road_damage"], location=b)
     other = _session()
     other.execute("SELECT id FROM command_incident WHERE id = %s FOR UPDATE", [first.report.incident_id])
-    # ... and a batch of A then B in which A's events, once written, sleep 0.3 s (so the batch
+    # ... and a batch of A (with a note: "***" in its masked event) then B in which A's events,
+    # once written, sleep 0.3 s (so the batch
     # holds the counter from A's events while the other transaction starts to wait)
     with connection.cursor() as cursor:
         cursor.execute(_PAUSE_TRIGGER)

@@ -126,11 +126,14 @@ def village(grid: dict[str, GridCell], reference: dict[str, Category], make_user
 
 @pytest.fixture
 def login(make_user: Callable[..., User]) -> Callable[[str], Client]:
-    """``login("police")``: a test client signed in with a fresh user of that role."""
+    """``login("police")``: a test client signed in with a fresh user of that role; a role whose
+    layers are narrowed to its own cells (grid workers, team leads) works the village's big grid A."""
 
     def make(role: str) -> Client:
+        from command.roles import ROLES
+
         client = Client()
-        client.force_login(make_user(role))
+        client.force_login(make_user(role, cells=["A"] if ROLES[role].area == "own_cells" else None))
         return client
 
     return make

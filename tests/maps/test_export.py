@@ -45,15 +45,19 @@ def test_geojson_and_csv_exports_are_masked_per_role(village: Village, login: Ca
     cameras = police.get("/maps/export/cameras.geojson", {"bbox": AREA})
     households_police = police.get("/maps/export/households.csv", {"bbox": AREA})
     households_worker = worker.get("/maps/export/households.csv", {"bbox": AREA})
+    households_unmasked = worker.get("/maps/export/households.csv", {"bbox": AREA, "purpose": "入户走访名单"})
     # then
     assert cameras.status_code == 200 and cameras["Content-Disposition"].endswith('cameras.geojson"')
     data = json.loads(body(cameras))
     assert data["type"] == "FeatureCollection" and {f["properties"]["code"] for f in data["features"]} == {"C1", "C2"}
     assert households_police.status_code == 404
     rows = list(csv.DictReader(io.StringIO(body(households_worker).decode("utf-8-sig"))))
-    assert {r["head_name"] for r in rows} == {"张三", "李四", "王五"}
+    assert {r["head_name"] for r in rows} == {"张*", "李*", "王*"}
     assert rows[0]["wkt"].startswith("POLYGON")
-    assert PersonalDataAccess.objects.filter(channel="export.csv", layer="households").count() == 1
+    rows = list(csv.DictReader(io.StringIO(body(households_unmasked).decode("utf-8-sig"))))
+    assert {r["head_name"] for r in rows} == {"张三", "李四", "王五"}
+    log = PersonalDataAccess.objects.get(channel="export.csv", layer="households")
+    assert log.purpose == "入户走访名单" and len(log.object_ids) == 3
 
 
 def test_gpkg_and_shapefile_through_gdal(village: Village, login: Callable, tmp_path: Path) -> None:

@@ -29,14 +29,14 @@ def test_police_gets_cameras_incidents_hotspots_and_never_personal_data(
     police = login("police")
     # when
     cameras, incidents, hotspots = (get(police, name) for name in ("cameras", "incidents", "hotspots"))
-    households, reports, workers = (get(police, name) for name in ("households", "reports", "workers"))
+    households, reports = (get(police, name) for name in ("households", "reports"))
     # then
     assert cameras.status_code == incidents.status_code == hotspots.status_code == 200
     assert {f["properties"]["code"] for f in cameras.json()["features"]} == {"C1", "C2"}
     assert len(incidents.json()["features"]) == 9  # 8 loaded, 1 from the report
     assert len(hotspots.json()["features"]) == 1
     assert hotspots.json()["features"][0]["properties"]["count"] == 6
-    assert households.status_code == reports.status_code == workers.status_code == 404
+    assert households.status_code == reports.status_code == 404
     sensitive = {f for layer in LAYERS.values() for f in layer.sensitive_fields}
     for response in (cameras, incidents, hotspots):
         for feature in response.json()["features"]:
@@ -44,22 +44,29 @@ def test_police_gets_cameras_incidents_hotspots_and_never_personal_data(
     assert not PersonalDataAccess.objects.exists()
 
 
-def test_grid_worker_gets_households_with_personal_data_and_the_view_is_logged(
+def test_grid_worker_gets_households_masked_and_unmasked_with_a_purpose_logged(
     village: Village, login: Callable
 ) -> None:
     # given
     worker = login("grid_worker")
     # when
-    response = get(worker, "households")
-    # then
-    assert response.status_code == 200
-    features = response.json()["features"]
-    assert {f["properties"]["head_name"] for f in features} == {"张三", "李四", "王五"}
-    zhang = next(f for f in features if f["properties"]["head_name"] == "张三")
-    assert zhang["properties"]["vulnerable"] == ["elderly_alone"]
+    masked = get(worker, "households")
+    # then personal data comes masked, and nothing is logged
+    assert masked.status_code == 200
+    features = masked.json()["features"]
+    assert {f["properties"]["head_name"] for f in features} == {"张*", "李*", "王*"}
+    assert {f["properties"]["phone"] for f in features} == {"138****0001", "138****0002", "138****0003"}
+    zhang = next(f for f in features if f["properties"]["head_name"] == "张*")
+    assert zhang["properties"]["vulnerable"] == ["***"]
     assert zhang["geometry"]["type"] == "Polygon"
+    assert not PersonalDataAccess.objects.exists()
+    # when asked with a purpose, then unmasked, and the view is logged with it
+    response = worker.get(
+        "/maps/layers/households.geojson", {"bbox": "116.999,38.999,117.003,39.002", "purpose": "走访"}
+    )
+    assert {f["properties"]["head_name"] for f in response.json()["features"]} == {"张三", "李四", "王五"}
     log = PersonalDataAccess.objects.get()
-    assert log.channel == "geojson" and log.layer == "households"
+    assert log.channel == "geojson" and log.layer == "households" and log.purpose == "走访"
     assert sorted(log.object_ids) == sorted(str(h.pk) for h in village.households)
 
 

@@ -49,7 +49,7 @@ def test_collections_are_only_those_the_viewer_may_see(village: Village, login: 
     police = {c["id"] for c in login("police").get("/ogc/collections").json()["collections"]}
     worker = {c["id"] for c in login("grid_worker").get("/ogc/collections").json()["collections"]}
     assert {"cameras", "incidents", "hotspots"} <= police
-    assert not {"households", "reports", "workers"} & police
+    assert not {"households", "reports"} & police
     assert "households" in worker
     assert Client().get("/ogc/collections").status_code == 401
     assert login("police").get("/ogc/collections/households").status_code == 404
@@ -141,12 +141,12 @@ def test_single_item_and_not_found(village: Village, login: Callable) -> None:
     assert client.get(f"/ogc/collections/households/items/{household.pk}").status_code == 404
 
 
-def test_grid_worker_reads_household_items_and_each_view_is_logged(village: Village, login: Callable) -> None:
+def test_grid_worker_reads_household_items_masked(village: Village, login: Callable) -> None:
     client = login("grid_worker")
     household = village.households[0]
     body = client.get(f"/ogc/collections/households/items/{household.pk}").json()
-    assert body["properties"]["head_name"] == "张三"
-    assert list(PersonalDataAccess.objects.values_list("channel", "object_ids")) == [("ogc", [str(household.pk)])]
+    assert body["properties"]["head_name"] == "张*" and body["properties"]["phone"] == "138****0001"
+    assert not PersonalDataAccess.objects.exists()  # nothing unmasked, nothing to log
 
 
 def test_basic_and_token_authentication_for_gis_clients(village: Village, make_user: Callable) -> None:

@@ -18,7 +18,7 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECAS
 
 @pytest.mark.django_db
 def test_pages_require_login(village: Village) -> None:
-    for path in ("/control/", "/maps/police/", "/maps/print/"):
+    for path in ("/control/", "/police/", "/maps/print/"):
         response = Client().get(path)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
 
@@ -39,7 +39,7 @@ def shows(html: str, text: str) -> bool:
 
 @pytest.mark.django_db
 def test_police_page_draws_no_household_and_no_personal_data(village: Village, login: Callable) -> None:
-    police_html = login("police").get("/maps/police/").content.decode()
+    police_html = login("police").get("/maps/police/", follow=True).content.decode()
     worker_html = login("grid_worker").get("/maps/print/").content.decode()
     assert shows(worker_html, "住户") and shows(worker_html, "路口1")
     assert not shows(police_html, "住户") and not shows(police_html, "张三")
@@ -145,11 +145,11 @@ def test_chromium_draws_large_layers_from_vector_tiles(village: Village, wall_us
         )
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("response", lambda resp: tile_status.append(resp.status) if "/maps/tiles/" in resp.url else None)
-        page.goto(f"{server.url}/accounts/login/?next=/maps/police/")
+        page.goto(f"{server.url}/accounts/login/?next=/maps/print/")
         page.fill("input[name=username]", "wall")
         page.fill("input[name=password]", "pw-for-tests-1")
         page.click("[type=submit]")
-        page.wait_for_url("**/maps/police/")
+        page.wait_for_url("**/maps/print/")
         page.wait_for_load_state("networkidle")
         page.wait_for_function("document.querySelectorAll('svg.leaflet-tile path').length >= 5", timeout=20000)
         drawn = page.eval_on_selector_all("svg.leaflet-tile path", "els => els.length")

@@ -55,7 +55,16 @@ def _assert_police_safe(messages: list[dict]) -> None:
     for message in messages:
         if message["type"] != "event":
             continue
-        assert message["layer"] in {"incidents", "cameras", "camera_cones", "hotspots", "cells", "roads", "buildings"}
+        assert message["layer"] in {
+            "incidents",
+            "cameras",
+            "camera_cones",
+            "hotspots",
+            "cells",
+            "roads",
+            "buildings",
+            "workers",
+        }
         assert not PERSONAL_FIELDS & set(message["payload"]["properties"]), message
         assert "actor_id" not in message
 
@@ -67,7 +76,7 @@ def test_police_never_receives_a_layer_it_lacks_nor_personal_data_live_or_on_rep
     police_screen = screens(police)
     subscribed = police_screen.subscribe(list(LAYERS))
     registry = {"households", "persons", "businesses", "campaigns", "campaign_buildings", "campaign_targets"}
-    assert set(subscribed["denied"]) == {*registry, "alarm_devices", "requests", "reports", "workers"}
+    assert set(subscribed["denied"]) == {*registry, "alarm_devices", "requests", "reports"}
     operator_screen = screens(operator)
     operator_screen.subscribe(["incidents", "reports"])
     start = subscribed["seq"]
@@ -93,7 +102,7 @@ def test_police_never_receives_a_layer_it_lacks_nor_personal_data_live_or_on_rep
 
 def test_revoked_layer_stops_within_5_seconds(screens, make_user, submit):
     # given: a grid worker watching reports (personal data included)
-    worker = make_user("grid_worker", team="volunteer")
+    worker = make_user("grid_worker", team="volunteer", cells=["A-01", "A-02"])
     screen = screens(worker)
     screen.subscribe(["incidents", "reports"])
     submit(note="before")
@@ -150,8 +159,8 @@ def test_bbox_limits_what_a_screen_receives(screens, make_user, submit):
     assert coords == [(117.0005, 39.0005), (117.001, 39.0002)]
 
 
-def test_unmasked_personal_data_sent_live_is_written_to_the_access_log(screens, make_user, submit):
-    # given: an operator (sees reporters and notes) and a police officer (does not)
+def test_personal_data_goes_live_masked_and_a_masked_stream_writes_no_log(screens, make_user, submit):
+    # given: an operator (sees reporters and notes, masked) and a police officer (does not)
     operator = make_user("operator")
     police = make_user("police")
     operator_screen = screens(operator)
@@ -159,12 +168,14 @@ def test_unmasked_personal_data_sent_live_is_written_to_the_access_log(screens, 
     police_screen = screens(police)
     police_screen.subscribe(["incidents"])
     # when
-    report = submit(note="住户李四")
+    submit(note="住户李四")
     assert operator_screen.wait_for(lambda c: len(c.events) == 2)
     operator_screen.wait_type("heartbeat", count=len(operator_screen.of_type("heartbeat")) + 1, timeout=5)
-    # then: one row for the operator's unmasked report, none for the incident layer or the police
-    rows = list(PersonalDataAccess.objects.filter(channel="websocket"))
-    assert [(r.user_id, r.layer, r.object_ids) for r in rows] == [(operator.pk, "reports", [str(report.pk)])]
+    # then: the operator's report comes masked (the event log holds it so), and nothing is logged
+    report = next(e for e in operator_screen.events if e["layer"] == "reports")
+    assert report["payload"]["properties"]["note"] == "***"
+    assert report["payload"]["properties"]["reporter_id"] is None
+    assert not PersonalDataAccess.objects.filter(channel="websocket").exists()
 
 
 def test_a_token_in_the_subprotocol_list_logs_a_browser_page_in(live_daphne, make_user):
