@@ -22,7 +22,7 @@ from django.core.files.base import ContentFile
 from django.test import Client
 
 from command.layer_queries import FeatureQuery, layer_features
-from command.layers import LAYERS, Field, LayerGrant
+from command.layers import LAYERS, Field, LayerGrant, TableSource
 from command.masking import mask_value
 from command.models import Event, PersonalDataAccess, Report, ReportPhoto, Road
 from command.roles import ROLES
@@ -186,8 +186,8 @@ def test_every_role_gets_exactly_its_cells_of_the_matrix_on_every_http_channel(
             channels = _http_channels(client, layer, some_id)
             # then each answers 200 exactly where the matrix says, 404 alike elsewhere
             for channel, (status, features) in channels.items():
-                if channel == "rest" and some_id is None:
-                    continue  # no record to ask for
+                if channel == "rest" and (some_id is None or not isinstance(LAYERS[layer].source, TableSource)):
+                    continue  # no record to ask for (a computed layer's features are not records)
                 assert status == (200 if sees(role, layer) else 404), (role, layer, channel, status)
                 _check_personal(role, layer, features, raw[layer])
             if sees(role, layer) and raw[layer]:
