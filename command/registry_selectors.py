@@ -26,6 +26,7 @@ from command.models import Business, Campaign, CampaignTarget, GridCell, Househo
 CONTROL_ROOM_PERMISSION = "command.use_control_room"
 MANAGE_CAMPAIGNS_PERMISSION = "command.manage_campaigns"
 IMPORT_REGISTRY_PERMISSION = "command.import_registry"
+REGISTRY_PURPOSE = "registry work"
 
 # How each personal field is masked for a viewer without the grant.
 MASKS = {
@@ -116,7 +117,9 @@ def registry_values(
     fields unmasked under the layer's personal-data grant (the view logged), masked otherwise;
     flags (a list) are withheld when masked. ``always_mask``: the door look-up, which never
     unmasks."""
-    grant: LayerGrant | None = layers_for_user(user).get(layer)
+    # The registry's own lists and panels are the grid worker's door-to-door work: they unmask
+    # for a role that may (logged with this purpose, docs/privacy.md); the door look-up never does.
+    grant: LayerGrant | None = layers_for_user(user, purpose=REGISTRY_PURPOSE).get(layer)
     if grant is None:
         return []
     sensitive = set(grant.layer.sensitive_fields)

@@ -28,11 +28,8 @@ PURPOSE_MIN_CHARS = 2
 PURPOSE_MAX_CHARS = 200
 
 
-def _feature(grant: LayerGrant, feature_id: str) -> dict[str, Any]:
-    try:
-        pk = int(feature_id)
-    except ValueError:
-        pk = -1
+def _feature(grant: LayerGrant, feature_id: int) -> dict[str, Any]:
+    pk = feature_id
     if pk < 0 or pk > 2**63 - 1:
         raise NotFound(_("No such record."))
     page = layer_features(grant, FeatureQuery(feature_id=pk, limit=1), with_ids=True)
@@ -88,7 +85,7 @@ class LayerFeatureView(APIView):
         description="One record of a layer as your grants let you see it: personal data masked "
         "(张*明, 138****5678) or left out, by your role.",
     )
-    def get(self, request: Request, layer: str, feature_id: str) -> Response:
+    def get(self, request: Request, layer: str, feature_id: int) -> Response:
         return Response(_feature(_grant(request, layer), feature_id))
 
 
@@ -103,7 +100,7 @@ class LayerFeatureUnmaskView(APIView):
         "and a stated purpose; every unmask is written to the access log (who, role, what, when, "
         "purpose, request id).",
     )
-    def post(self, request: Request, layer: str, feature_id: str) -> Response:
+    def post(self, request: Request, layer: str, feature_id: int) -> Response:
         masked = _grant(request, layer)
         # the record must exist for this viewer before anything else is said about it
         _feature(masked, feature_id)

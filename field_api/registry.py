@@ -31,6 +31,7 @@ from command.models import Building, Campaign, CampaignMark, CampaignTarget, Hou
 from command.registry_selectors import (
     IMPORT_REGISTRY_PERMISSION,
     MANAGE_CAMPAIGNS_PERMISSION,
+    REGISTRY_PURPOSE,
     businesses_visible_to,
     campaign_get_for_user,
     campaign_targets_for_user,
@@ -299,7 +300,7 @@ class HouseholdVisitView(APIView):
         if household is None:
             raise NotFound(_("No such household, or not one of your grid cells."))
         visits = visits_for_household(user=request.user, household=household)
-        grant = layers_for_user(request.user).get("persons")
+        grant = layers_for_user(request.user, purpose=REGISTRY_PURPOSE).get("persons")
         unmasked = grant is not None and grant.personal_data
         if unmasked and visits:
             registry_values(

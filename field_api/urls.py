@@ -16,9 +16,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/reports/", views.ReportView.as_view(), name="reports"),
     path("api/v1/photos/<int:pk>/", views.PhotoView.as_view(), name="photo"),
     path("api/v1/photos/<int:pk>/thumbnail/", views.PhotoThumbnailView.as_view(), name="photo-thumbnail"),
-    path("api/v1/layers/<str:layer>/features/<str:feature_id>/", personal.LayerFeatureView.as_view(), name="feature"),
+    path("api/v1/layers/<str:layer>/features/<int:feature_id>/", personal.LayerFeatureView.as_view(), name="feature"),
     path(
-        "api/v1/layers/<str:layer>/features/<str:feature_id>/unmask/",
+        "api/v1/layers/<str:layer>/features/<int:feature_id>/unmask/",
         personal.LayerFeatureUnmaskView.as_view(),
         name="feature-unmask",
     ),

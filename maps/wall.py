@@ -31,8 +31,10 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from command.access import user_access
 from command.field_selectors import incident_get_for_user, photos_visible_to, report_contents_grant
 from command.layers import OPEN_INCIDENT_STATUSES, layer_access_log, layers_for_user
+from command.masking import mask_text
 from command.models import Category, GridCell, Incident, Report, Team
 from command.report_input import report_value
 from command.selectors import cameras_covering
@@ -251,7 +253,14 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
     incident = incident_get_for_user(user=user, incident_id=pk)
     if incident is None:  # missing and not visible alike
         return _json({"detail": _("No such incident.")}, status=404)
-    contents = report_contents_grant(user)
+    # notes come masked (or, for roles that see no personal data, not at all) unless the
+    # drawer is asked with ?purpose= by a role that may unmask (logged; docs/privacy.md)
+    contents = report_contents_grant(user, (request.GET.get("purpose") or "").strip()[:200])
+    shows_masked = user_access(user).masked
+
+    def hide(text: str | None) -> str | None:
+        return mask_text(text) if shows_masked else None
+
     photos: dict[int, list[dict[str, Any]]] = {}
     for photo in photos_visible_to(user).filter(report__incident_id=incident.pk).order_by("pk"):
         photos.setdefault(int(photo.report_id or 0), []).append(
@@ -273,7 +282,7 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
                 "id": report.pk,
                 "received_at": report.received_at.isoformat(),
                 "source": report.source,
-                "note": report_value(report, "note") if visible else None,
+                "note": report_value(report, "note") if visible else hide(report_value(report, "note")),
                 "photos": photos.get(report.pk, []),
             }
         )
@@ -324,8 +333,8 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
                 and incident.status in OPEN_INCIDENT_STATUSES
                 and incident.alarm_acknowledged_at is None,
                 "location": [incident.location.x, incident.location.y],
-                "note": incident.note if contents is not None else None,
-                "resolution_note": incident.resolution_note if contents is not None else None,
+                "note": incident.note if contents is not None else hide(incident.note),
+                "resolution_note": incident.resolution_note if contents is not None else hide(incident.resolution_note),
             },
             "reports": reports,
             "timeline": incident_timeline(incident),

@@ -286,7 +286,11 @@ NO_CLIENT_NUMBERS = {
     "maps-control-room",  # a redirect to /control/
     "wall",
     "wall-state",
-    "maps-police",
+    "maps-police",  # a redirect to /police/
+    "police",
+    "police-camera-stream",  # an int path converter; 404 alike for missing and forbidden ids
+    "field_api:feature",  # ids that are not whole numbers are 404 (tests/command/test_privacy.py)
+    "field_api:feature-unmask",
     "maps-print",
     "ogc-landing",
     "ogc-api",

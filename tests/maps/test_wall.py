@@ -286,7 +286,9 @@ def test_drawer_has_reports_timeline_cameras_and_workers(login, village, referen
     d = client.get(f"/control/api/incidents/{report.incident_id}.json").json()
     # then
     assert d["incident"]["alarm"] is True
-    assert [r["note"] for r in d["reports"]] == ["测试"]
+    assert [r["note"] for r in d["reports"]] == ["***"]  # masked on the wall (docs/privacy.md)
+    unmasked = client.get(f"/control/api/incidents/{report.incident_id}.json", {"purpose": "核实警情"}).json()
+    assert [r["note"] for r in unmasked["reports"]] == ["测试"]
     assert [c["code"] for c in d["cameras"]] == ["C1"]
     assert d["workers"][0]["id"] == village.worker.pk and d["workers"][0]["display_name"]
     assert [t["kind"] for t in d["timeline"]][:1] in (["incident.created"], ["report"])

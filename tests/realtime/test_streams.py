@@ -13,6 +13,7 @@ from django.db import connection
 
 from command import eventlog, localstack
 from command.eventlog import latest_seq
+from command.models import Report
 from tests.realtime.conftest import session_cookie
 from tests.realtime.live_client import LiveClient
 from tests.support import daphne_server
@@ -103,7 +104,7 @@ def test_event_committed_without_a_wake_arrives_with_the_heartbeat(screens, make
     # then: the heartbeat (every 3 s) finds it in the log
     assert screen.wait_for(lambda c: len(c.events) == 1, timeout=5)
     assert time.monotonic() - sent_at < 4.5
-    assert screen.events[0]["payload"]["properties"]["note"] == "no wake"
+    assert Report.objects.get(pk=screen.events[0]["object_id"]).note == "no wake"
     assert screen.wait_type("heartbeat")["seq"] == screen.events[0]["seq"]
 
 
@@ -113,7 +114,7 @@ def test_idle_screen_still_receives_by_wake_after_15_seconds(screens, make_user,
     screen.subscribe(["reports"])
     time.sleep(15)
     assert _arrives_by_wake(screen, submit, note="after a quiet while")
-    assert screen.events[0]["payload"]["properties"]["note"] == "after a quiet while"
+    assert Report.objects.get(pk=screen.events[0]["object_id"]).note == "after a quiet while"
 
 
 def test_redis_restart_and_dropped_connections_lose_nothing(make_user, submit, settings):
