@@ -395,6 +395,10 @@ SPECTACULAR_SETTINGS.update(
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
         "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "field_api.schema.document_refusals",
+        ],
     }
 )
 FIELD_API_MAX_JSON_BYTES = env_int("FIELD_API_MAX_JSON_BYTES", 64 * 1024)

@@ -236,7 +236,9 @@ def field_resolve(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class RequestOut(serializers.ModelSerializer[ServiceRequest]):
-    category: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    category: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="code", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ServiceRequest
