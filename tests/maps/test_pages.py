@@ -64,7 +64,7 @@ def test_basemap_setting_and_gcj02_shift(village: Village, make_user: Callable, 
 @pytest.fixture
 def wall_user(make_user: Callable) -> None:
     # before ``chromium``: Playwright's sync API runs an event loop, and the ORM refuses to run inside one
-    make_user("operator", username="wall", password="pw-for-tests-1")
+    make_user("admin", username="wall", password="pw-for-tests-1")  # the police view takes use_police_map
 
 
 @pytest.mark.browser
@@ -93,11 +93,11 @@ def test_chromium_draws_the_village_with_the_network_blocked(village: Village, w
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("response", lambda resp: bad_status.append(resp.url) if resp.status >= 400 else None)
-        page.goto(f"{server.url}/accounts/login/?next=/maps/police/")
+        page.goto(f"{server.url}/accounts/login/?next=/police/")
         page.fill("input[name=username]", "wall")
         page.fill("input[name=password]", "pw-for-tests-1")
         page.click("[type=submit]")
-        page.wait_for_url("**/maps/police/")
+        page.wait_for_url("**/police/")
         page.wait_for_function("document.querySelectorAll('path.leaflet-interactive').length >= 4", timeout=20000)
         page.wait_for_load_state("networkidle")
         paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
