@@ -34,9 +34,9 @@ def test_a_visit_from_the_field_app_updates_the_household_and_logs_it(
     page.wait_for_selector("#app:not([hidden])")
     # given: the households tab, filtered to the elderly living alone: two in A-01
     page.click("[data-tab=households]")
-    page.wait_for_function("document.querySelectorAll('#households li').length === 6")
+    page.wait_for_function("() => document.querySelectorAll('#households li').length === 6")
     page.select_option("#hh-filter", "elderly_alone")
-    page.wait_for_function("document.querySelectorAll('#households li').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#households li').length === 2")
     household = registry.households["east/102"]
     # when: the worker opens 王老汉's household, updates his phone and adds a flag, and records it
     page.click(f"#households li[data-household-id='{household.pk}']")
@@ -46,7 +46,7 @@ def test_a_visit_from_the_field_app_updates_the_household_and_logs_it(
     page.fill("#visit-note", "腿脚不便")
     page.click("#visit-form button[type=submit]")
     # then: delivered, the record is current and the visit is logged
-    page.wait_for_function("document.querySelectorAll('#visits li[data-state=delivered]').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#visits li[data-state=delivered]').length === 1")
     updated = outside_the_loop(lambda: Household.objects.get(pk=household.pk))
     assert updated.phone == "13677778888" and updated.vulnerable == ["disabled", "elderly_alone"]
     visit = outside_the_loop(lambda: HouseholdVisit.objects.select_related("visitor").get(household_id=household.pk))

@@ -38,8 +38,8 @@ def test_wall_progress_moves_as_visits_are_posted_from_the_field_app(live_daphne
     wall.fill("input[name=password]", "pw-for-tests-1")
     wall.click("[type=submit]")
     wall.wait_for_url(f"**/maps/campaigns/{census.pk}/progress/")
-    wall.wait_for_function("document.querySelector('#campaign-progress').dataset.live === 'live'")
-    wall.wait_for_function("document.querySelectorAll('#campaign-progress svg path').length === 3")
+    wall.wait_for_function("() => document.querySelector('#campaign-progress').dataset.live === 'live'")
+    wall.wait_for_function("() => document.querySelectorAll('#campaign-progress svg path').length === 3")
     assert wall.text_content("[data-testid=campaign-percent]") == "0"
     # and the worker of A-01 in the field app's door-to-door tab: the 6 targets of A-01
     phone.goto(f"{live_daphne.url}/field/")
@@ -48,31 +48,33 @@ def test_wall_progress_moves_as_visits_are_posted_from_the_field_app(live_daphne
     phone.click("#login-form button[type=submit]")
     phone.wait_for_selector("#app:not([hidden])")
     phone.click("[data-tab=campaigns]")
-    phone.wait_for_function("document.querySelectorAll('#targets li[data-target-id]').length === 6")
+    phone.wait_for_function("() => document.querySelectorAll('#targets li[data-target-id]').length === 6")
 
     def mark(outcome: str) -> None:
         phone.click(f"#targets li[data-target-id] >> nth=0 >> button[data-outcome={outcome}]")
 
     # when: two visits posted online
     mark("visited")
-    wall.wait_for_function("document.querySelector('#campaign-progress').dataset.percent === '11.1'")
+    wall.wait_for_function("() => document.querySelector('#campaign-progress').dataset.percent === '11.1'")
     mark("refused")
-    wall.wait_for_function("document.querySelector('#campaign-progress').dataset.percent === '22.2'")
+    wall.wait_for_function("() => document.querySelector('#campaign-progress').dataset.percent === '22.2'")
     # then: the building of those households is coloured (touched), the A-02 one is not
     fills = wall.eval_on_selector_all("#campaign-progress svg path", "els => els.map(e => e.getAttribute('fill'))")
     assert fills.count("#5f6b7a") == 2 and len(fills) == 3
     # when: offline, one visit and one nobody-home: they wait on the phone ...
     phone_context.set_offline(True)
-    phone.wait_for_function("!navigator.onLine")
+    phone.wait_for_function("() => !navigator.onLine")
     mark("visited")
     mark("absent")
-    phone.wait_for_function("document.querySelectorAll('#marks li[data-state=queued]').length === 2")
+    phone.wait_for_function("() => document.querySelectorAll('#marks li[data-state=queued]').length === 2")
     wall.wait_for_timeout(1500)
     assert wall.get_attribute("#campaign-progress", "data-percent") == "22.2"
     # ... and are delivered once when the phone is back online: 3 covered of 9
     phone_context.set_offline(False)
-    phone.wait_for_function("document.querySelectorAll('#marks li[data-state=delivered]').length === 4", timeout=30000)
-    wall.wait_for_function("document.querySelector('#campaign-progress').dataset.percent === '33.3'")
+    phone.wait_for_function(
+        "() => document.querySelectorAll('#marks li[data-state=delivered]').length === 4", timeout=30000
+    )
+    wall.wait_for_function("() => document.querySelector('#campaign-progress').dataset.percent === '33.3'")
     assert wall.text_content("[data-testid=campaign-percent]") == "33.3"
     assert outside_the_loop(lambda: CampaignMark.objects.filter(target__campaign=census).count()) == 4
     census_now = outside_the_loop(lambda: Campaign.objects.get(pk=census.pk))

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 
 ENV = {"WHITENOISE_USE_FINDERS": "1", "PERIODIC_JOBS_SECONDS": "1"}  # the SLA job every second
 OUTPUT = BASE_DIR / "test-output" / "wall"
-READY = "window.GridWall && GridWall.ready && GridWall.status === 'live' && GridWall.stateLoads >= 1"
+READY = "() => window.GridWall && GridWall.ready && GridWall.status === 'live' && GridWall.stateLoads >= 1"
 
 
 def token_of(user: User) -> str:
@@ -120,10 +120,12 @@ def test_a_report_appears_once_and_events_missed_during_a_restart_arrive_once(pe
         )
         first = int(answer["incident"]["id"])
         # then: it is on the wall within seconds, without a reload: in the feed and on the map
-        page.wait_for_function(f"document.querySelector('#feed [data-incident-id=\"{first}\"]') !== null", timeout=5000)
-        page.wait_for_function(f"GridWall.markers['{first}'] !== undefined", timeout=5000)
+        page.wait_for_function(
+            f"() => document.querySelector('#feed [data-incident-id=\"{first}\"]') !== null", timeout=5000
+        )
+        page.wait_for_function(f"() => GridWall.markers['{first}'] !== undefined", timeout=5000)
     # when: the server goes away ... the wall says since when
-    page.wait_for_function("!document.getElementById('offline').hidden", timeout=10000)
+    page.wait_for_function("() => !document.getElementById('offline').hidden", timeout=10000)
     banner = page.inner_text("#offline")
     # ... and two reports commit meanwhile
     missed = [submit(people["reference"], "sanitation", 117.0003 + 0.0002 * i, 39.0003).incident_id for i in range(2)]
@@ -131,9 +133,9 @@ def test_a_report_appears_once_and_events_missed_during_a_restart_arrive_once(pe
         # then: the wall reconnects by itself, resumes, and shows each once; the banner goes
         for incident_id in missed:
             page.wait_for_function(
-                f"document.querySelector('#feed [data-incident-id=\"{incident_id}\"]') !== null", timeout=20000
+                f"() => document.querySelector('#feed [data-incident-id=\"{incident_id}\"]') !== null", timeout=20000
             )
-        page.wait_for_function("document.getElementById('offline').hidden", timeout=5000)
+        page.wait_for_function("() => document.getElementById('offline').hidden", timeout=5000)
         page.wait_for_timeout(1500)  # a doubled event would have arrived by now
         counts = [feed_count(page, i) for i in [first, *missed]]
         markers = page.evaluate("Object.keys(GridWall.markers)")
@@ -160,7 +162,7 @@ def test_dispatch_reaches_the_field_app_and_an_acknowledged_alarm_clears_on_a_se
         phone.on("console", lambda m: phone_log.append(m.text))
         phone.on("pageerror", lambda exc: phone_log.append(str(exc)))
         phone.goto(server.url + "/field/")
-        phone.wait_for_function("document.documentElement.dataset.live === 'live'", timeout=20000)
+        phone.wait_for_function("() => document.documentElement.dataset.live === 'live'", timeout=20000)
         # when: an emergency call comes in (priority 1: an alarm)
         incident_id = submit(people["reference"], "emergency_call", 117.0005, 39.0005).incident_id
         alarm = f'#alarm-list [data-alarm-id="{incident_id}"]'
@@ -173,13 +175,13 @@ def test_dispatch_reaches_the_field_app_and_an_acknowledged_alarm_clears_on_a_se
         wall_a.click(button)
         # then: the phone has it, pushed (no refresh pressed)
         phone.wait_for_selector(f'#assignments [data-incident-id="{incident_id}"]', state="attached", timeout=5000)
-        phone.wait_for_function("document.getElementById('pushed').textContent !== ''", timeout=5000)
+        phone.wait_for_function("() => document.getElementById('pushed').textContent !== ''", timeout=5000)
         pushed = phone.text_content("#pushed") or ""
         # when: the operator acknowledges the alarm on wall A
         wall_a.click(f'[data-ack="{incident_id}"]')
         # then: it clears on wall B too
         wall_b.wait_for_selector(alarm, state="detached", timeout=5000)
-        wall_b.wait_for_function("document.getElementById('alarms').hidden", timeout=5000)
+        wall_b.wait_for_function("() => document.getElementById('alarms').hidden", timeout=5000)
         drawer_message = wall_a.inner_text("#drawer-message")
         errors = wall_a.wall_errors + wall_b.wall_errors
         for context in (wall_a.context, wall_b.context, phone_context):
@@ -315,7 +317,9 @@ def test_air_gapped_wall_at_both_sizes_and_desk_mode_with_screenshots(demo, chro
                 page.click("#desk-rows tr")
                 page.wait_for_selector("#drawer-timeline li", timeout=10000)
             else:
-                page.wait_for_function("document.querySelectorAll('#chart-hourly canvas').length > 0", timeout=10000)
+                page.wait_for_function(
+                    "() => document.querySelectorAll('#chart-hourly canvas').length > 0", timeout=10000
+                )
             shot = OUTPUT / f"{name}.png"
             page.screenshot(path=str(shot))
             shots.append(shot)
@@ -335,11 +339,11 @@ def test_the_live_bbox_follows_the_view_in_gcj02_mode(people, chromium) -> None:
         page.evaluate(
             "(() => { const c = GridGcj02(117.0018, 39.0008); GridWallMap.map.setView([c[1], c[0]], 20); })()"
         )
-        page.wait_for_function("GridWall.mapResyncs >= 2", timeout=10000)
+        page.wait_for_function("() => GridWall.mapResyncs >= 2", timeout=10000)
         # ... and a report commits there, and another one 300 m west (out of view)
         inside = submit(people["reference"], "sanitation", 117.0018, 39.0008).incident_id
         outside = submit(people["reference"], "sanitation", 116.9983, 39.0008).incident_id
-        page.wait_for_function(f"GridWall.markers['{inside}'] !== undefined", timeout=5000)
+        page.wait_for_function(f"() => GridWall.markers['{inside}'] !== undefined", timeout=5000)
         page.wait_for_timeout(1000)
         markers = page.evaluate("Object.keys(GridWall.markers)")
         drawn_at = page.evaluate(

@@ -54,7 +54,7 @@ def test_resident_request_taken_by_a_volunteer_resolved_and_rated(live_daphne, c
     assert request.channel == "resident_page" and request.requester_phone == PHONE
     # the operator publishes it: the resident's page follows by itself
     request_publish(request_id=request.pk, actor=operator)
-    phone.wait_for_function("document.querySelector('#status').innerText === '待志愿者接单'", timeout=10000)
+    phone.wait_for_function("() => document.querySelector('#status').innerText === '待志愿者接单'", timeout=10000)
     # a volunteer takes it on the field app and resolves it
     field = chromium.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}).new_page()
     field.goto(f"{live_daphne.url}/accounts/login/?next=/field/requests/")
@@ -62,10 +62,10 @@ def test_resident_request_taken_by_a_volunteer_resolved_and_rated(live_daphne, c
     field.fill("input[name=password]", "pw-volunteer-1")
     field.click("[type=submit]")
     field.click(f"[data-request='{request.pk}'] button.take")
-    phone.wait_for_function("document.querySelector('#status').innerText === '已接单'", timeout=10000)
+    phone.wait_for_function("() => document.querySelector('#status').innerText === '已接单'", timeout=10000)
     field.fill(f"[data-mine='{request.pk}'] textarea[name=note]", "已关闭总阀，约了维修师傅")
     field.click(f"[data-mine='{request.pk}'] button.resolve")
-    phone.wait_for_function("document.querySelector('#status').innerText === '已办结'", timeout=10000)
+    phone.wait_for_function("() => document.querySelector('#status').innerText === '已办结'", timeout=10000)
     assert "约了维修师傅" in phone.locator("#resolution").inner_text()
     # the resident rates it
     phone.select_option("#stars", "4")
