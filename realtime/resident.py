@@ -4,7 +4,9 @@ A resident has no map layers, so ``/ws/live/`` gives them nothing; this endpoint
 ``request.created`` / ``request.updated`` events of the requests they filed, and nothing else,
 once and in order: it joins the process's hub like a live screen (the wakes carry the events;
 the heartbeat brings the latest seq, and a gap is read from the event log), and keeps only the
-events whose ``requester_id`` is the user. Each message: ``{"type": "request", "seq", "id",
+events of requests the user filed. The event log keeps no requester (personal data is masked
+at write), so whose a request is comes from the request's row, asked once per request and
+remembered (a request's requester never changes). Each message: ``{"type": "request", "seq", "id",
 "action", "status", "overdue", "rating", "updated_at"}``. Only users with
 ``command.use_resident_page`` connect; a logout or an expired session closes it at the next
 heartbeat.
@@ -33,6 +35,13 @@ def _allowed(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active and user.has_perm(RESIDENT_PERMISSION))
 
 
+def _owned(request_id: int, user_id: int) -> bool:
+    from command.resident_models import ServiceRequest
+
+    return ServiceRequest.objects.filter(pk=request_id, requester_id=user_id).exists()
+
+
+_owned_async = database_sync_to_async(_owned)
 _read_log = database_sync_to_async(lambda after, upto: events_after(after, upto_seq=upto, layers=[LAYER], limit=5000))
 
 
@@ -46,6 +55,7 @@ class ResidentConsumer(AsyncWebsocketConsumer):
         self.user_id: int = self.user.pk
         self.credential = self.scope.get(CREDENTIAL)
         self.lock = asyncio.Lock()
+        self.mine: dict[int, bool] = {}  # request id -> filed by this user
         self.cursor: int = await database_sync_to_async(latest_seq)()
         await self.accept()
         hub_for_loop().join(self)
@@ -64,14 +74,17 @@ class ResidentConsumer(AsyncWebsocketConsumer):
             if event["layer"] != LAYER:
                 continue
             properties = event["payload"]["properties"]
-            if properties.get("requester_id") != self.user_id:
+            request_id = int(event["object_id"])
+            if request_id not in self.mine:
+                self.mine[request_id] = await _owned_async(request_id, self.user_id)
+            if not self.mine[request_id]:
                 continue
             await self.send(
                 text_data=json.dumps(
                     {
                         "type": "request",
                         "seq": event["seq"],
-                        "id": int(event["object_id"]),
+                        "id": request_id,
                         "action": properties.get("action"),
                         "status": properties["status"],
                         "overdue": properties["overdue"],
