@@ -136,6 +136,9 @@ def test_a_report_appears_once_and_events_missed_during_a_restart_arrive_once(pe
                 f"() => document.querySelector('#feed [data-incident-id=\"{incident_id}\"]') !== null", timeout=20000
             )
         page.wait_for_function("() => document.getElementById('offline').hidden", timeout=5000)
+        # the map's own stream (its bbox follows the view) reconnects on its own: wait for it too
+        wanted = json.dumps([str(i) for i in missed])
+        page.wait_for_function(f"() => {wanted}.every((i) => GridWall.markers[i] !== undefined)", timeout=20000)
         page.wait_for_timeout(1500)  # a doubled event would have arrived by now
         counts = [feed_count(page, i) for i in [first, *missed]]
         markers = page.evaluate("Object.keys(GridWall.markers)")
