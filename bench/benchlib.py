@@ -5,6 +5,9 @@ Scripts in bench/ run as ``python bench/<name>.py``, so this module is importabl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -12,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -132,3 +136,182 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+# --- the bare baseline server and the screens' clients, shared by the real-time benches ---------------
+
+WS_OPTIONS: dict[str, Any] = {"compression": None, "proxy": None, "max_queue": None}
+
+
+async def baseline_server(port: int, conninfo: str | None, heartbeat_seconds: float) -> None:
+    """The bare baseline: a raw ``websockets`` server that broadcasts every ``pg_notify`` on the
+    channel ``bench`` to all its clients (when ``conninfo`` is given) and, every
+    ``heartbeat_seconds``, a heartbeat of GridCommand's form that the clients ack (when > 0):
+    the work of /ws/live/ without the application."""
+    import websockets
+
+    clients: set[Any] = set()
+
+    async def handler(ws: Any) -> None:
+        clients.add(ws)
+        try:
+            async for _message in ws:  # acks
+                pass
+        finally:
+            clients.discard(ws)
+
+    async def heartbeats() -> None:
+        seq = 0
+        while True:
+            await asyncio.sleep(heartbeat_seconds)
+            seq += 1
+            websockets.broadcast(clients, json.dumps({"type": "heartbeat", "seq": seq}, separators=(",", ":")))
+
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(websockets.serve(handler, "127.0.0.1", port, compression=None))
+        if heartbeat_seconds > 0:
+            task = asyncio.create_task(heartbeats())
+            stack.callback(task.cancel)
+        print("ready", flush=True)
+        if conninfo is None:
+            await asyncio.Future()
+            return
+        import psycopg
+
+        conn = await stack.enter_async_context(await psycopg.AsyncConnection.connect(conninfo, autocommit=True))
+        await conn.execute("LISTEN bench")
+        async for notify in conn.notifies():
+            websockets.broadcast(clients, notify.payload)
+
+
+def baseline_start(*, conninfo: str | None = None, heartbeat_seconds: float = 0) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``baseline_server`` in a process of its own (a core of its own, as Daphne has); return
+    it and its port once it listens."""
+    port = free_port()
+    command = [sys.executable, __file__, "--baseline-server", str(port), "--heartbeat", str(heartbeat_seconds)]
+    if conninfo is not None:
+        command += ["--conninfo", conninfo]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=BASE_DIR)
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != b"ready":
+        stop(process)
+        raise SystemExit("baseline server did not start")
+    return process, port
+
+
+async def baseline_write(conn: Any, payload: str) -> None:
+    """The baseline's write: a row and its ``pg_notify`` in one transaction (async psycopg)."""
+    async with conn.transaction():
+        await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
+        await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+
+
+async def screen_connect(
+    url: str, *, token: str | None = None, layers: list[str] | None = None, attempts: int = 1, retried: Any = None
+) -> Any:
+    """One screen: a websocket to ``url`` (with the token, when given), subscribed to ``layers``.
+    Tries ``attempts`` times (Daphne drops a handshake not accepted within 5 s under a burst of
+    connects; a screen tries again, as GridLive does), calling ``retried()`` on each retry."""
+    import websockets
+    from websockets.exceptions import InvalidMessage, InvalidStatus
+
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    for attempt in range(attempts):
+        try:
+            ws = await websockets.connect(url, additional_headers=headers, open_timeout=60, **WS_OPTIONS)
+        except (OSError, InvalidMessage, InvalidStatus):
+            if attempt == attempts - 1:
+                raise
+            if retried is not None:
+                retried()
+            await asyncio.sleep(0.5 * (attempt + 1))
+            continue
+        if layers:
+            await ws.send(json.dumps({"type": "subscribe", "layers": layers}))
+        return ws
+    raise RuntimeError(f"could not connect to {url}")
+
+
+async def screens_connect(urls: list[str], *, batch: int = 50, **options: Any) -> list[Any]:
+    """``screen_connect`` each url, ``batch`` at a time (a thousand handshakes at once would
+    measure the accept queue)."""
+    clients: list[Any] = []
+    for start in range(0, len(urls), batch):
+        clients += await asyncio.gather(*(screen_connect(url, **options) for url in urls[start : start + batch]))
+    return clients
+
+
+async def screen_read(ws: Any, on_message: Any, *, acks: bool, ack_every: int = 0) -> None:
+    """Read a screen until it closes: ``on_message(message, perf_counter at arrival)`` for each
+    message; with ``acks``, ack every heartbeat (and every ``ack_every`` events), as screens do."""
+    unacked = 0
+    try:
+        async for text in ws:
+            now = time.perf_counter()
+            message = json.loads(text)
+            on_message(message, now)
+            if not acks:
+                continue
+            unacked += message.get("type") == "event"
+            if message.get("type") == "heartbeat" or (ack_every and unacked >= ack_every):
+                await ws.send(json.dumps({"type": "ack", "seq": message.get("seq") or 0}))
+                unacked = 0
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: S110 - the connection closed (the end of the run, or the server's doing)
+        pass
+
+
+class HttpPool:
+    """Keep-alive HTTP/1.1 connections to Daphne (the phones' reuse of their connection)."""
+
+    def __init__(self, port: int, size: int) -> None:
+        self.port = port
+        self.size = size
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self.idle.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
+
+    async def post(self, path: str, data: bytes, headers: dict[str, str]) -> int:
+        """POST ``data`` (JSON) with ``headers``; the answer's status (its body is read and dropped)."""
+        reader, writer = await self.idle.get()
+        try:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(
+                (
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n{head}"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+                ).encode()
+                + data
+            )
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            return int(status_line.split()[1])
+        finally:
+            self.idle.put_nowait((reader, writer))
+
+    async def post_json(self, path: str, body: dict[str, Any], token: str) -> int:
+        return await self.post(path, json.dumps(body).encode(), {"Authorization": f"Token {token}"})
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait()[1].close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the bare baseline server of the real-time benches")
+    parser.add_argument("--baseline-server", type=int, required=True, metavar="PORT")
+    parser.add_argument("--conninfo", default=None)
+    parser.add_argument("--heartbeat", type=float, default=0)
+    options = parser.parse_args()
+    asyncio.run(baseline_server(options.baseline_server, options.conninfo, options.heartbeat))

@@ -6,10 +6,12 @@ personal data for operators, so each screen also writes the access log once per 
 reports are written one at a time through ``report_submit`` in this process (commit, wake
 through Redis, Daphne's hub, each consumer's filter and redaction).
 The baseline writes a row and ``pg_notify`` in one transaction; a separate process LISTENing
-broadcasts it with ``websockets.broadcast`` to the same number of clients (bench/latency.py's
-baseline server). Broadcast completion = from just before the write until the LAST of the N
-clients has the message parsed; p50/p95 over the broadcasts. Also measured through nginx across
-2 Daphne processes (command/cluster.py, the shape of ``make cluster``).
+broadcasts it with ``websockets.broadcast`` to the same number of clients (benchlib's baseline
+server), with frames as long as GridCommand's event frame in the same run, and the same
+heartbeats (every 3 s, acked by its clients as the screens ack GridCommand's). Broadcast
+completion = from just before the write until the LAST of the N clients has the message
+parsed; p50/p95 over the broadcasts. Also measured through nginx across 2 Daphne processes
+(command/cluster.py, the shape of ``make cluster``).
 
     .venv/bin/python bench/fanout.py             # 100, 500, 1000 clients, 30 broadcasts each
     .venv/bin/python bench/fanout.py --quick     # 150 clients, 5 broadcasts (< 1 minute)
@@ -35,39 +37,21 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from benchlib import (  # noqa: E402 - bench/ is the script folder
-    bench_database_url,
+    baseline_start,
+    baseline_write,
     daphne_start,
     free_port,
     percentile,
     psycopg_conninfo,
+    screen_read,
+    screens_connect,
     stop,
 )
 
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
 os.environ.setdefault("DJANGO_SECURE", "0")
 
-CONNECT_BATCH = 50
-
-
-async def _connect_all(urls: list[str], headers: dict[str, str], subscribe: str | None) -> list[Any]:
-    """Open the clients in batches (a thousand handshakes at once would measure the accept queue)."""
-    import websockets
-
-    clients: list[Any] = []
-    for start in range(0, len(urls), CONNECT_BATCH):
-        batch = urls[start : start + CONNECT_BATCH]
-        opened = await asyncio.gather(
-            *(
-                websockets.connect(
-                    url, additional_headers=headers, compression=None, proxy=None, max_queue=None, open_timeout=30
-                )
-                for url in batch
-            )
-        )
-        if subscribe:
-            await asyncio.gather(*(ws.send(json.dumps({"type": "subscribe", "layers": [subscribe]})) for ws in opened))
-        clients.extend(opened)
-    return clients
+HEARTBEAT_SECONDS = 3  # REALTIME_HEARTBEAT_SECONDS' default: the baseline's heartbeat too
 
 
 class Receivers:
@@ -77,20 +61,14 @@ class Receivers:
         self.clients = clients
         self.got: dict[str, list[float]] = {}
         self.extract, self.acks = extract, acks
-        self.tasks = [asyncio.create_task(self._read(ws)) for ws in clients]
+        self.size = 0  # the length of the last keyed message: the baseline's frames are made as long
+        self.tasks = [asyncio.create_task(screen_read(ws, self._arrived, acks=acks)) for ws in clients]
 
-    async def _read(self, ws: Any) -> None:
-        try:
-            async for text in ws:
-                now = time.perf_counter()
-                message = json.loads(text)
-                key = self.extract(message)
-                if key is not None:
-                    self.got.setdefault(key, []).append(now)
-                elif self.acks and message.get("type") == "heartbeat":
-                    await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
-        except Exception:  # noqa: S110 - closed at the end of the run
-            pass
+    def _arrived(self, message: dict[str, Any], now: float) -> None:
+        key = self.extract(message)
+        if key is not None:
+            self.got.setdefault(key, []).append(now)
+            self.size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
 
     async def close(self) -> None:
         await asyncio.gather(*(ws.close() for ws in self.clients), return_exceptions=True)
@@ -98,8 +76,11 @@ class Receivers:
             task.cancel()
 
 
-async def measure(clients: list[Any], extract: Any, acks: bool, write: Any, broadcasts: int) -> tuple[list[float], int]:
-    """Completion times (ms) of ``broadcasts`` writes, one at a time; and how many deliveries were lost."""
+async def measure(
+    clients: list[Any], extract: Any, acks: bool, write: Any, broadcasts: int
+) -> tuple[list[float], int, int]:
+    """Completion times (ms) of ``broadcasts`` writes, one at a time; how many deliveries were lost;
+    the length of a broadcast frame."""
     receivers = Receivers(clients, extract, acks)
     await asyncio.sleep(1.0)  # subscriptions settle
     times: list[float] = []
@@ -118,14 +99,16 @@ async def measure(clients: list[Any], extract: Any, acks: bool, write: Any, broa
             await asyncio.sleep(0.05)
     finally:
         await receivers.close()
-    return times, lost
+    return times, lost, receivers.size
 
 
 def _event_key(message: dict[str, Any]) -> str | None:
     return str(message["seq"]) if message.get("type") == "event" else None
 
 
-async def run_gridcommand(ports: list[int], token: str, n: int, broadcasts: int, layer: str) -> tuple[list[float], int]:
+async def run_gridcommand(
+    ports: list[int], token: str, n: int, broadcasts: int, layer: str
+) -> tuple[list[float], int, int]:
     from django.contrib.auth import get_user_model
     from django.contrib.gis.geos import Point
     from django.db import connection
@@ -163,26 +146,27 @@ async def run_gridcommand(ports: list[int], token: str, n: int, broadcasts: int,
         return await asyncio.to_thread(submit)
 
     urls = [f"ws://127.0.0.1:{ports[i % len(ports)]}/ws/live/" for i in range(n)]
-    clients = await _connect_all(urls, {"Authorization": f"Token {token}"}, subscribe=layer)
+    clients = await screens_connect(urls, token=token, layers=[layer])
     return await measure(clients, _event_key, True, write, broadcasts)
 
 
-async def run_baseline(port: int, conninfo: str, n: int, broadcasts: int) -> tuple[list[float], int]:
+async def run_baseline(port: int, conninfo: str, n: int, broadcasts: int, size: int) -> tuple[list[float], int, int]:
+    """The same broadcasts from the bare server: frames padded to ``size`` bytes (GridCommand's
+    event frame in this run), heartbeats at the same interval, acked by the clients as screens do."""
     import psycopg
 
     conn = await psycopg.AsyncConnection.connect(conninfo)
 
     async def write() -> str:
         key = uuid.uuid4().hex
-        payload = json.dumps({"key": key, "note": "fanout"})
-        async with conn.transaction():
-            await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
-            await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+        message = {"type": "event", "key": key, "pad": ""}
+        message["pad"] = "x" * max(0, size - len(json.dumps(message, separators=(",", ":"))))
+        await baseline_write(conn, json.dumps(message, separators=(",", ":")))
         return key
 
-    clients = await _connect_all([f"ws://127.0.0.1:{port}"] * n, {}, subscribe=None)
+    clients = await screens_connect([f"ws://127.0.0.1:{port}"] * n)
     try:
-        return await measure(clients, lambda m: str(m["key"]), False, write, broadcasts)
+        return await measure(clients, lambda m: m.get("key"), True, write, broadcasts)
     finally:
         await conn.close()
 
@@ -197,12 +181,9 @@ def main() -> int:
     levels = [150] if args.quick else [int(c) for c in args.clients.split(",")]
     broadcasts = 5 if args.quick else args.broadcasts
 
-    url = bench_database_url("bench")
-    os.environ["DATABASE_URL"] = url
-    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"
-    from latency import setup_database
+    from latency import bench_prepare
 
-    tokens = setup_database(url)
+    url, tokens = bench_prepare()
     conninfo = psycopg_conninfo(url)
     from command.cluster import ClusterSpec, cluster_running
     from command.localstack import LOCAL
@@ -213,30 +194,17 @@ def main() -> int:
         flush=True,
     )
     processes: list[subprocess.Popen[bytes]] = []
-    rows: list[tuple[int, str, list[float], int]] = []
+    rows: list[tuple[int, str, list[float], int, int]] = []
     env = {"CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"], "LOG_LEVEL": "WARNING", "DB_POOL_MIN": "1"}
     try:
-        base_port = free_port()
-        baseline = subprocess.Popen(
-            [sys.executable, str(BASE_DIR / "bench" / "latency.py"), "--baseline-server", str(base_port), conninfo],
-            stdout=subprocess.PIPE,
-            cwd=BASE_DIR,
-        )
+        baseline, base_port = baseline_start(conninfo=conninfo, heartbeat_seconds=HEARTBEAT_SECONDS)
         processes.append(baseline)
-        assert baseline.stdout is not None
-        if baseline.stdout.readline().strip() != b"ready":
-            raise SystemExit("baseline server did not start")
         daphne, port = daphne_start(url, name="bench-fanout", env=env)
         processes.append(daphne)
         for n in levels:
-            rows.append((n, "baseline (websockets)", *asyncio.run(run_baseline(base_port, conninfo, n, broadcasts))))
-            rows.append(
-                (
-                    n,
-                    "GridCommand, 1 Daphne",
-                    *asyncio.run(run_gridcommand([port], tokens["operator_token"], n, broadcasts, args.layer)),
-                )
-            )
+            ours = asyncio.run(run_gridcommand([port], tokens["operator_token"], n, broadcasts, args.layer))
+            base = asyncio.run(run_baseline(base_port, conninfo, n, broadcasts, ours[2]))
+            rows += [(n, "baseline (websockets)", *base), (n, "GridCommand, 1 Daphne", *ours)]
         stop(daphne)
         processes.remove(daphne)
         spec = ClusterSpec(
@@ -260,11 +228,11 @@ def main() -> int:
             stop(process)
 
     print()
-    print(f"{'clients':>7}  {'pipeline':<30} {'p50 ms':>8} {'p95 ms':>8} {'p95 ratio':>10} {'lost':>6}")
+    print(f"{'clients':>7}  {'pipeline':<30} {'p50 ms':>8} {'p95 ms':>8} {'p95 ratio':>10} {'lost':>6} {'frame B':>8}")
     base95: dict[int, float] = {}
     ratios: dict[tuple[int, str], float] = {}
     failed = False
-    for n, label, times, lost in rows:
+    for n, label, times, lost, size in rows:
         p50, p95 = percentile(times, 50), percentile(times, 95)
         if label.startswith("baseline"):
             base95[n] = p95
@@ -273,7 +241,7 @@ def main() -> int:
             ratios[(n, label)] = p95 / base95[n]
             ratio = f"{ratios[(n, label)]:9.2f}x"
         failed = failed or lost > 0
-        print(f"{n:>7}  {label:<30} {p50:8.1f} {p95:8.1f} {ratio:>10} {lost:>6}")
+        print(f"{n:>7}  {label:<30} {p50:8.1f} {p95:8.1f} {ratio:>10} {lost:>6} {size:>8}")
     print()
     print("broadcast completion: from the write until the last client has the message; goal p95 <= 3x at 1,000")
     top = levels[-1]

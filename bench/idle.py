@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +28,15 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchlib import bench_database_url, cpu_seconds, daphne_start, free_port, rss_kb, stop  # noqa: E402
+from benchlib import (  # noqa: E402 - bench/ is the script folder
+    baseline_start,
+    cpu_seconds,
+    daphne_start,
+    rss_kb,
+    screen_connect,
+    screen_read,
+    stop,
+)
 
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
 os.environ.setdefault("DJANGO_SECURE", "0")
@@ -39,79 +45,30 @@ CONNECT_BATCH = 25
 HEARTBEAT_SECONDS = 3
 
 
-# --- the baseline server (a separate process: python bench/idle.py --baseline-server PORT) ------
+def _ignore(_message: dict[str, Any], _now: float) -> None:
+    pass
 
 
-async def baseline_server(port: int) -> None:
-    import websockets
-
-    clients: set[Any] = set()
-
-    async def handler(ws: Any) -> None:
-        clients.add(ws)
-        try:
-            async for _message in ws:  # acks
-                pass
-        finally:
-            clients.discard(ws)
-
-    async def heartbeats() -> None:
-        seq = 0
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            seq += 1
-            websockets.broadcast(clients, json.dumps({"type": "heartbeat", "seq": seq}))
-
-    async with websockets.serve(handler, "127.0.0.1", port, compression=None):
-        task = asyncio.create_task(heartbeats())
-        print("ready", flush=True)
-        await asyncio.Future()
-        task.cancel()
-
-
-# --- clients ----------------------------------------------------------------------------------
-
-
-async def _client(ws: Any) -> None:
-    try:
-        async for text in ws:
-            message = json.loads(text)
-            if message.get("type") == "heartbeat":
-                await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
-    except Exception:  # noqa: S110 - closed at the end
-        pass
-
-
-async def hold(url: str, headers: dict[str, str], n: int, pid: int, idle_seconds: float, subscribe: bool) -> dict:
-    import websockets
-    from websockets.exceptions import InvalidMessage, InvalidStatus
-
+async def hold(url: str, token: str | None, n: int, pid: int, idle_seconds: float, subscribe: bool) -> dict:
     before = rss_kb(pid)
     clients: list[Any] = []
     tasks: list[asyncio.Task[None]] = []
     started = time.perf_counter()
     retries = 0
 
-    async def open_one() -> Any:
-        # Daphne closes a handshake its application has not accepted within 5 s: under a burst of
-        # connects a screen tries again, as GridLive does
+    def retried() -> None:
         nonlocal retries
-        for attempt in range(5):
-            try:
-                return await websockets.connect(
-                    url, additional_headers=headers, compression=None, proxy=None, open_timeout=60
-                )
-            except (OSError, InvalidMessage, InvalidStatus):
-                retries += 1
-                await asyncio.sleep(0.5 * (attempt + 1))
-        raise RuntimeError(f"could not connect to {url}")
+        retries += 1
 
+    layers = ["incidents", "reports"] if subscribe else None
     for start in range(0, n, CONNECT_BATCH):
-        batch = await asyncio.gather(*(open_one() for _ in range(min(CONNECT_BATCH, n - start))))
-        for ws in batch:
-            if subscribe:
-                await ws.send(json.dumps({"type": "subscribe", "layers": ["incidents", "reports"]}))
-            tasks.append(asyncio.create_task(_client(ws)))
+        batch = await asyncio.gather(
+            *(
+                screen_connect(url, token=token, layers=layers, attempts=5, retried=retried)
+                for _ in range(min(CONNECT_BATCH, n - start))
+            )
+        )
+        tasks += [asyncio.create_task(screen_read(ws, _ignore, acks=True)) for ws in batch]
         clients.extend(batch)
     connected = time.perf_counter() - started
     await asyncio.sleep(HEARTBEAT_SECONDS + 1)  # every client subscribed and heard one heartbeat
@@ -134,46 +91,30 @@ async def hold(url: str, headers: dict[str, str], n: int, pid: int, idle_seconds
     }
 
 
-def setup(url: str) -> str:
-    from latency import setup_database
-
-    return setup_database(url)["operator_token"]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="600 sockets, 6 s idle")
     parser.add_argument("--sockets", default="2000,5000")
     parser.add_argument("--idle-seconds", type=float, default=20)
-    parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.baseline_server:
-        asyncio.run(baseline_server(args.baseline_server))
-        return 0
     levels = [600] if args.quick else [int(n) for n in args.sockets.split(",")]
     idle_seconds = 6.0 if args.quick else args.idle_seconds
 
-    url = bench_database_url("bench")
-    os.environ["DATABASE_URL"] = url
-    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"
-    token = setup(url)
+    from latency import bench_prepare
+
+    url, tokens = bench_prepare()
+    token = tokens["operator_token"]
     print(f"bench/idle.py: {', '.join(map(str, levels))} idle sockets, {idle_seconds:.0f} s idle each", flush=True)
     rows: list[tuple[str, dict]] = []
     for n in levels:
         # fresh servers per level: memory per connection is measured from an empty process
-        base_port = free_port()
-        baseline = subprocess.Popen(
-            [sys.executable, __file__, "--baseline-server", str(base_port)], stdout=subprocess.PIPE, cwd=BASE_DIR
-        )
+        baseline, base_port = baseline_start(heartbeat_seconds=HEARTBEAT_SECONDS)
         daphne = None
         try:
-            assert baseline.stdout is not None
-            if baseline.stdout.readline().strip() != b"ready":
-                raise SystemExit("baseline server did not start")
             rows.append(
                 (
                     "baseline (websockets)",
-                    asyncio.run(hold(f"ws://127.0.0.1:{base_port}", {}, n, baseline.pid, idle_seconds, False)),
+                    asyncio.run(hold(f"ws://127.0.0.1:{base_port}", None, n, baseline.pid, idle_seconds, False)),
                 )
             )
             daphne, port = daphne_start(
@@ -186,7 +127,7 @@ def main() -> int:
                     asyncio.run(
                         hold(
                             f"ws://127.0.0.1:{port}/ws/live/",
-                            {"Authorization": f"Token {token}"},
+                            token,
                             n,
                             daphne.pid,
                             idle_seconds,

@@ -33,7 +33,21 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchlib import bench_database_url, daphne_start, database_ensure, free_port, psycopg_conninfo, stop  # noqa: E402 - bench/ is the script folder
+from benchlib import (  # noqa: E402 - bench/ is the script folder
+    HttpPool,
+    baseline_start,
+    baseline_write,
+    bench_database_url,
+    daphne_start,
+    database_ensure,
+    percentile,
+    psycopg_conninfo,
+    screen_connect,
+    screen_read,
+    stop,
+)
+
+__all__ = ["HttpPool", "percentile"]  # bench/campaign.py and bench/alarm.py take them from here
 
 # The bench runs with the test settings (plain HTTP on 127.0.0.1, no production secret needed).
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
@@ -50,6 +64,16 @@ CATEGORIES = ("elevator_fault", "road_damage", "sanitation", "parking_dispute", 
 
 
 # --- set-up ---------------------------------------------------------------------------------------
+
+
+def bench_prepare() -> tuple[str, dict[str, str]]:
+    """The run's set-up shared by the real-time benches: the bench database (its URL set as
+    ``DATABASE_URL`` before anything reads the settings), a channel prefix of this run's own
+    (its wakes reach its Daphnes, no one else's), and the logins' tokens."""
+    url = bench_database_url("bench")
+    os.environ["DATABASE_URL"] = url
+    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"
+    return url, setup_database(url)
 
 
 def setup_database(url: str) -> dict[str, str]:
@@ -98,30 +122,6 @@ def start_daphne(url: str, backend: str) -> tuple[subprocess.Popen[bytes], int]:
     )
 
 
-# --- the baseline server (a separate process: python bench/latency.py --baseline-server ...) -----
-
-
-async def baseline_server(port: int, conninfo: str) -> None:
-    import psycopg
-    import websockets
-
-    clients: set[Any] = set()
-
-    async def handler(ws: Any) -> None:
-        clients.add(ws)
-        try:
-            await ws.wait_closed()
-        finally:
-            clients.discard(ws)
-
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        await conn.execute("LISTEN bench")
-        async with websockets.serve(handler, "127.0.0.1", port, compression=None):
-            print("ready", flush=True)
-            async for notify in conn.notifies():
-                websockets.broadcast(clients, notify.payload)
-
-
 # --- measuring ------------------------------------------------------------------------------------
 
 
@@ -144,78 +144,25 @@ class Run:
         return sum(1 for screen in self.received for key in self.sent_at if key not in screen)
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 async def _screen_loop(ws: Any, sink: dict[str, float], extract: Any, acks: bool) -> None:
-    try:
-        async for text in ws:
-            now = time.perf_counter()
-            message = json.loads(text)
-            key = extract(message)
-            if key is not None:
-                sink.setdefault(key, now)
-            if acks and message.get("type") == "heartbeat":
-                await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
-    except Exception:  # noqa: S110 - the connection closed at the end of the run
-        pass
+    """Read a screen; ``sink`` gets the time each key first arrived."""
 
+    def arrived(message: dict[str, Any], now: float) -> None:
+        key = extract(message)
+        if key is not None:
+            sink.setdefault(key, now)
 
-class HttpPool:
-    """Keep-alive HTTP/1.1 connections to Daphne (the phones' reuse of their connection)."""
-
-    def __init__(self, port: int, size: int) -> None:
-        self.port = port
-        self.size = size
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-
-    async def open(self) -> None:
-        for _ in range(self.size):
-            self.idle.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
-
-    async def post_json(self, path: str, body: dict[str, Any], token: str) -> int:
-        reader, writer = await self.idle.get()
-        try:
-            data = json.dumps(body).encode()
-            writer.write(
-                (
-                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Token {token}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-                ).encode()
-                + data
-            )
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            return int(status_line.split()[1])
-        finally:
-            self.idle.put_nowait((reader, writer))
-
-    def close(self) -> None:
-        while not self.idle.empty():
-            self.idle.get_nowait()[1].close()
+    await screen_read(ws, arrived, acks=acks)
 
 
 async def run_scenario(
     *, rate: float, count: int, connect_screens: Any, write: Any, extract: Any, acks: bool, screens: int
 ) -> Run:
-    import websockets
-
     run = Run()
     connections = []
     tasks = []
     for _ in range(screens):
-        ws = await connect_screens(websockets)
+        ws = await connect_screens()
         sink: dict[str, float] = {}
         run.received.append(sink)
         connections.append(ws)
@@ -272,16 +219,8 @@ def _report_key(message: dict[str, Any]) -> str | None:
 
 
 def _screen_connector(port: int, token: str) -> Any:
-    async def connect(websockets: Any) -> Any:
-        ws = await websockets.connect(
-            f"ws://127.0.0.1:{port}/ws/live/",
-            additional_headers={"Authorization": f"Token {token}"},
-            compression=None,
-            proxy=None,
-            max_queue=None,
-        )
-        await ws.send(json.dumps({"type": "subscribe", "layers": ["incidents", "reports"]}))
-        return ws
+    async def connect() -> Any:
+        return await screen_connect(f"ws://127.0.0.1:{port}/ws/live/", token=token, layers=["incidents", "reports"])
 
     return connect
 
@@ -374,16 +313,13 @@ async def measure_baseline(port: int, conninfo: str, rate: float, count: int, sc
     for conn in connections:
         idle.put_nowait(conn)
 
-    async def connect(websockets: Any) -> Any:
-        return await websockets.connect(f"ws://127.0.0.1:{port}", compression=None, proxy=None, max_queue=None)
+    async def connect() -> Any:
+        return await screen_connect(f"ws://127.0.0.1:{port}")
 
     async def write(key: str) -> None:
         conn = await idle.get()
         try:
-            payload = json.dumps({"key": key, "note": "bench"})
-            async with conn.transaction():
-                await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
-                await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+            await baseline_write(conn, json.dumps({"key": key, "note": "bench"}))
         finally:
             idle.put_nowait(conn)
 
@@ -418,12 +354,7 @@ def main() -> int:
         default=None,
         help="channel layers to measure, comma-separated: pubsub,core (default: both; --quick: the configured one)",
     )
-    parser.add_argument("--baseline-server", nargs=2, metavar=("PORT", "CONNINFO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    if args.baseline_server:
-        asyncio.run(baseline_server(int(args.baseline_server[0]), args.baseline_server[1]))
-        return 0
 
     steady_seconds, burst_seconds = (6.0, 2.0) if args.quick else (args.steady_seconds, args.burst_seconds)
     scenarios = [
@@ -431,10 +362,7 @@ def main() -> int:
         ("steady 5/s", 5.0, round(5 * steady_seconds)),
         ("burst 50/s", 50.0, round(50 * burst_seconds)),
     ]
-    url = bench_database_url("bench")
-    os.environ["DATABASE_URL"] = url  # before anything imports the settings
-    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"  # this process's wakes reach the Daphnes
-    tokens = setup_database(url)
+    url, tokens = bench_prepare()
     from django.conf import settings
 
     configured = next((n for n, b in LAYER_BACKENDS.items() if b == settings.CHANNEL_LAYER_BACKEND), "pubsub")
@@ -450,19 +378,11 @@ def main() -> int:
         + f"; channel layers: {', '.join(layers)}",
         flush=True,
     )
-    base_port = free_port()
     processes: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, Run]] = {}
     try:
-        baseline = subprocess.Popen(
-            [sys.executable, __file__, "--baseline-server", str(base_port), conninfo],
-            stdout=subprocess.PIPE,
-            cwd=BASE_DIR,
-        )
+        baseline, base_port = baseline_start(conninfo=conninfo)
         processes.append(baseline)
-        assert baseline.stdout is not None
-        if baseline.stdout.readline().strip() != b"ready":
-            raise SystemExit("baseline server did not start")
         daphnes: dict[str, int] = {}
         for layer in layers:
             process, port = start_daphne(url, LAYER_BACKENDS[layer])

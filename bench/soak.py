@@ -34,7 +34,17 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchlib import bench_database_url, daphne_start, free_port, psycopg_conninfo, rss_kb, stop  # noqa: E402
+from benchlib import (  # noqa: E402 - bench/ is the script folder
+    HttpPool,
+    baseline_start,
+    baseline_write,
+    daphne_start,
+    psycopg_conninfo,
+    rss_kb,
+    screen_connect,
+    screen_read,
+    stop,
+)
 
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
 os.environ.setdefault("DJANGO_SECURE", "0")
@@ -55,22 +65,13 @@ class Soak:
 
 
 async def _screen(ws: Any, seen: set[str], extract: Any, acks: bool, soak: Soak) -> None:
-    unacked = 0
-    try:
-        async for text in ws:
-            message = json.loads(text)
-            key = extract(message)
-            if key is not None:
-                seen.add(key)
-                unacked += 1
-            if acks and (message.get("type") == "heartbeat" or unacked >= 50):
-                await ws.send(json.dumps({"type": "ack", "seq": message.get("seq") or 0}))
-                unacked = 0
-        soak.closed += 1
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        soak.closed += 1
+    def arrived(message: dict[str, Any], _now: float) -> None:
+        key = extract(message)
+        if key is not None:
+            seen.add(key)
+
+    await screen_read(ws, arrived, acks=acks, ack_every=50)
+    soak.closed += 1  # cancelled at the end of the run otherwise
 
 
 async def run(
@@ -123,23 +124,16 @@ async def run(
 
 
 async def soak_gridcommand(port: int, tokens: dict[str, str], pid: int, args: argparse.Namespace) -> Soak:
-    import websockets
-    from latency import HttpPool, _report_body, _report_key
+    from latency import _report_body, _report_key
 
     pool = HttpPool(port, size=4)
     await pool.open()
     rng = random.Random(17)
 
     async def connect() -> Any:
-        ws = await websockets.connect(
-            f"ws://127.0.0.1:{port}/ws/live/",
-            additional_headers={"Authorization": f"Token {tokens['operator_token']}"},
-            compression=None,
-            proxy=None,
-            max_queue=None,
+        return await screen_connect(
+            f"ws://127.0.0.1:{port}/ws/live/", token=tokens["operator_token"], layers=["incidents", "reports"]
         )
-        await ws.send(json.dumps({"type": "subscribe", "layers": ["incidents", "reports"]}))
-        return ws
 
     async def write(key: str) -> None:
         status = await pool.post_json("/api/v1/reports/", _report_body(rng, key), tokens["worker_token"])
@@ -163,19 +157,16 @@ async def soak_gridcommand(port: int, tokens: dict[str, str], pid: int, args: ar
 
 async def soak_baseline(port: int, conninfo: str, pid: int, args: argparse.Namespace) -> Soak:
     import psycopg
-    import websockets
 
     conn = await psycopg.AsyncConnection.connect(conninfo)
     lock = asyncio.Lock()
 
     async def connect() -> Any:
-        return await websockets.connect(f"ws://127.0.0.1:{port}", compression=None, proxy=None, max_queue=None)
+        return await screen_connect(f"ws://127.0.0.1:{port}")
 
     async def write(key: str) -> None:
-        payload = json.dumps({"key": key, "note": "soak"})
-        async with lock, conn.transaction():
-            await conn.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", [payload])
-            await conn.execute("SELECT pg_notify('bench', %s)", [payload])
+        async with lock:
+            await baseline_write(conn, json.dumps({"key": key, "note": "soak"}))
 
     try:
         return await run(
@@ -210,12 +201,9 @@ def main() -> int:
     if args.quick:
         args.duration, args.sockets = 20.0, 100
 
-    url = bench_database_url("bench")
-    os.environ["DATABASE_URL"] = url
-    os.environ["CHANNEL_PREFIX"] = f"gcbench{os.getpid()}"
-    from latency import setup_database
+    from latency import bench_prepare
 
-    tokens = setup_database(url)
+    url, tokens = bench_prepare()
     conninfo = psycopg_conninfo(url)
     print(
         f"bench/soak.py: {args.duration:.0f} s per pipeline at {args.rate}/s with {args.sockets} sockets",
@@ -223,16 +211,8 @@ def main() -> int:
     )
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        base_port = free_port()
-        baseline = subprocess.Popen(
-            [sys.executable, str(BASE_DIR / "bench" / "latency.py"), "--baseline-server", str(base_port), conninfo],
-            stdout=subprocess.PIPE,
-            cwd=BASE_DIR,
-        )
+        baseline, base_port = baseline_start(conninfo=conninfo)
         processes.append(baseline)
-        assert baseline.stdout is not None
-        if baseline.stdout.readline().strip() != b"ready":
-            raise SystemExit("baseline server did not start")
         base = asyncio.run(soak_baseline(base_port, conninfo, baseline.pid, args))
         daphne, port = daphne_start(
             url, name="bench-soak", env={"CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"], "LOG_LEVEL": "WARNING"}
