@@ -4,8 +4,12 @@ GridCommand, two paths, interleaved one for one at a steady rate, on one real Da
 websocket screens (an operator's token, subscribed to incidents and reports):
 
 - **alarm**: a home alarm's signed webhook ``POST /api/v1/alarms/webhook/`` (HMAC check, replay
-  store, report service at the household's building, incident, device event) → screens;
-- **report** (the baseline): a phone's ``POST /api/v1/reports/`` (the lean path) → screens.
+  store, report at the household's building, incident, device event: ``gc_alarm_receive``, on
+  the lean path, field_api/residents/fast.py) → screens;
+- **report** (the baseline): a phone's ``POST /api/v1/reports/`` (its lean path) → screens.
+
+Both are sent by the same keep-alive pool, timed the same way, interleaved in the same run;
+``--no-fast-paths`` serves both through Django instead.
 
 Latency is from just before the request is sent to when a screen has the ``report.created``
 event parsed, for every (write, screen) pair. Prints p50/p95 of both; the last line is the
@@ -32,17 +36,19 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchlib import bench_database_url, stop  # noqa: E402 - bench/ is the script folder
-from latency import (  # noqa: E402
+from benchlib import (  # noqa: E402 - bench/ is the script folder
     HttpPool,
-    _report_body,
-    _report_key,
-    _screen_connector,
-    _screen_loop,
+    Screens,
+    bench_database_url,
+    daphne_start,
+    paced,
     percentile,
-    setup_database,
-    start_daphne,
+    report_body,
+    report_key,
+    screen_connect,
+    stop,
 )
+from latency import setup_database  # noqa: E402 - the bench database, its grid and logins
 
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
 os.environ.setdefault("DJANGO_SECURE", "0")
@@ -80,52 +86,23 @@ def setup_devices() -> list[tuple[int, str, str]]:
     return devices
 
 
-class RawPool(HttpPool):
-    async def post(self, path: str, data: bytes, headers: dict[str, str]) -> int:
-        reader, writer = await self.idle.get()
-        try:
-            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-            writer.write(
-                (
-                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n{head}"
-                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-                ).encode()
-                + data
-            )
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            return int(status_line.split()[1])
-        finally:
-            self.idle.put_nowait((reader, writer))
-
-
 async def measure(
     port: int, tokens: dict[str, str], devices: list[tuple[int, str, str]], rate: float, count: int, screens: int
 ) -> tuple[dict[str, list[float]], list[str], int]:
-    import websockets
-
+    """Alarms and reports alternating at ``rate``, on one keep-alive pool; each timed the same way,
+    from just before its request to each screen having its ``report.created``."""
     from command.services.alarms import alarm_signature
 
-    pool = RawPool(port, size=8)
+    pool = HttpPool(port, size=8)
     await pool.open()
     rng = random.Random(11)
-    connect = _screen_connector(port, tokens["operator_token"])
-    sinks: list[dict[str, float]] = []
-    connections, tasks = [], []
-    for _ in range(screens):
-        ws = await connect(websockets)
-        sink: dict[str, float] = {}
-        sinks.append(sink)
-        connections.append(ws)
-        tasks.append(asyncio.create_task(_screen_loop(ws, sink, _report_key, True)))
-    await asyncio.sleep(0.5)
-    sent: dict[str, tuple[str, float]] = {}  # key -> (path, perf_counter before the request)
+
+    async def screen() -> object:
+        url = f"ws://127.0.0.1:{port}/ws/live/"
+        return await screen_connect(url, token=tokens["operator_token"], layers=["incidents", "reports"])
+
+    opened = await Screens.open(screen, screens, report_key)
+    sent: dict[str, dict[str, float]] = {"alarm": {}, "report": {}}  # path -> key -> before the request
     errors: list[str] = []
 
     async def alarm(i: int) -> None:
@@ -133,50 +110,28 @@ async def measure(
         body = json.dumps({"type": "alarm", "n": i, "battery": 90}).encode()
         stamp = str(int(time.time()))
         signature = alarm_signature(secret, stamp, body)
+        # the report's client id: the service's (command/services/alarms.py: _report_params)
         key = uuid.uuid5(uuid.NAMESPACE_URL, f"gridcommand:alarm:{device_id}:{signature}").hex
-        sent[key] = ("alarm", time.perf_counter())
-        status = await pool.post(
-            "/api/v1/alarms/webhook/",
-            body,
-            {"X-GC-Device": code, "X-GC-Timestamp": stamp, "X-GC-Signature": f"sha256={signature}"},
-        )
+        headers = {"X-GC-Device": code, "X-GC-Timestamp": stamp, "X-GC-Signature": f"sha256={signature}"}
+        sent["alarm"][key] = time.perf_counter()
+        status = await pool.post("/api/v1/alarms/webhook/", body, headers)
         if status != 201:
             errors.append(f"alarm HTTP {status}")
 
     async def report(i: int) -> None:
         key = uuid.uuid4().hex
-        data = json.dumps(_report_body(rng, key)).encode()
-        sent[key] = ("report", time.perf_counter())
-        status = await pool.post("/api/v1/reports/", data, {"Authorization": f"Token {tokens['worker_token']}"})
+        data = json.dumps(report_body(rng, key)).encode()
+        headers = {"Authorization": f"Token {tokens['worker_token']}"}
+        sent["report"][key] = time.perf_counter()
+        status = await pool.post("/api/v1/reports/", data, headers)
         if status != 201:
             errors.append(f"report HTTP {status}")
 
-    start = time.perf_counter()
-    writes = []
-    for i in range(count):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        writes.append(asyncio.create_task(alarm(i) if i % 2 == 0 else report(i)))
-    await asyncio.gather(*writes)
-
-    def missing() -> int:
-        return sum(1 for sink in sinks for key in sent if key not in sink)
-
-    deadline = time.perf_counter() + 15
-    while missing() and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
-    for ws in connections:
-        await ws.close()
-    for task in tasks:
-        task.cancel()
+    await paced(rate, count, lambda i: alarm(i) if i % 2 == 0 else report(i))
+    lost = await opened.wait([*sent["alarm"], *sent["report"]])
+    await opened.close()
     pool.close()
-    latencies: dict[str, list[float]] = {"alarm": [], "report": []}
-    for sink in sinks:
-        for key, (path, at) in sent.items():
-            if key in sink:
-                latencies[path].append((sink[key] - at) * 1000)
-    return latencies, errors, missing()
+    return {path: opened.latencies_ms(keys) for path, keys in sent.items()}, errors, lost
 
 
 def main() -> int:
@@ -188,7 +143,7 @@ def main() -> int:
     parser.add_argument(
         "--no-fast-paths",
         action="store_true",
-        help="serve the phone's report through Django too (GRIDCOMMAND_FAST_PATHS=0), as the alarm is",
+        help="serve both through Django (GRIDCOMMAND_FAST_PATHS=0): the lean paths switched off",
     )
     args = parser.parse_args()
     seconds = 8.0 if args.quick else args.seconds
@@ -202,7 +157,14 @@ def main() -> int:
     connections.close_all()
     if args.no_fast_paths:
         os.environ["GRIDCOMMAND_FAST_PATHS"] = "0"  # inherited by the Daphne process
-    process, port = start_daphne(url, "channels_redis.pubsub.RedisPubSubChannelLayer")
+    process, port = daphne_start(
+        url,
+        name="bench-alarm",
+        env={
+            "CHANNEL_LAYER_BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CHANNEL_PREFIX": os.environ["CHANNEL_PREFIX"],
+        },
+    )
     try:
         count = int(args.rate * seconds)
         asyncio.run(measure(port, tokens, devices, 10.0, 20, args.screens))  # warm-up, not counted

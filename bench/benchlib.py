@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -304,6 +306,100 @@ class HttpPool:
     def close(self) -> None:
         while not self.idle.empty():
             self.idle.get_nowait()[1].close()
+
+
+# --- what the latency benches write and time (bench/latency.py, bench/alarm.py) ---------------------
+
+# A small hand-drawn grid (lon, lat): reports land at random points inside it.
+GRID_BBOX = (117.000, 39.000, 117.010, 39.006)
+CATEGORIES = ("elevator_fault", "road_damage", "sanitation", "parking_dispute", "other")
+
+
+def report_body(rng: Any, key: str) -> dict[str, Any]:
+    """A phone's new report at a random point of GRID_BBOX; ``key`` (hex) is its client id."""
+    return {
+        "client_id": str(uuid.UUID(key)),
+        "category": rng.choice(CATEGORIES),
+        "location": {
+            "type": "Point",
+            "coordinates": [
+                round(rng.uniform(GRID_BBOX[0], GRID_BBOX[2]), 6),
+                round(rng.uniform(GRID_BBOX[1], GRID_BBOX[3]), 6),
+            ],
+        },
+        "accuracy": 12.5,
+        "note": "bench",
+        "client_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def report_key(message: dict[str, Any]) -> str | None:
+    """The client id (hex) of a screen's ``report.created`` event, else None."""
+    if message.get("type") == "event" and message.get("kind") == "report.created":
+        return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
+    return None
+
+
+class Screens:
+    """N screens, each noting when every key (``extract(message)``) first reached it."""
+
+    def __init__(self) -> None:
+        self.sinks: list[dict[str, float]] = []
+        self._sockets: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, connect: Any, n: int, extract: Any, *, acks: bool = True, settle: float = 0.5) -> Screens:
+        """``n`` screens from ``connect()`` (a coroutine giving a subscribed websocket)."""
+        screens = cls()
+        for _ in range(n):
+            ws = await connect()
+            sink: dict[str, float] = {}
+
+            def arrived(message: dict[str, Any], now: float, sink: dict[str, float] = sink) -> None:
+                key = extract(message)
+                if key is not None:
+                    sink.setdefault(key, now)
+
+            screens.sinks.append(sink)
+            screens._sockets.append(ws)
+            screens._tasks.append(asyncio.create_task(screen_read(ws, arrived, acks=acks)))
+        await asyncio.sleep(settle)  # subscriptions settle
+        return screens
+
+    def missing(self, keys: Iterable[str]) -> int:
+        wanted = list(keys)
+        return sum(1 for sink in self.sinks for key in wanted if key not in sink)
+
+    async def wait(self, keys: Iterable[str], timeout: float = 15) -> int:
+        """Wait until every screen has every key (at most ``timeout``); how many are still missing."""
+        wanted = list(keys)
+        deadline = time.perf_counter() + timeout
+        while self.missing(wanted) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        return self.missing(wanted)
+
+    def latencies_ms(self, sent_at: dict[str, float]) -> list[float]:
+        """Per (key, screen): from ``sent_at[key]`` to the screen having it, in ms."""
+        return [(sink[key] - at) * 1000 for sink in self.sinks for key, at in sent_at.items() if key in sink]
+
+    async def close(self) -> None:
+        for ws in self._sockets:
+            await ws.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+async def paced(rate: float, count: int, write: Callable[[int], Coroutine[Any, Any, None]]) -> None:
+    """Start ``write(i)`` for i in 0..count-1 at a steady ``rate`` per second; wait for them all."""
+    start = time.perf_counter()
+    writes: list[asyncio.Task[None]] = []
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        writes.append(asyncio.create_task(write(i)))
+    await asyncio.gather(*writes)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,20 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from benchlib import (  # noqa: E402 - bench/ is the script folder
+    GRID_BBOX,
     HttpPool,
+    Screens,
     baseline_start,
     baseline_write,
     bench_database_url,
     daphne_start,
     database_ensure,
+    paced,
     percentile,
     psycopg_conninfo,
+    report_body,
+    report_key,
     screen_connect,
-    screen_read,
     stop,
 )
 
@@ -57,10 +61,7 @@ LAYER_BACKENDS = {
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
-# A small hand-drawn grid (lon, lat): reports land at random points inside it.
-GRID_BBOX = (117.000, 39.000, 117.010, 39.006)
 BASELINE = "baseline (pg_notify+ws)"
-CATEGORIES = ("elevator_fault", "road_damage", "sanitation", "parking_dispute", "other")
 
 
 # --- set-up ---------------------------------------------------------------------------------------
@@ -144,32 +145,15 @@ class Run:
         return sum(1 for screen in self.received for key in self.sent_at if key not in screen)
 
 
-async def _screen_loop(ws: Any, sink: dict[str, float], extract: Any, acks: bool) -> None:
-    """Read a screen; ``sink`` gets the time each key first arrived."""
-
-    def arrived(message: dict[str, Any], now: float) -> None:
-        key = extract(message)
-        if key is not None:
-            sink.setdefault(key, now)
-
-    await screen_read(ws, arrived, acks=acks)
-
-
 async def run_scenario(
     *, rate: float, count: int, connect_screens: Any, write: Any, extract: Any, acks: bool, screens: int
 ) -> Run:
     run = Run()
-    connections = []
-    tasks = []
-    for _ in range(screens):
-        ws = await connect_screens()
-        sink: dict[str, float] = {}
-        run.received.append(sink)
-        connections.append(ws)
-        tasks.append(asyncio.create_task(_screen_loop(ws, sink, extract, acks)))
-    await asyncio.sleep(0.5)  # subscriptions settle
+    opened = await Screens.open(connect_screens, screens, extract, acks=acks)
+    run.received = opened.sinks
 
-    async def one(key: str) -> None:
+    async def one(_i: int) -> None:
+        key = uuid.uuid4().hex
         run.sent_at[key] = time.perf_counter()
         try:
             await write(key)
@@ -177,45 +161,14 @@ async def run_scenario(
         except Exception as exc:
             run.errors.append(f"{type(exc).__name__}: {exc}")
 
-    start = time.perf_counter()
-    writes = []
-    for i in range(count):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        writes.append(asyncio.create_task(one(uuid.uuid4().hex)))
-    await asyncio.gather(*writes)
-    deadline = time.perf_counter() + 15
-    while run.missing() and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
-    for ws in connections:
-        await ws.close()
-    for task in tasks:
-        task.cancel()
+    await paced(rate, count, one)
+    await opened.wait(run.sent_at)
+    await opened.close()
     return run
 
 
-def _report_body(rng: Any, key: str) -> dict[str, Any]:
-    return {
-        "client_id": str(uuid.UUID(key)),
-        "category": rng.choice(CATEGORIES),
-        "location": {
-            "type": "Point",
-            "coordinates": [
-                round(rng.uniform(GRID_BBOX[0], GRID_BBOX[2]), 6),
-                round(rng.uniform(GRID_BBOX[1], GRID_BBOX[3]), 6),
-            ],
-        },
-        "accuracy": 12.5,
-        "note": "bench",
-        "client_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def _report_key(message: dict[str, Any]) -> str | None:
-    if message.get("type") == "event" and message.get("kind") == "report.created":
-        return str(uuid.UUID(message["payload"]["properties"]["client_id"]).hex)
-    return None
+# The names bench/soak.py takes from here (bench/benchlib.py holds them).
+_report_body, _report_key = report_body, report_key
 
 
 def _screen_connector(port: int, token: str) -> Any:

@@ -1,5 +1,5 @@
 """ASGI entry point (Daphne serves both): HTTP through Django, except the lean paths in front of
-it (a phone's new report, map tiles: they answer the common case on the event loop and hand
+it (a phone's new report, a home alarm's webhook call, map tiles: they answer the common case on the event loop and hand
 everything else to Django), and websockets through realtime's router."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from command.metrics import request_metrics_app  # noqa: E402
 from command.periodic import periodic_jobs_app  # noqa: E402
 from field_api.fast import report_fast_app  # noqa: E402
+from field_api.residents.fast import alarm_fast_app  # noqa: E402
 from maps.fast import tile_fast_app  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
@@ -72,7 +73,7 @@ def daphne_anonymous_access_log() -> None:
 
 daphne_raw_post_bodies()
 daphne_anonymous_access_log()
-http_application = request_metrics_app(tile_fast_app(report_fast_app(django_asgi_app)))
+http_application = request_metrics_app(tile_fast_app(report_fast_app(alarm_fast_app(django_asgi_app))))
 application = periodic_jobs_app(ProtocolTypeRouter({"http": http_application, "websocket": websocket_application}))
 
 # A full collection of the loaded application (~130,000 objects) took 66-70 ms here: a stall of

@@ -25,23 +25,28 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import GEOSGeometry, Polygon
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg.rows import class_row, dict_row
 
-from command.eventlog import event_append
+from command import db_async
+from command.event_payloads import payload_validate
+from command.eventlog import event_append, event_record, wakes_send
 from command.features import feature_of
-from command.models import AlarmDevice, AlarmEvent, AlarmSignatureSeen, Category, Household, Report
-from command.services.reports import report_submit
+from command.models import AlarmDevice, AlarmSignatureSeen, Building, Event, Household, Report
+from command.services.report_rows import CONSTANTS, INPUT_NAMES, input_row_sql, sql_attributes, sql_field
+from command.services.reports import report_params
 
 SECRET_BYTES = 32
 BODY_MAX_BYTES = 4096
 # The category each kind of device reports (command/reference.py: all priority 1).
+DEVICE_EVENT = "alarm_device.updated"
 KIND_CATEGORIES = {"sos": "emergency_call", "gas": "gas_alarm", "smoke": "fire_hazard"}
 _CHECK_LOCK = 0x6763_616C_6172  # pg_try_advisory_xact_lock: one offline check at a time ("gcalar")
 
@@ -143,11 +148,82 @@ def alarm_device_revoke(*, actor: Any, device_id: int) -> AlarmDevice:
     return device
 
 
+# ---------------------------------------------------------------------------------------------
+# ruff: noqa: S608, RUF009 -- statements built from the models and the declared shapes; fields carry their SQL type
+# A webhook call. Two statements, the same on both paths (Django's view below, and the lean path
+# on Daphne's event loop, field_api/residents/fast.py): DEVICE_SQL reads the device with its
+# building; Python checks the call (alarm_call_check: the signature, the timestamp window, the
+# body) and builds what the call writes; RECEIVE_SQL runs ``gc_alarm_receive``
+# (command/services/alarm_function.py), which, in one transaction, locks the device and re-checks
+# what the caller read of it, stores the signature (a replay stops there), submits the alarm's
+# report (``gc_report_submit``, as a phone's report: incident, routing, both events), records the
+# AlarmEvent, updates the device and appends its ``alarm_device.updated`` when its status changes.
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmInput:
+    """One checked call as ``gc_alarm_receive`` takes it (the composite type ``gc_alarm_input``)."""
+
+    device_id: int = sql_field("bigint")
+    # What the caller read of the device: the function refuses ('changed') when the row differs
+    # (a rotation, a revocation, another call in between), so the event below is never stale.
+    secret: str = sql_field("text")
+    seen_status: str = sql_field("text")
+    seen_battery: int | None = sql_field("integer")
+    signature: str = sql_field("text")
+    sent_at: int = sql_field("bigint")
+    kind: str = sql_field("text")  # alarm | heartbeat
+    battery: int | None = sql_field("integer")  # NULL: unchanged
+    status: str = sql_field("text")  # the device's status after the call
+    received_at: datetime = sql_field("timestamptz")
+    device_event: Any = sql_field("jsonb")  # the device's feature after the call (when its status changes)
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    """What ``gc_alarm_receive`` answers (the composite type ``gc_alarm_result``), read by name."""
+
+    status: str = sql_field("text")  # taken | replay | changed
+    report_id: int | None = sql_field("bigint")
+    incident_id: int | None = sql_field("bigint")
+    events: Any = sql_field("jsonb")  # the wire form of the report's events (an alarm)
+    device_seq: int | None = sql_field("bigint")  # the seq of the device's event, when appended
+
+
+ALARM_INPUT_TYPE = "gc_alarm_input"
+ALARM_RESULT_TYPE = "gc_alarm_result"
+_DEVICE = AlarmDevice._meta
+DEVICE_COLUMNS = tuple(f.column for f in _DEVICE.concrete_fields)
+# The device by its code, with its household's building and footprint (the alarm's place and the
+# event's geometry); the Django path adds FOR UPDATE OF d inside its transaction.
+DEVICE_SQL = (
+    f"SELECT {', '.join(f'd.{c}' for c in DEVICE_COLUMNS)}, h.building_id, ST_AsHEXEWKB(b.footprint) AS footprint, "
+    # the alarm's place: a point inside the building (GEOS's point on surface, as PostGIS computes it)
+    "ST_X(ST_PointOnSurface(b.footprint)) AS lon, ST_Y(ST_PointOnSurface(b.footprint)) AS lat "
+    f"FROM {_DEVICE.db_table} d JOIN {Household._meta.db_table} h ON h.id = d.household_id "
+    f"JOIN {Building._meta.db_table} b ON b.id = h.building_id "
+    "WHERE d.code = %(code)s AND d.revoked_at IS NULL"
+)
+_ALARM_ROW = f"ROW({', '.join(f'%(alarm_{n})s' for n, _k in sql_attributes(AlarmInput))})::{ALARM_INPUT_TYPE}"
+RECEIVE_SQL = (
+    f"SELECT * FROM gc_alarm_receive({_ALARM_ROW}, "
+    f"{input_row_sql({n: f'%({n})s' for n in INPUT_NAMES})}, {', '.join(f'%({n})s' for n in CONSTANTS)})"
+)
+alarm_row = class_row(AlarmRow)
+
+
+class AlarmChanged(Exception):
+    """The device row changed between the read and the write (the lean path hands the call to
+    Django, whose read holds the row): nothing was written."""
+
+
 @dataclass(frozen=True)
 class AlarmOutcome:
-    device: AlarmDevice
+    device_code: str
     kind: str  # "alarm" | "heartbeat"
-    report: Report | None = None
+    status: str  # the device's status after the call
+    report_id: int | None = None
+    incident_id: int | None = None
 
 
 def _parse_body(body: bytes) -> tuple[str, int | None]:
@@ -165,88 +241,179 @@ def _parse_body(body: bytes) -> tuple[str, int | None]:
     return str(data["type"]), battery
 
 
+def _device_of(row: dict[str, Any]) -> AlarmDevice:
+    """The device (with its household and building footprint) from a row of DEVICE_SQL."""
+    device = AlarmDevice(**{f.attname: row[f.column] for f in _DEVICE.concrete_fields})
+    device._state.adding = False
+    device._state.db = "default"
+    household = Household(pk=row["household_id"], building_id=row["building_id"])
+    device.household = household
+    return device
+
+
+def _with_footprint(device: AlarmDevice, row: dict[str, Any]) -> AlarmDevice:
+    """The device's building with its footprint (the event's geometry), parsed only for an event."""
+    device.household.building = Building(pk=row["building_id"], footprint=cast(Polygon, GEOSGeometry(row["footprint"])))
+    return device
+
+
+@dataclass(frozen=True)
+class AlarmCall:
+    """A call that passed the checks, and what it writes."""
+
+    device: AlarmDevice  # as it will be after the call
+    kind: str
+    params: dict[str, Any]  # RECEIVE_SQL's
+
+
+def alarm_call_check(
+    row: dict[str, Any] | None, *, device_code: str, timestamp: str, signature: str, body: bytes, now: datetime
+) -> AlarmCall:
+    """Check one call against the device's row (DEVICE_SQL; None: no such live device): the
+    signature, the timestamp window, the body, in this order; raises AlarmRefused. Returns the
+    statement's parameters: the device after the call, its event, and the alarm's report."""
+    signature = signature.removeprefix("sha256=").strip().lower()
+    expected = alarm_signature(row["secret"] if row else "x" * 64, timestamp, body)
+    if row is None or len(signature) != 64 or not hmac.compare_digest(expected, signature):
+        raise AlarmRefused("signature", _("Unknown device or wrong signature."))
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise AlarmRefused("timestamp", _("X-GC-Timestamp must be Unix seconds.")) from None
+    window = settings.ALARM_TIMESTAMP_WINDOW_SECONDS
+    if abs(now.timestamp() - sent_at) > window:
+        raise AlarmRefused(
+            "timestamp",
+            _("The timestamp is more than %(window)s seconds from the server's clock; check the device's clock.")
+            % {"window": window},
+        )
+    kind, battery = _parse_body(body)
+    device = _device_of(row)
+    seen_status, seen_battery = device.status, device.battery
+    device.last_heartbeat_at = now
+    if battery is not None:
+        device.battery = battery
+    if kind == "alarm":
+        device.status = AlarmDevice.Status.ALARM
+        device.last_alarm_at = now
+    elif device.status == AlarmDevice.Status.OFFLINE:
+        device.status = AlarmDevice.Status.ONLINE
+    event = None
+    if device.status != seen_status:
+        feature = feature_of(_with_footprint(device, row), "alarm_devices")
+        event = json.dumps(payload_validate(DEVICE_EVENT, "alarm_devices", feature))
+    alarm = AlarmInput(
+        device_id=device.pk,
+        secret=row["secret"],
+        seen_status=seen_status,
+        seen_battery=seen_battery,
+        signature=signature,
+        sent_at=sent_at,
+        kind=kind,
+        battery=battery,
+        status=device.status,
+        received_at=now,
+        device_event=event,
+    )
+    params = {f"alarm_{n}": getattr(alarm, n) for n, _k in sql_attributes(AlarmInput)}
+    if kind == "alarm":
+        params.update(_report_params(device, (row["lon"], row["lat"]), sent_at=sent_at, signature=signature, now=now))
+    else:
+        params.update(dict.fromkeys((*INPUT_NAMES, *CONSTANTS)))  # no report: gc_report_input is NULL
+    return AlarmCall(device, kind, params)
+
+
+def _report_params(
+    device: AlarmDevice, lon_lat: tuple[float, float], *, sent_at: int, signature: str, now: datetime
+) -> dict[str, Any]:
+    """gc_report_input's parameters of the alarm's report. An alarm goes in as a report (source
+    ``alarm``) at a point inside the household's building (``lon_lat``, DEVICE_SQL's), in the
+    category of the device's kind; its client id is the signed call's, so it is stored once."""
+    return report_params(
+        reporter_id=None,
+        client_id=uuid.uuid5(uuid.NAMESPACE_URL, f"gridcommand:alarm:{device.pk}:{signature}"),
+        category_code=KIND_CATEGORIES[device.kind],
+        lon_lat=lon_lat,
+        source=Report.Source.ALARM,
+        received_at=now,
+        note=_("%(kind)s from device %(code)s") % {"kind": device.get_kind_display(), "code": device.code},
+        client_time=datetime.fromtimestamp(sent_at, UTC),
+    )
+
+
+def alarm_call_result(call: AlarmCall, row: AlarmRow) -> tuple[AlarmOutcome, list[dict[str, Any]]]:
+    """The outcome of a call ``gc_alarm_receive`` answered, and the wires of its events (to wake the
+    screens with after commit). Raises AlarmRefused (a replay) or AlarmChanged: nothing written."""
+    if row.status == "replay":
+        raise AlarmRefused("replay", _("This call was received before (a replay); a new call needs a new signature."))
+    if row.status != "taken":
+        raise AlarmChanged(row.status)
+    wires = [*(json.loads(row.events) if isinstance(row.events, str) else row.events or [])]
+    if row.device_seq is not None:
+        params = call.params
+        event = Event(
+            seq=row.device_seq,
+            kind=DEVICE_EVENT,
+            layer="alarm_devices",
+            object_id=str(call.device.pk),
+            actor_id=None,
+            payload=json.loads(params["alarm_device_event"]),
+            created_at=params["alarm_received_at"],
+        )
+        wires.append(event_record(event))
+    device = call.device
+    return AlarmOutcome(device.code, call.kind, device.status, row.report_id, row.incident_id), wires
+
+
+def _code_refused(device_code: str, timestamp: str) -> bool:
+    return not device_code or len(device_code) > 32 or len(timestamp) > 12
+
+
 def alarm_call_receive(
     *, device_code: str, timestamp: str, signature: str, body: bytes, now: datetime | None = None
 ) -> AlarmOutcome:
-    """Check and act on one webhook call (see the module's docstring)."""
+    """Check and act on one webhook call (see the module's docstring), through Django's connection."""
     now = now or timezone.now()
-    signature = signature.removeprefix("sha256=").strip().lower()
-    refused = AlarmRefused("signature", _("Unknown device or wrong signature."))
-    if not device_code or len(device_code) > 32 or len(signature) != 64 or len(timestamp) > 12:
-        raise refused
     with transaction.atomic():
-        device = (
-            AlarmDevice.objects.select_for_update(of=("self",))
-            .select_related("household__building")  # the alarm's place and the event's geometry: no more queries
-            .filter(code=device_code, revoked_at__isnull=True)
-            .first()
+        found = None
+        if not _code_refused(device_code, timestamp):
+            with connection.cursor() as cursor:
+                cursor.execute(DEVICE_SQL + " FOR UPDATE OF d", {"code": device_code})
+                fetched = cursor.fetchone()
+                if fetched is not None:
+                    found = dict(zip([c.name for c in cursor.description], fetched, strict=True))
+        call = alarm_call_check(
+            found, device_code=device_code, timestamp=timestamp, signature=signature, body=body, now=now
         )
-        expected = alarm_signature(device.secret if device else "x" * 64, timestamp, body)
-        if device is None or not hmac.compare_digest(expected, signature):
-            raise refused
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise AlarmRefused("timestamp", _("X-GC-Timestamp must be Unix seconds.")) from None
-        window = settings.ALARM_TIMESTAMP_WINDOW_SECONDS
-        if abs(now.timestamp() - sent_at) > window:
-            raise AlarmRefused(
-                "timestamp",
-                _("The timestamp is more than %(window)s seconds from the server's clock; check the device's clock.")
-                % {"window": window},
-            )
-        kind, battery = _parse_body(body)
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO command_alarmsignatureseen (device_id, signature, timestamp, received_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (device_id, signature) DO NOTHING",
-                [device.pk, signature, sent_at, now],
-            )
-            if cursor.rowcount != 1:
-                raise AlarmRefused(
-                    "replay", _("This call was received before (a replay); a new call needs a new signature.")
-                )
-        device.last_heartbeat_at = now
-        if battery is not None:
-            device.battery = battery
-        fields = ["last_heartbeat_at", "battery"]
-        report = None
-        if kind == "alarm":
-            report = _alarm_report(device, sent_at=sent_at, signature=signature, now=now)
-            device.status = AlarmDevice.Status.ALARM
-            device.last_alarm_at = now
-            fields += ["status", "last_alarm_at"]
-        elif device.status == AlarmDevice.Status.OFFLINE:
-            device.status = AlarmDevice.Status.ONLINE
-            fields.append("status")
-        device.save(update_fields=fields)
-        if "status" in fields:
-            _announce(device)
-        return AlarmOutcome(device, kind, report)
+            cursor.execute(RECEIVE_SQL, call.params)
+            answered = cursor.fetchone()
+        assert answered is not None
+        outcome, wires = alarm_call_result(call, AlarmRow(*answered))
+        transaction.on_commit(lambda: wakes_send(wires))
+        return outcome
 
 
-def _alarm_report(device: AlarmDevice, *, sent_at: int, signature: str, now: datetime) -> Report:
-    building = device.household.building
-    location = building.footprint.point_on_surface
-    category = Category.objects.get(code=KIND_CATEGORIES[device.kind])
-    result = report_submit(
-        reporter_id=None,
-        client_id=uuid.uuid5(uuid.NAMESPACE_URL, f"gridcommand:alarm:{device.pk}:{signature}"),
-        category=category,
-        location=Point(location.x, location.y, srid=4326),
-        note=_("%(kind)s from device %(code)s") % {"kind": device.get_kind_display(), "code": device.code},
-        client_time=datetime.fromtimestamp(sent_at, UTC),
-        source=Report.Source.ALARM,
-        received_at=now,
-    )
-    AlarmEvent.objects.create(
-        device=device,
-        kind=device.kind,
-        received_at=now,
-        device_time=datetime.fromtimestamp(sent_at, UTC),
-        report=result.report,
-    )
-    return result.report
+async def alarm_call_receive_async(*, device_code: str, timestamp: str, signature: str, body: bytes) -> AlarmOutcome:
+    """``alarm_call_receive`` on the running event loop (command.db_async): the same statements
+    and checks, two round trips. Raises AlarmRefused or AlarmChanged, having written nothing."""
+    now = timezone.now()
+    found = None
+    async with (await db_async.pool()).connection() as conn:
+        if not _code_refused(device_code, timestamp):
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(DEVICE_SQL, {"code": device_code})
+            found = await cursor.fetchone()
+        call = alarm_call_check(
+            found, device_code=device_code, timestamp=timestamp, signature=signature, body=body, now=now
+        )
+        receiver = conn.cursor(row_factory=alarm_row)
+        await receiver.execute(RECEIVE_SQL, call.params)
+        answered = await receiver.fetchone()
+    assert answered is not None
+    outcome, wires = alarm_call_result(call, answered)
+    wakes_send(wires)
+    return outcome
 
 
 def alarm_device_clear(*, actor: Any, device_id: int) -> AlarmDevice:

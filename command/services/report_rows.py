@@ -23,8 +23,12 @@ from command.logins import token_user_id_sql
 from command.report_input import REPORT_INPUT
 
 
-def _sql(kind: str) -> Any:
+def sql_field(kind: str) -> Any:
+    """A dataclass field of a declared row shape, with its SQL type (the composite's attribute)."""
     return field(metadata={"sql": kind})
+
+
+_sql = sql_field
 
 
 # One report as ``gc_report_submit`` takes it (the composite type ``gc_report_input``): who and
@@ -92,8 +96,12 @@ _INPUT = sql_attributes(SubmitInput)
 INPUT_NAMES = tuple(name for name, _kind in _INPUT)
 
 
-def _row(values: dict[str, str]) -> str:
+def input_row_sql(values: dict[str, str]) -> str:
+    """``ROW(...)::gc_report_input`` of the SQL expressions ``values`` gives for each attribute."""
     return f"ROW({', '.join(values[name] for name, _kind in _INPUT)})::{INPUT_TYPE}"
+
+
+_row = input_row_sql
 
 
 # One report of a service caller: every input value bound by name.

@@ -235,6 +235,31 @@ async def report_submit_async(
     return submission.brief(row)  # woken by the batch, after its commit
 
 
+def report_params(
+    *,
+    reporter_id: int | None,
+    client_id: uuid.UUID,
+    category_code: str,
+    lon_lat: tuple[float, float],
+    source: str,
+    received_at: datetime,
+    **values: Any,
+) -> dict[str, Any]:
+    """The parameters of ``gc_report_input`` (and the grouping constants) for one report made by
+    another service's statement (command/services/alarms.py): the values checked as
+    ``report_submit`` checks them, the content hash as it computes it."""
+    return _Submission(
+        token=None,
+        reporter_id=reporter_id,
+        client_id=client_id,
+        category_code=category_code,
+        lon_lat=check_lon_lat(*lon_lat),
+        values=report_values(values),
+        source=source,
+        now=received_at,
+    ).params()
+
+
 # One batch of the lean path is one statement of at most this many reports.
 MAX_BATCH = 32
 
