@@ -58,10 +58,9 @@ def test_the_builder_writes_the_latest_frozen_sql():
     assert _latest("gc_report_submit_batch", drop=True).read_text() == BATCH_DROP_FILE_SQL
 
 
-@pytest.mark.parametrize(("name", "shape"), [(INPUT_TYPE, SubmitInput), (RESULT_TYPE, SubmitRow)])
-def test_the_databases_composite_types_are_the_declared_shapes(db, name, shape):
-    # given the types the migrations made, when their attributes are read, then they are the
-    # dataclass's fields in order with their declared SQL types (what class_row reads by name)
+def assert_composite_type_is_declared(name: str, shape: type) -> None:
+    """The composite type ``name`` the migrations made has the dataclass's fields, in order, with
+    their declared SQL types (what class_row reads by name)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -72,6 +71,11 @@ def test_the_databases_composite_types_are_the_declared_shapes(db, name, shape):
     canonical = {"timestamptz": "timestamp with time zone"}
     assert found == [(n, canonical.get(kind, kind)) for n, kind in sql_attributes(shape)]
     assert [f.name for f in dataclasses.fields(shape)] == [n for n, _kind in found]
+
+
+@pytest.mark.parametrize(("name", "shape"), [(INPUT_TYPE, SubmitInput), (RESULT_TYPE, SubmitRow)])
+def test_the_databases_composite_types_are_the_declared_shapes(db, name, shape):
+    assert_composite_type_is_declared(name, shape)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.gis.geos import Polygon
 
-from command.models import Building, Household
+from command.models import AlarmDevice, Building, Household
+from command.services.alarms import alarm_device_register
 from command.services.places import building_save
 
 # Inside A-01 (117.000-117.001, 39.000-39.001): a 20 m x 20 m block.
@@ -29,4 +30,19 @@ def household(building: Building) -> Household:
         head_name="李桂兰",
         phone="13912345678",
         vulnerable=["elderly_alone"],
+    )
+
+
+@pytest.fixture
+def device(household: Household, make_user) -> tuple[AlarmDevice, str]:
+    """An SOS button registered to the household (60 s heartbeats), and its secret."""
+    return alarm_device_register(
+        actor=make_user("operator"),
+        code="SOS-0001",
+        kind="sos",
+        household_id=household.pk,
+        wearer_name="李桂兰",
+        contact_name="李明",
+        contact_phone="138 0000 1111",
+        heartbeat_seconds=60,
     )

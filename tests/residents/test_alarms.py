@@ -36,21 +36,6 @@ def signed(secret: str, body: dict, *, ts: int | None = None, code: str = "SOS-0
     }
 
 
-@pytest.fixture
-def device(household, make_user):
-    operator = make_user("operator")
-    return alarm_device_register(
-        actor=operator,
-        code="SOS-0001",
-        kind="sos",
-        household_id=household.pk,
-        wearer_name="李桂兰",
-        contact_name="李明",
-        contact_phone="138 0000 1111",
-        heartbeat_seconds=60,
-    )
-
-
 def test_a_good_alarm_opens_a_top_priority_incident_at_the_households_building(device, household) -> None:
     # given
     dev, secret = device

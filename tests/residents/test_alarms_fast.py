@@ -10,7 +10,6 @@ written by the lean path.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from command.services.alarms import (
     alarm_device_rotate_secret,
     alarm_signature,
 )
-from command.services.report_rows import sql_attributes
+from tests.command.test_report_function import assert_composite_type_is_declared
 from tests.field_api.test_fast_path import _call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,20 +47,6 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "command" / "sql"
 def _latest(stem: str, *, drop: bool = False) -> Path:
     versions = sorted(SQL_DIR.glob(f"{stem}.v*.sql"), key=lambda p: int(p.name.split(".v")[1].split(".")[0]))
     return [p for p in versions if p.name.endswith(".drop.sql") == drop][-1]
-
-
-@pytest.fixture
-def device(household, make_user):
-    return alarm_device_register(
-        actor=make_user("operator"),
-        code="SOS-0001",
-        kind="sos",
-        household_id=household.pk,
-        wearer_name="李桂兰",
-        contact_name="李明",
-        contact_phone="138 0000 1111",
-        heartbeat_seconds=60,
-    )
 
 
 @pytest.fixture
@@ -106,16 +91,7 @@ def test_the_builder_writes_the_latest_frozen_sql_and_the_database_holds_it():
 
 @pytest.mark.parametrize(("name", "shape"), [(ALARM_INPUT_TYPE, AlarmInput), (ALARM_RESULT_TYPE, AlarmRow)])
 def test_the_databases_composite_types_are_the_declared_shapes(name, shape):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "JOIN pg_type t ON t.typrelid = a.attrelid WHERE t.typname = %s AND a.attnum > 0 ORDER BY a.attnum",
-            [name],
-        )
-        found = cursor.fetchall()
-    canonical = {"timestamptz": "timestamp with time zone"}
-    assert found == [(n, canonical.get(kind, kind)) for n, kind in sql_attributes(shape)]
-    assert [f.name for f in dataclasses.fields(shape)] == [n for n, _kind in found]
+    assert_composite_type_is_declared(name, shape)
 
 
 def test_a_good_alarm_is_answered_by_the_lean_path_as_django_answers_it(device, household, lean_calls):
