@@ -12,7 +12,8 @@ Definitions (also in docs/wall.md):
 - **resolution time**: ``resolved_at - opened_at`` of the incidents resolved today;
 - **SLA compliance** of a team: of its incidents whose due time fell in the last 24 h (not
   cancelled), the share resolved (or closed) by then;
-- **alarm**: an open incident of priority 1 (``ALARM_PRIORITY``) not acknowledged yet.
+- **alarm**: an open incident of priority 1 (``ALARM_PRIORITY``) not acknowledged yet; a *home*
+  alarm when a home alarm device's call went into it (a report of source ``alarm``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 
 from django.contrib.gis.geos import Point
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from command.layers import OPEN_INCIDENT_STATUSES
-from command.models import Event, Incident
+from command.models import Event, Incident, Report
 from command.services.incidents import ALARM_PRIORITY
 
 FEED_SIZE = 50
@@ -156,10 +158,16 @@ def wall_feed(limit: int = FEED_SIZE) -> list[dict[str, Any]]:
 
 def wall_alarms() -> list[dict[str, Any]]:
     """Open top-priority incidents whose alarm nobody has acknowledged, newest first."""
-    rows = Incident.objects.filter(
-        status__in=OPEN_INCIDENT_STATUSES, priority=ALARM_PRIORITY, alarm_acknowledged_at__isnull=True
-    ).order_by("-opened_at", "-pk")[:ALARMS_MAX]
-    return [_incident_row(i) for i in rows]
+    home = Report.objects.filter(incident_id=OuterRef("pk"), source=Report.Source.ALARM)
+    rows = (
+        Incident.objects.filter(
+            status__in=OPEN_INCIDENT_STATUSES, priority=ALARM_PRIORITY, alarm_acknowledged_at__isnull=True
+        )
+        .annotate(home=Exists(home))
+        .order_by("-opened_at", "-pk")[:ALARMS_MAX]
+    )
+    # home: raised by a home SOS/gas/smoke device (a report from the alarm webhook): its own sound
+    return [{**_incident_row(i), "home": i.home} for i in rows]
 
 
 @dataclass(frozen=True)

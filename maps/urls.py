@@ -11,6 +11,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("maps/control-room/", wall.old_control_room, name="maps-control-room"),
     path("control/", wall.control, name="wall"),
     path("control/api/state.json", wall.state, name="wall-state"),
+    path("control/api/panels.json", wall.panels, name="wall-panels"),
     path("control/api/incidents.json", wall.desk, name="wall-desk"),
     path("control/api/incidents/<int:pk>.json", wall.incident_detail, name="wall-incident"),
     path("police/", pages.police, name="police"),

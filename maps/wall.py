@@ -37,8 +37,10 @@ from command.layers import OPEN_INCIDENT_STATUSES, layer_access_log, layers_for_
 from command.masking import mask_text
 from command.models import Category, GridCell, Incident, Report, Team
 from command.report_input import report_value
+from command.resident_models import ServiceRequest
 from command.selectors import cameras_covering
 from command.services.incidents import ALARM_PRIORITY
+from command.wall_panel_selectors import wall_panel_numbers, wall_panels_for
 from command.wall_selectors import (
     DeskFilter,
     desk_incidents,
@@ -49,6 +51,7 @@ from command.wall_selectors import (
     wall_trends,
     workers_nearest_available,
 )
+from maps.campaigns import progress_strings
 from maps.pages import map_build
 
 WALL_PERMISSION = "command.use_control_room"
@@ -159,6 +162,56 @@ def _strings() -> dict[str, str]:
     return {key: _(text) for key, text in WALL_STRINGS.items()}
 
 
+# The panels' words (maps/static/wall/panels/*.js; command/wall_panel_selectors.py decides which
+# panels a viewer's wall has).
+PANEL_STRINGS = {
+    "campaigns": "Door-to-door campaigns",
+    "no_campaigns": "No active campaign.",
+    "requests": "Resident requests",
+    "requests_open": "open",
+    "requests_overdue": "overdue",
+    "no_requests": "No open request.",
+    "request_channel_phone": "phone",
+    "request_channel_in_person": "in person",
+    "request_channel_field_app": "field app",
+    "request_channel_resident_page": "resident page",
+    "request_status_submitted": "submitted",
+    "request_status_triaged": "assigned to a team",
+    "request_status_published": "waiting for a volunteer",
+    "request_status_taken": "taken",
+    "request_status_resolved": "resolved",
+    "request_status_closed": "rated and closed",
+    "request_status_cancelled": "cancelled",
+    "devices": "Home alarm devices",
+    "devices_offline": "offline",
+    "devices_alarm": "alarm",
+    "devices_online": "online",
+    "no_devices_offline": "Every device answers its heartbeat.",
+    "last_heartbeat": "last heartbeat %(time)s",
+    "device_kind_sos": "SOS button",
+    "device_kind_gas": "gas alarm",
+    "device_kind_smoke": "smoke alarm",
+    "home_alarm": "Home alarm",
+    "household": "Household",
+    "head_of_household": "head of household",
+    "wearer": "wearer",
+    "emergency_contact": "emergency contact",
+    "logged_view": "Shown for the alarm response; this view is logged.",
+    "hotspot_new": "New hotspot",
+    "hotspot_growing": "Hotspot growing",
+    "hotspot_count": "%(n)s incidents",
+    "dismiss": "Dismiss",
+    "cells_behind": "Grid cells falling behind (7 days)",
+    "no_cells_behind": "No grid cell is behind.",
+    "sla_compliance": "SLA %(pct)s%%",
+    "previous": "before %(pct)s%%",
+}
+
+
+def _panel_strings() -> dict[str, str]:
+    return {key: _(text) for key, text in PANEL_STRINGS.items()}
+
+
 @require_GET
 @wall_view
 def control(request: HttpRequest) -> HttpResponse:
@@ -179,10 +232,22 @@ def control(request: HttpRequest) -> HttpResponse:
         "language": get_language(),
         "csrf_token": get_token(request),
     }
+    # the panels this viewer's grants hold (command/wall_panel_selectors.py), one script each
+    panel_names = [p.name for p in wall_panels_for(layers_for_user(user))]
+    config["panels"] = panel_names
+    config["panel_strings"] = _panel_strings()
+    config["campaign_strings"] = progress_strings()
+    config["home_alarm_sound"] = static("wall/home-alarm.wav")
+    config["request_open_statuses"] = list(ServiceRequest.OPEN_STATUSES)
     title = _("Control room") + " · GridCommand"
     root.header.add_child(Element(f"<title>{escape(title)}</title>"))
     root.header.add_child(Element(f'<link rel="stylesheet" href="{static("wall/wall.css")}">'))
-    for script in ("vendor/echarts/echarts.min.js", "realtime/live.js", "wall/wall.js"):
+    root.header.add_child(Element(f'<link rel="stylesheet" href="{static("wall/panels/panels.css")}">'))
+    scripts = ["vendor/echarts/echarts.min.js", "realtime/live.js", "wall/wall.js"]
+    if panel_names:  # the hub, what the panels reuse, then the panels
+        scripts += ["wall/panels/panels.js", *(["maps/campaign-progress.js"] if "campaigns" in panel_names else [])]
+        scripts += [f"wall/panels/{name}.js" for name in panel_names]
+    for script in scripts:
         root.header.add_child(Element(f'<script defer src="{static(script)}"></script>'))
     panels = render_to_string("maps/wall.html", {"desk": desk, "reference": config["reference"]}, request=request)
     root.html.add_child(Element(panels))
@@ -208,6 +273,13 @@ def state(request: HttpRequest) -> JsonResponse:
             "alarms": wall_alarms(),
         }
     )
+
+
+@require_GET
+@wall_view
+def panels(request: HttpRequest) -> JsonResponse:
+    """The panels' numbers (command/wall_panel_selectors.py), for the panels the viewer's grants hold."""
+    return _json(wall_panel_numbers(request.user, layers_for_user(request.user)))
 
 
 def _int_param(request: HttpRequest, name: str, *, low: int, high: int | None = None) -> int | None:

@@ -6,6 +6,9 @@
  *   <script src="/static/maps/campaign-progress.js"></script>
  *   const panel = GridCampaignProgress.mount(element, {campaignId: 3, strings: {...}});
  *   // optional: {map: aLeafletMap} also draws the buildings on that map instead of the panel's sketch
+ *   //   (coordsToLatLng: turn [lon, lat] into the map's LatLng, e.g. shifted to GCJ-02);
+ *   // optional: {connect: fn} takes GridLive.connect's options and returns {close}: the wall's
+ *   //   panels (maps/static/wall/panels/campaigns.js) share one stream this way
  *   panel.close();
  *
  * The snapshot comes from GET /api/v1/campaigns/<id>/ (overall) and /progress/ (buildings, as
@@ -114,7 +117,13 @@
           "#" + b.props.building_id + " · " + T.visited + " " + b.props.visited + " · " + T.refused + " " +
           b.props.refused + " · " + T.absent + " " + b.props.absent + " · " + T.pending + " " + b.props.pending;
       }
-      if (b.leaflet) b.leaflet.setStyle({ fillColor: fill, color: fill });
+      if (b.leaflet) {
+        b.leaflet.setStyle({ fillColor: fill, color: fill });
+        b.leaflet.eachLayer(function (l) {
+          var node = l.getElement && l.getElement();
+          if (node) node.dataset.percent = String(pct(b.props.visited + b.props.refused, b.props.total));
+        });
+      }
     }
 
     function drawLeaflet() {
@@ -123,9 +132,16 @@
       leafletLayer = global.L.layerGroup().addTo(opts.map);
       Object.keys(buildings).forEach(function (key) {
         var b = buildings[key];
-        b.leaflet = global.L.geoJSON({ type: "Feature", geometry: b.geometry, properties: {} }, {
-          style: { weight: 1, fillOpacity: 0.7 },
-        }).addTo(leafletLayer);
+        var geoOptions = { style: { weight: 1, fillOpacity: 0.7 } };
+        if (opts.coordsToLatLng) geoOptions.coordsToLatLng = opts.coordsToLatLng;
+        b.leaflet = global.L.geoJSON({ type: "Feature", geometry: b.geometry, properties: {} }, geoOptions).addTo(leafletLayer);
+        b.leaflet.eachLayer(function (l) {
+          var node = l.getElement && l.getElement();
+          if (node) {
+            node.dataset.campaignId = String(id);
+            node.dataset.buildingId = String(b.props.building_id);
+          }
+        });
         paint(b);
       });
       svg.hidden = true;
@@ -164,7 +180,8 @@
       renderOverall();
     }
 
-    var live = global.GridLive.connect({
+    var live = (opts.connect || global.GridLive.connect)({
+      name: "campaign " + id,
       layers: ["campaign_buildings"],
       onEvent: onEvent,
       onResync: snapshot,

@@ -67,6 +67,13 @@
     ready: false, kpis: null, trends: null, alarms: {}, feed: [], markers: {}, workers: {},
     stateLoads: 0, feedResyncs: 0, mapResyncs: 0, status: "connecting", lostSince: null, drawer: null,
   });
+  // The panels (maps/static/wall/panels/) hook in here: W.on("event" | "drawer" | "alarms", fn);
+  // W.alarmSound() may name another sound for the alarms on the banner.
+  var listeners = {};
+  W.on = function (name, fn) { (listeners[name] = listeners[name] || []).push(fn); };
+  function emit(name, arg) {
+    (listeners[name] || []).forEach(function (fn) { try { fn(arg); } catch (err) { console.error("wall panel", name, err); } });
+  }
 
   // --- connection status ---------------------------------------------------------------------
   function onStatus(status) {
@@ -274,9 +281,12 @@
       ]);
     }));
     $("#alarms").hidden = ids.length === 0;
+    emit("alarms", W.alarms);
     sound(ids.length > 0);
   }
   function sound(on) {
+    var src = (W.alarmSound && W.alarmSound()) || cfg.alarm_sound;
+    if (audio.getAttribute("src") !== src) audio.src = src;
     if (on && soundWanted) {
       var p = audio.play();
       if (p && p.catch) p.then(function () { soundBlocked = false; renderSoundButton(); }, function () { soundBlocked = true; renderSoundButton(); });
@@ -433,6 +443,7 @@
 
   // --- feed stream: feed rows, alarms, and "ask for the numbers again" -------------------------
   function feedEvent(ev) {
+    emit("event", ev);
     if (ev.layer === "incidents" && ev.payload && ev.kind !== "record.deleted" && ev.kind !== "layer.reloaded") {
       var p = Object.assign({}, ev.payload.properties, { id: Number(ev.object_id) });
       feedUpsert(p, ev.kind, ev.payload.geometry);
@@ -571,6 +582,7 @@
       return el("li", {}, [el("span", { text: timeOf(t.at) }), el("span", { text: what + (t.status ? " → " + statusLabel(t.status) : "") })]);
     })));
     $("#drawer-body").replaceChildren.apply($("#drawer-body"), body);
+    emit("drawer", d);
   }
 
   // --- desk mode: the list with filters -----------------------------------------------------------
@@ -627,5 +639,7 @@
       moveTimer = setTimeout(function () { W.mapLive.update({ bbox: viewBbox() }); }, 400);
     });
   }
+  W.openDrawer = openDrawer;
+  W.renderAlarms = renderAlarms;
   W.ready = true;
 })();

@@ -1,0 +1,53 @@
+/*
+ * Grid cells falling behind (#14, cell performance): the cells whose SLA compliance over the
+ * last 7 days is under target, or dropped against the week before (command/analysis/cells.py, the
+ * analysis page's rule; computed on the server: /control/api/panels.json) are outlined on the map
+ * and listed worst first. Incidents' events on the wall's feed stream ask for the numbers again.
+ */
+(function () {
+  "use strict";
+
+  window.GridWallPanels.register("cells", function (ctx) {
+    var S = ctx.S;
+    var box = ctx.section("cells", S.cells_behind);
+    var list = ctx.el("ol", { class: "wp-list", id: "wall-cells-behind" });
+    var empty = ctx.el("p", { class: "wp-empty", text: S.no_cells_behind });
+    box.body.append(list, empty);
+    var hooks = window.GridWallMap || {};
+
+    ctx.wall.on("event", function (ev) { if (ev.layer === "incidents") ctx.refresh(); });
+
+    function outline(behind) {
+      var layer = hooks.layers && hooks.layers.cells;
+      if (!layer || !layer.eachLayer) return; // drawn as vector tiles (very many cells): listed only
+      layer.eachLayer(function (l) {
+        var p = (l.feature && l.feature.properties) || {};
+        if (p.level === "big") return;
+        if (!l._gcBase) l._gcBase = { color: l.options.color, weight: l.options.weight, dashArray: l.options.dashArray || null };
+        var row = behind[String(p.id)];
+        l.setStyle(row ? { color: "#ff1744", weight: 5, dashArray: "12 6" } : l._gcBase);
+        if (row) l.bringToFront();
+        var node = l.getElement && l.getElement();
+        if (node) node.dataset.behind = row ? "1" : "0";
+      });
+    }
+
+    return {
+      onNumbers: function (n) {
+        var rows = n.cells || [];
+        var behind = {};
+        rows.forEach(function (r) { behind[String(r.cell_id)] = r; });
+        outline(behind);
+        list.replaceChildren.apply(list, rows.map(function (r) {
+          return ctx.el("li", { "data-cell-id": String(r.cell_id) }, [
+            ctx.el("span", { class: "what", text: "⚑ " + r.code }),
+            ctx.el("span", { text: ctx.fmt(S.sla_compliance, { pct: r.sla_compliance }) +
+              (r.previous_compliance !== null ? " · " + ctx.fmt(S.previous, { pct: r.previous_compliance }) : "") }),
+          ]);
+        }));
+        empty.hidden = rows.length > 0;
+        box.count.textContent = rows.length ? " " + rows.length : "";
+      },
+    };
+  });
+})();

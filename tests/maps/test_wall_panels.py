@@ -1,0 +1,129 @@
+"""The wall's panels on the server: which panels a viewer's wall has (the layer policy), the
+numbers of /control/api/panels.json against hand counts, the home-alarm flag on the banner's
+alarms, the home alarm's own generated sound, and the police kept out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.gis.geos import Point
+from django.test import Client
+from django.utils import timezone
+
+from command.layers import layers_for_user
+from command.models import AlarmDevice, Category, Report, ServiceRequest
+from command.services.alarms import alarm_device_register
+from command.services.campaigns import campaign_close, campaign_create
+from command.services.reports import report_submit
+from command.services.requests import request_submit, requests_mark_overdue
+from command.wall_panel_selectors import WALL_PANELS, wall_panels_for
+from command.wall_selectors import wall_alarms
+from maps.alarm_sound import HOME_PATH, PATH, alarm_wav_bytes, home_alarm_wav_bytes
+from tests.registry_support import Registry
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_panels_follow_the_layer_policy(make_user: Callable[..., User]) -> None:
+    # given: an operator (every layer) and a police officer (no residents' layer)
+    operator, police = make_user("operator"), make_user("police")
+    # then: the operator's wall has every panel; the police has no wall, and of the panels'
+    # layers holds only the hotspots and cells (the analysis, no residents' data)
+    assert [p.name for p in wall_panels_for(layers_for_user(operator))] == [p.name for p in WALL_PANELS]
+    police_panels = {p.name for p in wall_panels_for(layers_for_user(police))}
+    assert police_panels <= {"hotspots", "cells"}
+    assert _client(police).get("/control/").status_code == 403
+    answer = _client(police).get("/control/api/panels.json")
+    assert answer.status_code == 403 and "requests" not in answer.content.decode()
+
+
+def test_the_wall_page_mounts_one_script_per_panel_and_the_progress_panels_code(make_user) -> None:
+    html = _client(make_user("operator")).get("/control/").content.decode()
+    for panel in WALL_PANELS:
+        assert f"/static/wall/panels/{panel.name}.js" in html
+    assert "/static/maps/campaign-progress.js" in html  # reused, not copied
+    assert html.index("/static/wall/wall.js") < html.index("/static/wall/panels/panels.js")
+    assert 'id="wall-panels"' in html and 'id="wall-notices"' in html
+
+
+def test_panel_numbers_equal_a_hand_count(
+    registry: Registry, reference: dict[str, Category], make_user: Callable[..., User]
+) -> None:
+    operator = make_user("operator")
+    now = timezone.now()
+    # given: three requests (one cancelled later would not count; one past due), two devices
+    # (one silent), two campaigns (one closed), and an incident left past its SLA in A-01
+    first = request_submit(channel="phone", title="电梯", actor=operator, building_id=registry.a01_east.pk)
+    request_submit(channel="in_person", title="噪音", actor=operator, building_id=registry.a02.pk)
+    late = request_submit(
+        channel="phone", title="漏水", actor=operator, building_id=registry.a01_west.pk, at=now - timedelta(days=2)
+    )
+    assert requests_mark_overdue(now=now) == [late.pk]
+    household = registry.households["east/102"]
+    alarm_device_register(actor=operator, code="SOS-1", kind="sos", household_id=household.pk, heartbeat_seconds=60)
+    quiet, _s = alarm_device_register(
+        actor=operator, code="GAS-1", kind="gas", household_id=household.pk, heartbeat_seconds=60
+    )
+    AlarmDevice.objects.filter(pk=quiet.pk).update(status="offline")
+    active = campaign_create(actor_id=None, name="普查", kind="census", target_kind="households", cell_codes=["A"])
+    closed = campaign_create(actor_id=None, name="旧普查", kind="census", target_kind="households", cell_codes=["A"])
+    campaign_close(actor_id=None, campaign=closed)
+    report_submit(
+        reporter_id=None,
+        client_id=uuid.uuid4(),
+        category=reference["falling_object"],
+        location=Point(117.0002, 39.0008, srid=4326),
+        note="坠物",
+        received_at=now - timedelta(hours=1),
+    )
+    # when
+    numbers: dict[str, Any] = _client(operator).get("/control/api/panels.json").json()
+    # then
+    open_rows = ServiceRequest.objects.filter(status__in=ServiceRequest.OPEN_STATUSES)
+    assert numbers["requests"]["open"] == open_rows.count() == 3
+    assert numbers["requests"]["overdue"] == open_rows.filter(overdue=True).count() == 1
+    assert numbers["requests"]["by_status"]["submitted"] == 3 and first.status == "submitted"
+    assert numbers["home_alarms"] == {"online": 1, "offline": 1, "alarm": 0}
+    assert numbers["campaigns"] == [{"id": active.pk, "name": "普查"}]
+    assert [c["code"] for c in numbers["cells"]] == ["A-01"]
+    assert numbers["cells"][0]["sla_compliance"] == 0.0 and numbers["cells"][0]["sla_due"] == 1
+
+
+def test_a_home_alarm_is_flagged_on_the_banner(registry: Registry, reference, make_user) -> None:
+    operator = make_user("operator")
+    # given: an ordinary emergency call, and one from a home SOS button (a report of source alarm)
+    ordinary = report_submit(
+        reporter_id=None,
+        client_id=uuid.uuid4(),
+        category=reference["emergency_call"],
+        location=Point(117.0002, 39.0002, srid=4326),
+        note="呼救",
+    ).report
+    home = report_submit(
+        reporter_id=None,
+        client_id=uuid.uuid4(),
+        category=reference["emergency_call"],
+        location=Point(117.0015, 39.0005, srid=4326),
+        note="SOS",
+        source=Report.Source.ALARM,
+    ).report
+    # then
+    flags = {a["id"]: a["home"] for a in wall_alarms()}
+    assert flags == {ordinary.incident_id: False, home.incident_id: True}
+    assert _client(operator).get("/control/api/state.json").json()["alarms"][0]["home"] is True
+
+
+def test_the_home_alarm_sound_is_generated_and_distinct() -> None:
+    assert HOME_PATH.read_bytes() == home_alarm_wav_bytes()
+    assert PATH.read_bytes() == alarm_wav_bytes() != home_alarm_wav_bytes()
