@@ -4,14 +4,12 @@ alarms, the home alarm's own generated sound, and the police kept out."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.contrib.gis.geos import Point
 from django.test import Client
 from django.utils import timezone
 
@@ -19,11 +17,11 @@ from command.layers import layers_for_user
 from command.models import AlarmDevice, Category, Report, ServiceRequest
 from command.services.alarms import alarm_device_register
 from command.services.campaigns import campaign_close, campaign_create
-from command.services.reports import report_submit
 from command.services.requests import request_submit, requests_mark_overdue
 from command.wall_panel_selectors import WALL_PANELS, wall_panels_for
 from command.wall_selectors import wall_alarms
 from maps.alarm_sound import HOME_PATH, PATH, alarm_wav_bytes, home_alarm_wav_bytes
+from tests.maps.test_wall_browser import submit
 from tests.registry_support import Registry
 
 pytestmark = pytest.mark.django_db
@@ -79,14 +77,7 @@ def test_panel_numbers_equal_a_hand_count(
     active = campaign_create(actor_id=None, name="普查", kind="census", target_kind="households", cell_codes=["A"])
     closed = campaign_create(actor_id=None, name="旧普查", kind="census", target_kind="households", cell_codes=["A"])
     campaign_close(actor_id=None, campaign=closed)
-    report_submit(
-        reporter_id=None,
-        client_id=uuid.uuid4(),
-        category=reference["falling_object"],
-        location=Point(117.0002, 39.0008, srid=4326),
-        note="坠物",
-        received_at=now - timedelta(hours=1),
-    )
+    submit(reference, "falling_object", 117.0002, 39.0008, received_at=now - timedelta(hours=1))
     # when
     numbers: dict[str, Any] = _client(operator).get("/control/api/panels.json").json()
     # then
@@ -103,21 +94,8 @@ def test_panel_numbers_equal_a_hand_count(
 def test_a_home_alarm_is_flagged_on_the_banner(registry: Registry, reference, make_user) -> None:
     operator = make_user("operator")
     # given: an ordinary emergency call, and one from a home SOS button (a report of source alarm)
-    ordinary = report_submit(
-        reporter_id=None,
-        client_id=uuid.uuid4(),
-        category=reference["emergency_call"],
-        location=Point(117.0002, 39.0002, srid=4326),
-        note="呼救",
-    ).report
-    home = report_submit(
-        reporter_id=None,
-        client_id=uuid.uuid4(),
-        category=reference["emergency_call"],
-        location=Point(117.0015, 39.0005, srid=4326),
-        note="SOS",
-        source=Report.Source.ALARM,
-    ).report
+    ordinary = submit(reference, "emergency_call", 117.0002, 39.0002)
+    home = submit(reference, "emergency_call", 117.0015, 39.0005, source=Report.Source.ALARM)
     # then
     flags = {a["id"]: a["home"] for a in wall_alarms()}
     assert flags == {ordinary.incident_id: False, home.incident_id: True}

@@ -12,10 +12,6 @@ PostGIS and Redis, each moved live by events:
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -35,15 +31,16 @@ from command.models import (
     PersonalDataAccess,
     ServiceRequest,
 )
-from command.services.alarms import alarm_device_register, alarm_signature
+from command.services.alarms import alarm_device_register
 from command.services.campaigns import campaign_create, campaign_mark
 from command.services.dataset import dataset_load
 from command.services.hotspots import hotspots_refresh
 from command.services.reports import report_submit
 from tests.field_api.test_pwa_offline import outside_the_loop
-from tests.maps.test_wall_browser import OUTPUT, READY, api_post, token_of
+from tests.maps.test_wall_browser import OUTPUT, api_post, token_of, wall_page
 from tests.realtime.conftest import session_cookie
 from tests.registry_support import Registry
+from tests.residents.test_alarms_live import _post as post_alarm
 from tests.support import DaphneServer, daphne_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
@@ -53,15 +50,11 @@ PANELS_READY = "() => window.GridWallPanels && GridWallPanels.ready && GridWallP
 PASSWORD = "pw-for-tests-1"
 
 
-def open_wall(chromium: Any, server: DaphneServer, cookie: str, size: tuple[int, int] = (1920, 1080)) -> Any:
-    context = chromium.new_context(viewport={"width": size[0], "height": size[1]}, locale="zh-CN")
-    context.add_cookies([{"name": "sessionid", "value": cookie, "url": server.url}])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.wall_errors = errors  # type: ignore[attr-defined]
-    page.goto(server.url + "/control/")
-    page.wait_for_function(READY, timeout=20000)
+def open_wall(
+    chromium: Any, server: DaphneServer, cookie: str, size: tuple[int, int] = (1920, 1080), path: str = "/control/"
+) -> Any:
+    """The wall (tests/maps/test_wall_browser.py's), live, with its panels loaded."""
+    page = wall_page(chromium, server, cookie, size=size, path=path)
     page.wait_for_function(PANELS_READY, timeout=20000)
     return page
 
@@ -143,24 +136,7 @@ def test_campaign_progress_on_the_wall_moves_as_visits_are_posted_from_the_field
 
 
 def _webhook(server: DaphneServer, code: str, secret: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    raw = json.dumps(body).encode()
-    stamp = str(int(time.time()))
-    request = urllib.request.Request(
-        f"{server.url}/api/v1/alarms/webhook/",
-        data=raw,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-GC-Device": code,
-            "X-GC-Timestamp": stamp,
-            "X-GC-Signature": "sha256=" + alarm_signature(secret, stamp, raw),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return post_alarm(f"{server.url}/api/v1/alarms/webhook/", code, secret, body)
 
 
 @pytest.fixture
@@ -460,8 +436,12 @@ def test_wall_panels_screenshots_at_both_sizes(residents, reference, chromium) -
             ]
         ):
             api_post(server, "/api/v1/requests/", residents["token"], body)
-        for name, size in (("wall-panels-1920x1080", (1920, 1080)), ("wall-panels-3840x2160", (3840, 2160))):
-            page = open_wall(chromium, server, residents["cookie"], size=size)
+        for name, size, path in (
+            ("wall-panels-1920x1080", (1920, 1080), "/control/"),
+            ("wall-panels-3840x2160", (3840, 2160), "/control/"),
+            ("desk-panels-1920x1080", (1920, 1080), "/control/?mode=desk"),
+        ):
+            page = open_wall(chromium, server, residents["cookie"], size=size, path=path)
             if not shots:  # once: the live parts arrive while the first wall watches
                 _webhook(server, residents["sos"].code, residents["secret"], {"type": "alarm", "n": 3})
                 outside(lambda: _crashes_at_the_crossing(reference, 5))
@@ -471,7 +451,10 @@ def test_wall_panels_screenshots_at_both_sizes(residents, reference, chromium) -
             page.wait_for_selector(".wp-campaign[data-percent]", timeout=10000)
             if not shots:
                 page.wait_for_selector(".wall-notice", timeout=10000)
-            page.wait_for_function(fn("return document.querySelectorAll('#chart-hourly canvas').length > 0;"))
+            if "desk" in name:
+                page.wait_for_selector("#desk-rows tr", timeout=10000)
+            else:
+                page.wait_for_function(fn("return document.querySelectorAll('#chart-hourly canvas').length > 0;"))
             page.wait_for_function(fn("return GridWall.mapLoaded === true;"))
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(1000)  # the map's fit and the notice's slide-in, for the eye

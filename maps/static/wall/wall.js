@@ -639,6 +639,7 @@
       moveTimer = setTimeout(function () { W.mapLive.update({ bbox: viewBbox() }); }, 400);
     });
   }
+  W.el = el; W.fmt = fmt; W.timeOf = timeOf; // for the panels
   W.openDrawer = openDrawer;
   W.renderAlarms = renderAlarms;
   W.ready = true;

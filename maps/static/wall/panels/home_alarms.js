@@ -122,28 +122,16 @@
       }));
       empty.hidden = rows.length > 0;
     }
-    function snapshot() {
-      return fetch("/maps/layers/alarm_devices.geojson?status=offline,alarm&limit=5000", { credentials: "same-origin" })
-        .then(function (r) { if (!r.ok) throw new Error("alarm devices: HTTP " + r.status); return r.json(); })
-        .then(function (fc) {
-          if (group) group.clearLayers();
-          devices = {};
-          (fc.features || []).forEach(function (f) { put(f.id, f.geometry, f.properties); });
-          renderList();
-        });
-    }
-
-    return {
-      layers: ["alarm_devices"],
-      onResync: snapshot,
-      onEvent: function (ev) {
-        if (ev.kind === "layer.reloaded") { snapshot(); ctx.refresh(); return; }
-        if (!ev.payload) return;
-        if (ev.kind === "record.deleted") put(ev.object_id, null, null);
-        else put(ev.object_id, ev.payload.geometry, ev.payload.properties);
-        renderList();
-        ctx.refresh();
+    return Object.assign(ctx.featureLayer({
+      layer: "alarm_devices",
+      query: "status=offline,alarm&limit=5000",
+      reset: function () {
+        if (group) group.clearLayers();
+        devices = {};
       },
+      put: put,
+      render: renderList,
+    }), {
       onNumbers: function (n) {
         var c = n.home_alarms;
         if (!c) return;
@@ -151,6 +139,6 @@
         box.node.dataset.offline = String(c.offline);
         box.node.dataset.alarm = String(c.alarm);
       },
-    };
+    });
   });
 })();

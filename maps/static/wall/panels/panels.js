@@ -19,6 +19,7 @@
  *
  * ctx: {cfg, S (the panels' words), R (wall reference), wall (GridWall), map, el, fmt, timeOf,
  *       latLngOf(geometry), coordsToLatLng, section(name, title) -> {node, body, count}, pane(name, z),
+ *       features(layer, query) -> Promise of GeoJSON features, featureLayer({layer, query, reset, put, render}),
  *       refresh(), subscribe(options) (GridLive.connect's shape, on the hub's stream)}
  */
 (function (global) {
@@ -42,27 +43,15 @@
     var root = document.getElementById("wall-panels");
     if (!cfgNode || !root || !global.GridLive) return;
     var cfg = JSON.parse(cfgNode.textContent);
-    var W = global.GridWall || { on: function () {} };
+    var W = global.GridWall;
+    if (!W || !W.on) return; // the panels live on the wall (wall.js first)
     var hooks = global.GridWallMap || {};
     var map = hooks.map || null;
     var shift = cfg.gcj02 && global.GridGcj02 ? global.GridGcj02 : function (lon, lat) { return [lon, lat]; };
 
-    function el(tag, attrs, children) {
-      var node = document.createElement(tag);
-      Object.keys(attrs || {}).forEach(function (k) {
-        if (k === "text") node.textContent = attrs[k];
-        else if (k === "class") node.className = attrs[k];
-        else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), attrs[k]);
-        else node.setAttribute(k, attrs[k]);
-      });
-      (children || []).forEach(function (c) { if (c) node.appendChild(c); });
-      return node;
-    }
-    function fmt(s, vars) { return String(s).replace(/%\((\w+)\)s/g, function (_m, k) { return String(vars[k]); }).replace(/%%/g, "%"); }
-    function timeOf(iso) {
-      if (!iso) return "–";
-      return new Date(iso).toLocaleTimeString(cfg.language && cfg.language.indexOf("en") === 0 ? "en-GB" : "zh-CN", { hour12: false });
-    }
+    var el = W.el; // wall.js's own helpers
+    function fmt(s, vars) { return W.fmt(String(s), vars).replace(/%%/g, "%"); }
+    function timeOf(iso) { return iso ? W.timeOf(iso) : "–"; }
     function coordsToLatLng(c) { var s = shift(c[0], c[1]); return global.L.latLng(s[1], s[0]); }
     function latLngOf(geometry) { return coordsToLatLng(geometry.coordinates); }
     function pane(name, zIndex) {
@@ -71,6 +60,33 @@
       var node = map.getPane(name) || map.createPane(name);
       node.style.zIndex = String(zIndex);
       return node;
+    }
+    function features(layer, query) {
+      // a layer's features through the one policy (the GeoJSON endpoint)
+      return fetch("/maps/layers/" + layer + ".geojson?" + query, { credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error(layer + ": HTTP " + r.status); return r.json(); })
+        .then(function (fc) { return fc.features || []; });
+    }
+    function featureLayer(o) {
+      // a panel over one layer's features: o = {layer, query, reset(), put(id, geometry, properties)
+      // (null properties: gone), render()}; its snapshot, and each feature event, then the numbers
+      function snapshot() {
+        return features(o.layer, o.query).then(function (list) {
+          o.reset();
+          list.forEach(function (f) { o.put(f.id, f.geometry, f.properties); });
+          o.render();
+        });
+      }
+      return {
+        layers: [o.layer],
+        onResync: snapshot,
+        onEvent: function (ev) {
+          if (ev.kind === "layer.reloaded") snapshot();
+          else if (ev.payload) o.put(ev.object_id, ev.kind === "record.deleted" ? null : ev.payload.geometry, ev.kind === "record.deleted" ? null : ev.payload.properties);
+          o.render();
+          refresh();
+        },
+      };
     }
     function section(name, title) {
       var count = el("span", { class: "wp-count" });
@@ -155,6 +171,7 @@
     var ctx = {
       cfg: cfg, S: cfg.panel_strings || {}, R: cfg.reference || {}, wall: W, map: map, el: el, fmt: fmt, timeOf: timeOf,
       latLngOf: latLngOf, coordsToLatLng: coordsToLatLng, section: section, pane: pane, refresh: refresh, subscribe: subscribe,
+      features: features, featureLayer: featureLayer,
     };
     var mounted = [];
     var layers = [];

@@ -86,35 +86,22 @@
       }
     }
 
-    function snapshot() {
-      var url = "/maps/layers/requests.geojson?status=" + OPEN.join(",") + "&limit=5000";
-      return fetch(url, { credentials: "same-origin" })
-        .then(function (r) { if (!r.ok) throw new Error("requests: HTTP " + r.status); return r.json(); })
-        .then(function (fc) {
-          byId = {};
-          if (group) { group.clearLayers(); markers = {}; }
-          (fc.features || []).forEach(function (f) { put(f.id, f.geometry, f.properties); });
-          renderList();
-        });
-    }
-
-    return {
-      layers: ["requests"],
-      onResync: snapshot,
-      onEvent: function (ev) {
-        if (ev.kind === "layer.reloaded") { snapshot(); ctx.refresh(); return; }
-        if (!ev.payload) return;
-        if (ev.kind === "record.deleted") put(ev.object_id, null, null);
-        else put(ev.object_id, ev.payload.geometry, ev.payload.properties);
-        renderList();
-        ctx.refresh();
+    return Object.assign(ctx.featureLayer({
+      layer: "requests",
+      query: "status=" + OPEN.join(",") + "&limit=5000",
+      reset: function () {
+        byId = {};
+        if (group) { group.clearLayers(); markers = {}; }
       },
+      put: put,
+      render: renderList,
+    }), {
       onNumbers: function (n) {
         if (!n.requests) return;
         box.count.textContent = " · " + S.requests_open + " " + n.requests.open + " · " + S.requests_overdue + " " + n.requests.overdue;
         box.node.dataset.open = String(n.requests.open);
         box.node.dataset.overdue = String(n.requests.overdue);
       },
-    };
+    });
   });
 })();
