@@ -212,6 +212,19 @@ def _panel_strings() -> dict[str, str]:
     return {key: _(text) for key, text in PANEL_STRINGS.items()}
 
 
+def wall_panels_head(names: list[str]) -> list[str]:
+    """The panels' stylesheet and scripts, to follow wall.js's: the hub, the code the campaign
+    panel reuses (the progress page's), one script per panel (``maps/static/wall/panels/``)."""
+    if not names:
+        return []
+    scripts = ["wall/panels/panels.js", *(["maps/campaign-progress.js"] if "campaigns" in names else [])]
+    scripts += [f"wall/panels/{name}.js" for name in names]
+    return [
+        f'<link rel="stylesheet" href="{static("wall/panels/panels.css")}">',
+        *(f'<script defer src="{static(script)}"></script>' for script in scripts),
+    ]
+
+
 @require_GET
 @wall_view
 def control(request: HttpRequest) -> HttpResponse:
@@ -242,13 +255,10 @@ def control(request: HttpRequest) -> HttpResponse:
     title = _("Control room") + " · GridCommand"
     root.header.add_child(Element(f"<title>{escape(title)}</title>"))
     root.header.add_child(Element(f'<link rel="stylesheet" href="{static("wall/wall.css")}">'))
-    root.header.add_child(Element(f'<link rel="stylesheet" href="{static("wall/panels/panels.css")}">'))
-    scripts = ["vendor/echarts/echarts.min.js", "realtime/live.js", "wall/wall.js"]
-    if panel_names:  # the hub, what the panels reuse, then the panels
-        scripts += ["wall/panels/panels.js", *(["maps/campaign-progress.js"] if "campaigns" in panel_names else [])]
-        scripts += [f"wall/panels/{name}.js" for name in panel_names]
-    for script in scripts:
+    for script in ("vendor/echarts/echarts.min.js", "realtime/live.js", "wall/wall.js"):
         root.header.add_child(Element(f'<script defer src="{static(script)}"></script>'))
+    for tag in wall_panels_head(panel_names):
+        root.header.add_child(Element(tag))
     panels = render_to_string("maps/wall.html", {"desk": desk, "reference": config["reference"]}, request=request)
     root.html.add_child(Element(panels))
     blob = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")

@@ -15,11 +15,19 @@
     box.body.append(list, empty);
     var hooks = window.GridWallMap || {};
 
+    var loader = window.GridLayerLoader; // where the map's layers load after the first paint
+    var last = {};
     ctx.wall.on("event", function (ev) { if (ev.layer === "incidents") ctx.refresh(); });
+    if (loader && loader.onLoad) loader.onLoad("cells", function () { outline(last); });
 
+    function cellsLayer() {
+      var entry = loader && loader.get ? loader.get("cells") : null;
+      return entry ? entry.layer : hooks.layers && hooks.layers.cells;
+    }
     function outline(behind) {
-      var layer = hooks.layers && hooks.layers.cells;
-      if (!layer || !layer.eachLayer) return; // drawn as vector tiles (very many cells): listed only
+      last = behind;
+      var layer = cellsLayer();
+      if (!layer || !layer.eachLayer) return; // not loaded yet, or vector tiles (very many cells): listed only
       layer.eachLayer(function (l) {
         var p = (l.feature && l.feature.properties) || {};
         if (p.level === "big") return;
