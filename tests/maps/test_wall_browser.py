@@ -261,8 +261,8 @@ def test_the_kpis_equal_the_database_after_a_burst(people, chromium) -> None:
         expected = _kpis_from_the_database()
         wanted = json.dumps(expected)
         page.wait_for_function(
-            f"(() => {{ const shown = {PAGE_KPIS}, wanted = {wanted};"
-            " return Object.keys(wanted).every(k => shown[k] === wanted[k]); })()",
+            f"() => {{ const shown = {PAGE_KPIS}, wanted = {wanted};"
+            " return Object.keys(wanted).every(k => shown[k] === wanted[k]); }",
             timeout=10000,
         )
         shown = page.evaluate(PAGE_KPIS)
