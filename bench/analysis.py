@@ -15,8 +15,9 @@ Measured, alternately, median of the samples, each in its own transaction:
   for the default windows (3 x 30 days): DBSCAN per category and window, hulls, counts,
   first/last, the previous window's count (trend), the streak (recurrence), the cell, read
   into Python;
-- bare: ``ST_ClusterDBSCAN`` alone over the same 90 days of incidents, partitioned by category
-  and window with the same per-category distance and minimum count, counting the clustered rows.
+- bare: ``ST_ClusterDBSCAN`` alone over the same 90 days of incidents (the same rows: the
+  windows end at the end of today, as the layer's), partitioned by category and window with
+  the same per-category distance and minimum count, counting the clustered rows.
 
 The last line is the ratio of the medians and of the best samples (goal: <= 1.2x, and seconds,
 not minutes). On a shared, loaded machine the medians swing by +-100 ms between runs; the best
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR / "bench"))
@@ -43,7 +45,7 @@ FULL = (50000, 200000)
 QUICK = (5000, 20000)
 
 BARE_SQL = """
-WITH span AS (SELECT statement_timestamp() AS hs_end, make_interval(days => %(days)s) AS hs_len),
+WITH span AS (SELECT %(end)s::timestamptz AS hs_end, make_interval(days => %(days)s) AS hs_len),
 param AS (
   SELECT c.id AS category_id, COALESCE(p.radius, %(radius)s) AS radius, COALESCE(p.min_count, %(min)s) AS min_count
   FROM command_category c
@@ -132,17 +134,22 @@ def measure(*, quick: bool) -> None:
 
     from command.analysis.hotspots import hotspots_compute
     from command.analysis.params import hotspot_params
+    from command.layer_queries import today_end_sql
 
     hp = hotspot_params()
+    # the same rows as the layer's default: the windows end at the end of today (TIME_ZONE)
+    window: dict[str, Any] = {}
+    end_sql = today_end_sql(window)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*), cos(radians(avg(ST_Y(location)))) FROM command_incident "
-            "WHERE opened_at >= statement_timestamp() - make_interval(days => %s)",
-            [hp.window_days * hp.windows],
+            f"SELECT count(*), cos(radians(avg(ST_Y(location)))) FROM command_incident "
+            f"WHERE opened_at < {end_sql} AND opened_at >= {end_sql} - make_interval(days => %(days)s)",
+            {**window, "days": hp.window_days * hp.windows},
         )
         rows_90, k = cursor.fetchone() or (0, 1.0)
     codes = sorted(hp.per_category)
     bare_params = {
+        "end": window["today_end"],
         "days": hp.window_days,
         "windows": hp.windows,
         "radius": hp.radius_m,
