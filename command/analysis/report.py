@@ -209,6 +209,7 @@ def report_html(report: Report, *, links: list[tuple[str, str]] | None = None) -
             "cell_rows": list(zip(report.cells, tables["cells"][1], strict=True)),
             "daily_max": max([n for _d, n in report.daily] + [1]),
             "target": settings.CELL_SLA_TARGET_PERCENT,
+            "drop": settings.CELL_BEHIND_DROP_POINTS,
             "top_cameras": (header, rows[:15]),
             "links": links or [],
         },

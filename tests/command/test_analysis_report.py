@@ -125,3 +125,26 @@ def test_cameras_covering_an_incident_follow_the_layer_policy(client, make_user,
     client.force_login(User.objects.create_user("nobody", password="pw-for-tests-1"))  # no role, no layers
     hidden = client.get(f"/analysis/incidents/{incident.pk}/cameras.json")
     assert missing.status_code == hidden.status_code == 404 and missing.json() == hidden.json()
+
+
+@pytest.mark.django_db
+def test_the_weekly_summary_names_the_cells_falling_behind(grid, reference, teams, tmp_path: Path):
+    # given: in the last 7 days, A-01's three incidents were all resolved late (after 60 min,
+    # due after 20: 0 % compliance, below the target), A-02's one in time
+    now = timezone.now()
+    late = incidents(reference["traffic_accident"], ring(3, 10.0), days_ago=2, cell=grid["A-01"], team=teams["road"])
+    timely = incidents(reference["traffic_accident"], [(200.0, 0.0)], days_ago=2, cell=grid["A-02"], team=teams["road"])
+    for i, minutes in [*((i, 60) for i in late), *((i, 10) for i in timely)]:
+        i.opened_at = now - timedelta(days=2)
+        i.arrived_at, i.resolved_at = i.opened_at + timedelta(minutes=5), i.opened_at + timedelta(minutes=minutes)
+        i.due_at, i.status = i.opened_at + timedelta(minutes=20), "closed"
+    dataset_load(incidents=[*late, *timely], nearest_buildings=False)
+    # when: the weekly run (README, "Scheduled runs": Mondays, --days 7)
+    out = io.StringIO()
+    call_command("analysis_report", "--days", "7", "--formats", "html", "--out", str(tmp_path), stdout=out)
+    # then: the summary line and the report's flag name A-01 only
+    assert "behind: A-01\n" in out.getvalue()
+    html = next(tmp_path.glob("*.html")).read_text()
+    assert '<p class="flag">' in html
+    flag = html.split('<p class="flag">', 1)[1].split("</p>", 1)[0]
+    assert "A-01 网格" in flag and "A-02" not in flag
