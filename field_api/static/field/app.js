@@ -53,10 +53,6 @@
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
-  const outboxAll = () => tx("readonly", (s) => reqP(s.getAll()));
-  const outboxPut = (item) => tx("readwrite", (s) => reqP(s.put(item)));
-  const marksAll = () => tx("readonly", (s) => reqP(s.getAll()), "marks");
-  const marksPut = (item) => tx("readwrite", (s) => reqP(s.put(item)), "marks");
 
   // --- auth -------------------------------------------------------------------------------
   const token = () => localStorage.getItem(TOKEN_KEY);
@@ -105,7 +101,7 @@
     el.textContent = navigator.onLine ? T.online : T.offline;
     el.classList.toggle("offline", !navigator.onLine);
   }
-  window.addEventListener("online", () => { renderNet(); flush(true); flushMarks(true); flushPings(); });
+  window.addEventListener("online", () => { renderNet(); reports.flush(true); marks.flush(true); flushPings(); });
   window.addEventListener("offline", renderNet);
 
   // --- position ---------------------------------------------------------------------------
@@ -208,16 +204,14 @@
       receipt: null,
       error: null,
     };
-    await outboxPut(item); // on the phone first; only then try to send
+    await reports.put(item); // on the phone first; only then try to send
     ev.target.reset();
     ev.target.hidden = true;
     await renderOutbox();
-    flush(true);
+    reports.flush(true);
   });
 
   // --- sending with backoff ---------------------------------------------------------------
-  let flushing = false;
-  let again = false;
   function backoff(attempts) {
     const base = Math.min(300000, 2000 * 2 ** Math.min(attempts, 8));
     return base / 2 + Math.random() * (base / 2);
@@ -246,55 +240,74 @@
     item.photos.forEach((p, i) => form.append("photos", p.blob, p.name || `photo-${i + 1}.jpg`));
     return api("/api/v1/reports/", { method: "POST", body: form });
   }
-  async function flush(force) {
-    if (!token()) return;
-    if (flushing) { again = again || force; return; }
-    flushing = true;
-    try {
-      const items = (await outboxAll()).filter((i) => i.state === "queued" || i.state === "sending");
-      items.sort((a, b) => a.created - b.created);
-      for (const item of items) {
-        if (!force && item.next_try > Date.now()) continue;
-        item.state = "sending";
-        await outboxPut(item);
-        renderOutbox();
-        let response = null;
-        try {
-          response = await sendOne(item);
-        } catch (e) {
-          response = null; // offline or the server unreachable
+  // One offline queue, for reports and for door-to-door marks and visits: each item is written
+  // to its IndexedDB store first, then sent (send(item) -> the fetch Response) until the server
+  // confirms it (delivered), refuses it for good (rejected / conflict, with the reason) or
+  // answers nothing (queued again, with backoff). One send at a time per queue.
+  function offlineQueue({ store, send, delivered = () => {}, render }) {
+    const all = () => tx("readonly", (s) => reqP(s.getAll()), store);
+    const put = (item) => tx("readwrite", (s) => reqP(s.put(item)), store);
+    let flushing = false;
+    let again = false;
+    async function flush(force) {
+      if (!token()) return;
+      if (flushing) { again = again || force; return; }
+      flushing = true;
+      try {
+        const items = (await all()).filter((i) => i.state === "queued" || i.state === "sending");
+        items.sort((a, b) => a.created - b.created);
+        for (const item of items) {
+          if (!force && item.next_try > Date.now()) continue;
+          item.state = "sending";
+          await put(item);
+          render();
+          let response = null;
+          try {
+            response = await send(item);
+          } catch (e) {
+            response = null; // offline or the server unreachable
+          }
+          item.attempts += 1;
+          if (response && (response.status === 200 || response.status === 201)) {
+            await delivered(item, response); // e.g. keep the receipt
+            item.state = "delivered";
+            item.error = null;
+          } else if (response && response.status === 409) {
+            item.state = "conflict";
+            item.error = (await response.json().catch(() => ({}))).detail || "409";
+          } else if (response && response.status >= 400 && response.status < 500 && ![401, 403, 408, 429].includes(response.status)) {
+            item.state = "rejected";
+            const body = await response.json().catch(() => ({}));
+            item.error = Object.entries(body).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ") || String(response.status);
+          } else {
+            item.state = "queued";
+            item.next_try = Date.now() + backoff(item.attempts);
+            if (response && response.status === 401) showLogin();
+          }
+          await put(item);
+          render();
         }
-        item.attempts += 1;
-        if (response && (response.status === 200 || response.status === 201)) {
-          const receipt = await response.json();
-          item.state = "delivered";
-          item.receipt = { id: receipt.id, received_at: receipt.received_at, incident: receipt.incident.id };
-          item.photos = []; // the server confirmed them; the receipt stays
-          item.error = null;
-        } else if (response && response.status === 409) {
-          item.state = "conflict";
-          item.error = (await response.json().catch(() => ({}))).detail || "409";
-        } else if (response && response.status >= 400 && response.status < 500 && ![401, 403, 408, 429].includes(response.status)) {
-          item.state = "rejected";
-          const body = await response.json().catch(() => ({}));
-          item.error = Object.entries(body).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ") || String(response.status);
-        } else {
-          item.state = "queued";
-          item.next_try = Date.now() + backoff(item.attempts);
-          if (response && response.status === 401) showLogin();
-        }
-        await outboxPut(item);
-        renderOutbox();
+      } finally {
+        flushing = false;
+        if (again) { again = false; flush(true); }
       }
-    } finally {
-      flushing = false;
-      if (again) { again = false; flush(true); }
     }
+    setInterval(() => { if (navigator.onLine) flush(false); }, 3000);
+    return { all, put, flush };
   }
-  setInterval(() => { if (navigator.onLine) flush(false); }, 3000);
+  const reports = offlineQueue({
+    store: "outbox",
+    send: sendOne,
+    delivered: async (item, response) => {
+      const receipt = await response.json();
+      item.receipt = { id: receipt.id, received_at: receipt.received_at, incident: receipt.incident.id };
+      item.photos = []; // the server confirmed them; the receipt stays
+    },
+    render: () => renderOutbox(),
+  });
 
   async function renderOutbox() {
-    const items = (await outboxAll()).sort((a, b) => b.created - a.created);
+    const items = (await reports.all()).sort((a, b) => b.created - a.created);
     const ul = $("#outbox");
     ul.replaceChildren(
       ...items.map((item) => {
@@ -483,40 +496,96 @@
       return;
     }
     renderTargets();
+    loadTargetsMap(id);
   }
+  // The map of my cells' buildings with targets not covered yet (the campaign's progress
+  // GeoJSON, narrowed to my cells by the layer policy): a tap shows that building's targets only.
+  let targetsMap = null;
+  let targetsLayer = null;
+  let targetsBuilding = null; // the building tapped on the map, or null: all
+  async function loadTargetsMap(id) {
+    if (!window.L) return;
+    let fc;
+    try {
+      const r = await api(`/api/v1/campaigns/${id}/progress/`);
+      if (!r.ok) throw new Error(String(r.status));
+      fc = await r.json();
+    } catch (e) {
+      return; // offline: the list alone
+    }
+    const el = $("#targets-map");
+    el.hidden = false;
+    if (!targetsMap) {
+      const base = JSON.parse(document.getElementById("gc-basemap").textContent);
+      targetsMap = L.map(el, { attributionControl: !!base.attribution, zoomControl: false });
+      if (base.url) L.tileLayer(base.url, { attribution: base.attribution, maxZoom: 20 }).addTo(targetsMap);
+    }
+    if (targetsLayer) targetsLayer.remove();
+    const open = (f) => (f.properties.pending || 0) + (f.properties.absent || 0);
+    const features = fc.features.filter((f) => open(f) > 0);
+    targetsLayer = L.geoJSON({ type: "FeatureCollection", features }, {
+      style: (f) => ({ className: "gc-open-building", color: "#c81e28", weight: 2, fillOpacity: 0.35 }),
+      onEachFeature: (f, layer) => {
+        layer.bindTooltip(fmt(T.building_open, { n: open(f) }));
+        layer.on("click", () => { targetsBuilding = f.properties.building_id; renderTargets(); });
+      },
+    }).addTo(targetsMap);
+    el.dataset.buildings = String(features.length);
+    if (features.length) targetsMap.fitBounds(targetsLayer.getBounds(), { padding: [12, 12], maxZoom: 19 });
+    else targetsMap.setView([0, 0], 1);
+  }
+  $("#targets-all").addEventListener("click", () => { targetsBuilding = null; renderTargets(); });
   async function renderTargets() {
-    const queued = new Set((await marksAll()).filter((m) => m.kind !== "visit" && m.state !== "rejected").map((m) => m.fields.target));
+    const queued = new Set((await marks.all()).filter((m) => m.kind !== "visit" && m.state !== "rejected").map((m) => m.fields.target));
     const ul = $("#targets");
     const open = targets.filter((t) => !queued.has(t.id));
-    if (!open.length) {
+    const shown = open.filter((t) => targetsBuilding == null || t.building_id === targetsBuilding);
+    const here = $("#targets-building");
+    here.hidden = targetsBuilding == null;
+    if (targetsBuilding != null) here.querySelector("span").textContent = fmt(T.building_open, { n: shown.length });
+    if (!shown.length) {
       ul.replaceChildren(Object.assign(document.createElement("li"), { textContent: T.no_targets }));
       return;
     }
-    ul.replaceChildren(...open.map((t) => {
-      const li = document.createElement("li");
-      li.dataset.targetId = t.id;
-      li.dataset.buildingId = t.building_id;
-      const head = document.createElement("div");
-      head.textContent = `${t.grid_cell || ""} · ${t.building_address} · ${t.label}` + (t.status === "absent" ? ` · ${T.absent}` : "");
-      const actions = document.createElement("div");
-      actions.className = "actions";
-      for (const outcome of ["visited", "absent", "refused"]) {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.dataset.outcome = outcome;
-        b.textContent = T[outcome];
-        b.addEventListener("click", () => markTarget(t, outcome));
-        actions.append(b);
-      }
-      const look = document.createElement("button");
-      look.type = "button";
-      look.className = "lookup";
-      look.textContent = T.lookup;
-      look.addEventListener("click", () => openLookup(t.building_id));
-      actions.append(look);
-      li.append(head, actions);
-      return li;
-    }));
+    // per grid cell: a heading with the cell's count, then its targets
+    const cells = new Map();
+    for (const t of shown) {
+      const key = t.grid_cell || "";
+      if (!cells.has(key)) cells.set(key, []);
+      cells.get(key).push(t);
+    }
+    ul.replaceChildren(...[...cells.entries()].flatMap(([cell, list]) => [
+      Object.assign(document.createElement("li"), {
+        className: "cell-head",
+        textContent: fmt(T.cell_open, { cell: cell || "-", n: list.length }),
+      }),
+      ...list.map(targetItem),
+    ]));
+  }
+  function targetItem(t) {
+    const li = document.createElement("li");
+    li.dataset.targetId = t.id;
+    li.dataset.buildingId = t.building_id;
+    const head = document.createElement("div");
+    head.textContent = `${t.building_address} · ${t.label}` + (t.status === "absent" ? ` · ${T.absent}` : "");
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    for (const outcome of ["visited", "absent", "refused"]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.outcome = outcome;
+      b.textContent = T[outcome];
+      b.addEventListener("click", () => markTarget(t, outcome));
+      actions.append(b);
+    }
+    const look = document.createElement("button");
+    look.type = "button";
+    look.className = "lookup";
+    look.textContent = T.lookup;
+    look.addEventListener("click", () => openLookup(t.building_id));
+    actions.append(look);
+    li.append(head, actions);
+    return li;
   }
   async function markTarget(t, outcome) {
     const item = {
@@ -529,63 +598,23 @@
       label: `${t.label} · ${T[outcome]}`,
       error: null,
     };
-    await marksPut(item); // on the phone first; only then try to send
+    await marks.put(item); // on the phone first; only then try to send
     await renderTargets();
     await renderMarks();
-    flushMarks(true);
+    marks.flush(true);
   }
-  let flushingMarks = false;
-  let marksAgain = false;
-  async function flushMarks(force) {
-    if (!token()) return;
-    if (flushingMarks) { marksAgain = marksAgain || force; return; }
-    flushingMarks = true;
-    try {
-      const items = (await marksAll()).filter((i) => i.state === "queued" || i.state === "sending");
-      items.sort((a, b) => a.created - b.created);
-      for (const item of items) {
-        if (!force && item.next_try > Date.now()) continue;
-        item.state = "sending";
-        await marksPut(item);
-        let response = null;
-        try {
-          // A mark, or a household visit (the same queue: written here first, sent until confirmed).
-          const path = item.kind === "visit" ? `/api/v1/households/${item.household}/visits/` : "/api/v1/campaign-marks/";
-          response = await api(path, {
-            method: "POST",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ client_id: item.client_id, ...item.fields }),
-          });
-        } catch (e) {
-          response = null; // offline or the server unreachable
-        }
-        item.attempts += 1;
-        if (response && (response.status === 200 || response.status === 201)) {
-          item.state = "delivered";
-          item.error = null;
-        } else if (response && response.status === 409) {
-          item.state = "conflict";
-          item.error = (await response.json().catch(() => ({}))).detail || "409";
-        } else if (response && response.status >= 400 && response.status < 500 && ![401, 403, 408, 429].includes(response.status)) {
-          item.state = "rejected";
-          const body = await response.json().catch(() => ({}));
-          item.error = Object.entries(body).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join("; ") || String(response.status);
-        } else {
-          item.state = "queued";
-          item.next_try = Date.now() + backoff(item.attempts);
-          if (response && response.status === 401) showLogin();
-        }
-        await marksPut(item);
-        renderMarks();
-      }
-    } finally {
-      flushingMarks = false;
-      if (marksAgain) { marksAgain = false; flushMarks(true); }
-    }
-  }
-  setInterval(() => { if (navigator.onLine) flushMarks(false); }, 3000);
+  // A mark, or a household visit: the same queue (written on the phone first, sent until confirmed).
+  const marks = offlineQueue({
+    store: "marks",
+    send: (item) => api(item.kind === "visit" ? `/api/v1/households/${item.household}/visits/` : "/api/v1/campaign-marks/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ client_id: item.client_id, ...item.fields }),
+    }),
+    render: () => renderMarks(),
+  });
   async function renderMarks() {
-    const all = (await marksAll()).sort((a, b) => b.created - a.created);
+    const all = (await marks.all()).sort((a, b) => b.created - a.created);
     renderQueue("#marks", all.filter((i) => i.kind !== "visit").slice(0, 50));
     renderQueue("#visits", all.filter((i) => i.kind === "visit").slice(0, 50));
   }
@@ -754,11 +783,11 @@
       label: fmt(T.visit_label, { unit: visiting.unit }),
       error: null,
     };
-    await marksPut(item); // on the phone first
+    await marks.put(item); // on the phone first
     $("#visit-form").hidden = true;
     visiting = null;
     await renderMarks();
-    flushMarks(true);
+    marks.flush(true);
   });
 
   async function start() {
@@ -766,8 +795,8 @@
     renderFix();
     await renderOutbox();
     await renderMarks();
-    flush(true);
-    flushMarks(true);
+    reports.flush(true);
+    marks.flush(true);
     try {
       const r = await api("/api/v1/me/");
       if (r.status === 401) { showLogin(); return; }
