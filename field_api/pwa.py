@@ -115,6 +115,8 @@ def _strings() -> dict[str, Any]:
         "lookup": _("Who lives here?"),
         "no_campaigns": _("No active campaign in your grid cells."),
         "no_targets": _("Every target is marked."),
+        "cell_open": _("%(cell)s: %(n)s not covered"),
+        "building_open": _("%(n)s not covered here"),
         "nobody_found": _("Nobody of that name or number in this building."),
         "households_count": _("%(n)s households"),
         "phone": _("phone"),
