@@ -1,11 +1,13 @@
-"""Door-to-door campaigns for the desk: the list (/maps/campaigns/), starting one over picked
-grid cells with a filter (operators), and the live progress panel of one campaign (/maps/campaigns/<id>/progress/): the
+"""Door-to-door campaigns for the desk: the list (/maps/campaigns/), starting one over an area
+drawn on the map or picked grid cells with a household or business filter (operators;
+maps/static/maps/campaign-draw.js), and the live progress panel of one campaign (/maps/campaigns/<id>/progress/): the
 overall percentage and per-building colours, moving with every mark (maps/static/maps/
 campaign-progress.js, which the wall can mount too). Who may open it: whoever may see the
 campaign (command.registry_selectors) and its campaign_buildings layer; others get 404."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -16,6 +18,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from command.geometry import geometry_from_geojson
 from command.layers import layers_for_user
 from command.models import Business, Campaign, GridCell, Household
 from command.registry_selectors import MANAGE_CAMPAIGNS_PERMISSION, campaign_get_for_user, campaigns_visible_to
@@ -29,6 +32,18 @@ def progress_strings() -> dict[str, str]:
         "absent": _("nobody home"),
         "refused": _("refused"),
         "pending": _("not visited yet"),
+        "cell_open": _("%(cell)s: %(n)s not covered"),
+        "all_covered": _("Every target is covered."),
+    }
+
+
+def draw_strings() -> dict[str, str]:
+    return {
+        "drawing": _("Click the corners of the area (%(n)s so far), then Finish."),
+        "area_drawn": _("Area drawn."),
+        "cells_picked": _("%(n)s grid cells picked."),
+        "nothing_picked": _("Draw an area or pick grid cells."),
+        "no_map": _("The map could not load; pick grid cells from the list."),
     }
 
 
@@ -46,7 +61,16 @@ class CampaignForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("name"), max_length=100)
     kind = forms.ChoiceField(label=gettext_lazy("kind"), choices=Campaign.Kind.choices)
     target_kind = forms.ChoiceField(label=gettext_lazy("targets"), choices=Campaign.TargetKind.choices)
-    cells = forms.MultipleChoiceField(label=gettext_lazy("grid cells"), widget=forms.CheckboxSelectMultiple)
+    # one of the two: an area drawn on the map (a GeoJSON polygon, written by campaign-draw.js) or cells
+    area = forms.CharField(label=gettext_lazy("area"), required=False, widget=forms.HiddenInput, max_length=200000)
+    cells = forms.MultipleChoiceField(
+        label=gettext_lazy("grid cells"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    resident_type = forms.ChoiceField(
+        label=gettext_lazy("residents"),
+        choices=[("", gettext_lazy("registered and tenants")), *Household.ResidentType.choices],
+        required=False,
+    )
     vulnerable = forms.MultipleChoiceField(
         label=gettext_lazy("vulnerable groups"),
         choices=Household.Vulnerable.choices,
@@ -67,6 +91,16 @@ class CampaignForm(forms.Form):
         assert isinstance(field, forms.MultipleChoiceField)
         field.choices = [(c.code, str(c)) for c in GridCell.objects.order_by("level", "code")]
 
+    def clean_area(self) -> Any:
+        """The drawn area as a checked GEOS polygon (None when none was drawn)."""
+        text = self.cleaned_data.get("area") or ""
+        if not text.strip():
+            return None
+        try:
+            return geometry_from_geojson(json.loads(text), expected=("Polygon", "MultiPolygon"))
+        except ValueError as exc:  # json.JSONDecodeError
+            raise ValidationError(_("The drawn area is not GeoJSON; draw it again.")) from exc
+
 
 @login_required
 def campaign_list(request: HttpRequest) -> HttpResponse:
@@ -85,9 +119,11 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
                     name=data["name"],
                     kind=data["kind"],
                     target_kind=data["target_kind"],
+                    area=data["area"],
                     cell_codes=data["cells"],
                     filters=CampaignFilter(
                         vulnerable=tuple(data["vulnerable"]),
+                        resident_type=data["resident_type"],
                         industries=tuple(data["industries"]),
                         key_only=data["key_only"],
                     ),
@@ -101,6 +137,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     elif request.method == "POST":
         raise Http404(_("No such campaign."))
     campaigns = list(campaigns_visible_to(request.user).order_by("status", "-created_at")[:200])
-    response = render(request, "maps/campaign_list.html", {"campaigns": campaigns, "form": form}, status=status)
+    context = {"campaigns": campaigns, "form": form, "draw_strings": draw_strings()}
+    response = render(request, "maps/campaign_list.html", context, status=status)
     response["Cache-Control"] = "private, no-store"
     return response

@@ -3,6 +3,7 @@ grid workers see theirs; the police get 404 here and on the progress panel."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from django.contrib.auth.models import User
@@ -51,3 +52,36 @@ def test_workers_see_their_campaigns_and_the_police_nothing(
     police = _client(make_user("police"))
     assert police.get("/maps/campaigns/").status_code == 404
     assert police.get(f"/maps/campaigns/{campaign.pk}/progress/").status_code == 404
+
+
+def test_a_drawn_area_is_checked_and_is_one_of_area_or_cells(
+    registry: Registry, make_user: Callable[..., User]
+) -> None:
+    operator = _client(make_user("operator"))
+    form = {"name": "画区走访", "kind": "census", "target_kind": "households"}
+    # the west half of A-01: 西楼 only (tests/registry_support.py)
+    box = {
+        "type": "Polygon",
+        "coordinates": [[[117.0, 39.0], [117.0005, 39.0], [117.0005, 39.001], [117.0, 39.001], [117.0, 39.0]]],
+    }
+    bow_tie = {
+        "type": "Polygon",
+        "coordinates": [[[117.0, 39.0], [117.001, 39.001], [117.001, 39.0], [117.0, 39.001], [117.0, 39.0]]],
+    }
+    # given bad areas: each a 400 with its reason, nothing written
+    for area, reason in (
+        ("{not json", "not GeoJSON"),
+        (json.dumps(bow_tie), "not valid"),
+        (json.dumps({"type": "Point", "coordinates": [117.0, 39.0]}), "Polygon"),
+        (json.dumps(box), "one of the two"),  # and cells too
+    ):
+        extra = {"cells": ["A-02"]} if reason == "one of the two" else {}
+        response = operator.post("/maps/campaigns/", {**form, "area": area, **extra})
+        assert response.status_code == 400 and reason in response.content.decode(), reason
+    assert not Campaign.objects.exists()
+    # when: the box alone
+    response = operator.post("/maps/campaigns/", {**form, "area": json.dumps(box)})
+    # then: the two households of 西楼
+    campaign = Campaign.objects.get()
+    assert response.status_code == 302 and campaign.total == 2
+    assert set(campaign.targets.values_list("building_id", flat=True)) == {registry.a01_west.pk}

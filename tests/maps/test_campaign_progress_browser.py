@@ -49,6 +49,24 @@ def test_wall_progress_moves_as_visits_are_posted_from_the_field_app(live_daphne
     phone.wait_for_selector("#app:not([hidden])")
     phone.click("[data-tab=campaigns]")
     phone.wait_for_function("() => document.querySelectorAll('#targets li[data-target-id]').length === 6")
+    # the worker's list is per cell, and the map shows the two buildings of A-01 with targets not
+    # covered (A-02's is not theirs); a tap on one lists that building's targets only
+    assert phone.eval_on_selector_all("#targets li.cell-head", "els => els.map(e => e.textContent)") == [
+        "A-01：6 户（家）未走访"
+    ]
+    phone.wait_for_function("() => document.querySelector('#targets-map').dataset.buildings === '2'")
+    phone.click("path.gc-open-building >> nth=0")
+    phone.wait_for_selector("#targets-building:not([hidden])")
+    shown = phone.eval_on_selector_all("#targets li[data-target-id]", "els => els.map(e => e.dataset.buildingId)")
+    assert len(set(shown)) == 1 and len(shown) in (2, 4)
+    phone.click("#targets-all")
+    phone.wait_for_function("() => document.querySelectorAll('#targets li[data-target-id]').length === 6")
+    # and the desk lists what is not covered per cell: 6 in A-01, 3 in A-02
+    wall.wait_for_function("() => document.querySelector('#campaign-open').dataset.count === '9'")
+    opened = wall.eval_on_selector_all(
+        "#campaign-open details", "els => els.map(e => [e.dataset.cell, e.dataset.open])"
+    )
+    assert opened == [["A-01", "6"], ["A-02", "3"]]
 
     def mark(outcome: str) -> None:
         phone.click(f"#targets li[data-target-id] >> nth=0 >> button[data-outcome={outcome}]")
@@ -61,6 +79,9 @@ def test_wall_progress_moves_as_visits_are_posted_from_the_field_app(live_daphne
     # then: the building of those households is coloured (touched), the A-02 one is not
     fills = wall.eval_on_selector_all("#campaign-progress svg path", "els => els.map(e => e.getAttribute('fill'))")
     assert fills.count("#5f6b7a") == 2 and len(fills) == 3
+    # and the desk's list follows: 4 left in A-01
+    wall.wait_for_function("() => document.querySelector('#campaign-open').dataset.count === '7'")
+    assert wall.get_attribute("#campaign-open details[data-cell='A-01']", "data-open") == "4"
     # when: offline, one visit and one nobody-home: they wait on the phone ...
     phone_context.set_offline(True)
     phone.wait_for_function("() => !navigator.onLine")
