@@ -5,7 +5,19 @@ from datetime import UTC, datetime
 import pytest
 from django.core.management import call_command
 
-from command.models import Building, Camera, Event, GridCell, Household, Incident, Report, Worker
+from command.models import (
+    Building,
+    Business,
+    Camera,
+    Campaign,
+    Event,
+    GridCell,
+    Household,
+    Incident,
+    Person,
+    Report,
+    Worker,
+)
 from fixtures.village import village_generate
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -64,6 +76,16 @@ def test_seed_loads_the_village_and_derives_cells():
         "buildings",
         "incidents",
     }
+    # the registry `make demo` shows: businesses (some of a key industry), persons with
+    # vulnerable-group flags, and one active door-to-door campaign with targets
+    assert Business.objects.count() > 50 and Business.objects.exclude(key_industry="").count() > 10
+    assert set(Business.objects.exclude(key_industry="").values_list("key_industry", flat=True)) == {
+        c for c, _label in Business.KeyIndustry.choices if c
+    }
+    assert Person.objects.exclude(vulnerable=[]).count() > 100
+    assert {f for p in Person.objects.exclude(vulnerable=[]) for f in p.vulnerable} == set(Household.Vulnerable.values)
+    active = Campaign.objects.get(status=Campaign.Status.ACTIVE)
+    assert active.total > 0 and active.total == active.pending
 
 
 @pytest.mark.django_db
