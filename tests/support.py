@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -117,3 +118,21 @@ def daphne_server(extra_env: dict[str, str] | None = None, port: int | None = No
 def chromium_launch_kwargs() -> dict[str, object]:
     """Debian's Chromium, never a downloaded browser (see SETUP-NOTES.md)."""
     return {"executable_path": CHROMIUM, "headless": True, "args": CHROMIUM_ARGS}
+
+
+def field_app_login(page: Any, base_url: str, username: str, password: str = "pw-for-tests-1") -> None:
+    """Open the field app (/field/) in a Playwright ``page`` and log in with its own form."""
+    page.goto(f"{base_url}/field/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#app:not([hidden])")
+
+
+def site_login(page: Any, base_url: str, next_path: str, username: str, password: str = "pw-for-tests-1") -> None:
+    """Log in through the site's login page and land on ``next_path``."""
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("[type=submit]")
+    page.wait_for_url(f"**{next_path}")

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from command.models import Household, HouseholdVisit
 from tests.field_api.test_pwa_offline import outside_the_loop
 from tests.registry_support import Registry
+from tests.support import field_app_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,11 +28,7 @@ def test_a_visit_from_the_field_app_updates_the_household_and_logs_it(
     page = chromium.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN").new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live_daphne.url}/field/")
-    page.fill("input[name=username]", "wang")
-    page.fill("input[name=password]", "pw-for-tests-1")
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#app:not([hidden])")
+    field_app_login(page, live_daphne.url, "wang")
     # given: the households tab, filtered to the elderly living alone: two in A-01
     page.click("[data-tab=households]")
     page.wait_for_function("() => document.querySelectorAll('#households li').length === 6")

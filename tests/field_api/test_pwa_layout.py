@@ -8,6 +8,8 @@ import itertools
 import pytest
 from django.contrib.auth.models import User
 
+from tests.support import field_app_login
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TABS = """() => Array.from(document.querySelectorAll('nav.tabs [data-tab]')).map((b) => {
@@ -30,11 +32,7 @@ def test_the_four_tabs_stay_on_one_line_at_360_px(live_daphne, worker: User, chr
     page = chromium.new_context(viewport={"width": 360, "height": 740}, locale=locale).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live_daphne.url}/field/")
-    page.fill("input[name=username]", "wang")
-    page.fill("input[name=password]", "pw-for-tests-1")
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#app:not([hidden])")
+    field_app_login(page, live_daphne.url, "wang")
     for selected in ("report", "assignments", "campaigns", "households"):
         # when: each tab selected in turn
         page.click(f"[data-tab={selected}]")

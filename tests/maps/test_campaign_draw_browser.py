@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from command.models import Campaign
 from tests.field_api.test_pwa_offline import outside_the_loop
 from tests.registry_support import Registry
+from tests.support import site_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,11 +25,7 @@ def test_an_operator_draws_an_area_and_starts_a_campaign(live_daphne, registry: 
     page = chromium.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US").new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live_daphne.url}/accounts/login/?next=/maps/campaigns/")
-    page.fill("input[name=username]", "desk")
-    page.fill("input[name=password]", "pw-for-tests-1")
-    page.click("[type=submit]")
-    page.wait_for_url("**/maps/campaigns/")
+    site_login(page, live_daphne.url, "/maps/campaigns/", "desk")
     page.wait_for_function("() => document.querySelector('#campaign-map').dataset.ready === '1'")
     # given: a click on A-02 on the map picks it in the form
     page.click("path.gc-cell-A-02")

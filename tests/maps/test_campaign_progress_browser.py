@@ -12,6 +12,7 @@ from command.models import Campaign, CampaignMark
 from command.services.campaigns import campaign_create
 from tests.field_api.test_pwa_offline import outside_the_loop
 from tests.registry_support import Registry
+from tests.support import field_app_login, site_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,20 +34,12 @@ def test_wall_progress_moves_as_visits_are_posted_from_the_field_app(live_daphne
     wall.on("pageerror", lambda exc: errors.append(str(exc)))
     phone.on("pageerror", lambda exc: errors.append(str(exc)))
     # given: the operator's progress panel, live, at 0 %
-    wall.goto(f"{live_daphne.url}/accounts/login/?next=/maps/campaigns/{census.pk}/progress/")
-    wall.fill("input[name=username]", "desk")
-    wall.fill("input[name=password]", "pw-for-tests-1")
-    wall.click("[type=submit]")
-    wall.wait_for_url(f"**/maps/campaigns/{census.pk}/progress/")
+    site_login(wall, live_daphne.url, f"/maps/campaigns/{census.pk}/progress/", "desk")
     wall.wait_for_function("() => document.querySelector('#campaign-progress').dataset.live === 'live'")
     wall.wait_for_function("() => document.querySelectorAll('#campaign-progress svg path').length === 3")
     assert wall.text_content("[data-testid=campaign-percent]") == "0"
     # and the worker of A-01 in the field app's door-to-door tab: the 6 targets of A-01
-    phone.goto(f"{live_daphne.url}/field/")
-    phone.fill("input[name=username]", "wang")
-    phone.fill("input[name=password]", "pw-for-tests-1")
-    phone.click("#login-form button[type=submit]")
-    phone.wait_for_selector("#app:not([hidden])")
+    field_app_login(phone, live_daphne.url, "wang")
     phone.click("[data-tab=campaigns]")
     phone.wait_for_function("() => document.querySelectorAll('#targets li[data-target-id]').length === 6")
     # the worker's list is per cell, and the map shows the two buildings of A-01 with targets not
