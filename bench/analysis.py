@@ -20,8 +20,10 @@ Measured, alternately, median of the samples, each in its own transaction:
   the same per-category distance and minimum count, counting the clustered rows.
 
 The last line is the ratio of the medians and of the best samples (goal: <= 1.2x, and seconds,
-not minutes). On a shared, loaded machine the medians swing by +-100 ms between runs; the best
-of the alternated samples is the steadier estimate of each query's own cost.
+not minutes), and the ratio of the two queries' CPU time in the database backend (run serially,
+without parallel workers, so that all of it is the backend's; when the server runs on this
+machine). On a shared, loaded machine the wall-time medians swing by a third between runs
+and the best samples by more; the CPU times hold within a few per cent.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -193,12 +196,45 @@ def measure(*, quick: bool) -> None:
         f"bare ST_ClusterDBSCAN:  {clustered:,} rows in clusters, "
         f"median {base * 1000:.0f} ms (min {min(bare_t) * 1000:.0f})"
     )
+    cpu = backend_cpu_ratio(connection, gridcommand, bare, samples)
     best = min(ours_t) / min(bare_t)
     print(
         f"90-day hotspots vs bare ST_ClusterDBSCAN: {ours / base:.2f}x "
         f"(median {ours * 1000:.0f} / {base * 1000:.0f} ms), "
-        f"{best:.2f}x best of {samples} ({min(ours_t) * 1000:.0f} / {min(bare_t) * 1000:.0f} ms) (goal <= 1.2x)"
+        f"{best:.2f}x best of {samples} ({min(ours_t) * 1000:.0f} / {min(bare_t) * 1000:.0f} ms){cpu} (goal <= 1.2x)"
     )
+
+
+def backend_cpu_ratio(connection: Any, ours: Callable[[], int], bare: Callable[[], int], samples: int) -> str:
+    """The two queries' CPU time in the database backend, without parallel workers (their CPU
+    is not the backend's), alternated, medians: steadier than wall time on a loaded machine.
+    Only when the server runs here (its process is readable under /proc); else ""."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        row = cursor.fetchone()
+    stat = Path(f"/proc/{row[0] if row else 0}/stat")
+    if not stat.exists():
+        return ""
+
+    def cpu_s() -> float:  # utime + stime of the backend (fields 14 and 15 of /proc/<pid>/stat)
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    times: dict[str, list[float]] = {"ours": [], "bare": []}
+    with connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+    try:
+        for _ in range(samples):
+            for name, run in (("ours", ours), ("bare", bare)):
+                c0 = cpu_s()
+                run()
+                times[name].append(cpu_s() - c0)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET max_parallel_workers_per_gather")
+    o, b = statistics.median(times["ours"]), statistics.median(times["bare"])
+    print(f"database backend CPU, serial (median of {samples}): {o * 1000:.0f} / {b * 1000:.0f} ms", flush=True)
+    return f", CPU {o / b:.2f}x ({o * 1000:.0f} / {b * 1000:.0f} ms serial)" if b > 0 else ""
 
 
 if __name__ == "__main__":
