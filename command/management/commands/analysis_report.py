@@ -50,13 +50,16 @@ class Command(BaseCommand):
         if options["language"] not in {code for code, _name in settings.LANGUAGES}:
             raise CommandError(f"--language: one of {', '.join(code for code, _n in settings.LANGUAGES)}")
         params = {k: options[k] for k in ("start", "end", "days") if options[k]}
-        try:
-            start, end = period_from(params)
-            period_check(start, end)
-        except BadPeriod as exc:
-            raise CommandError(f"--{exc.args[0]}: give a date as YYYY-MM-DD (or a date-time; days: 1 to 366)") from exc
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+        with translation.override(options["language"]):  # the reasons too, whatever was active before
+            try:
+                start, end = period_from(params)
+                period_check(start, end)
+            except BadPeriod as exc:
+                raise CommandError(
+                    f"--{exc.args[0]}: give a date as YYYY-MM-DD (or a date-time; days: 1 to 366)"
+                ) from exc
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
         out = Path(options["out"] or settings.ANALYSIS_REPORT_DIR)
         out.mkdir(parents=True, exist_ok=True)
         with translation.override(options["language"]):
