@@ -16,27 +16,33 @@ Definitions (also in docs/wall.md):
 - a **cell behind** is a grid cell whose SLA compliance over the last ``CELL_PERIOD_DAYS`` days
   is below ``CELL_SLA_TARGET_PERCENT``, or dropped ``CELL_BEHIND_DROP_POINTS`` against the
   period before (command/analysis/cells.py, the analysis page's own rule);
-- the **active campaigns** are those the viewer may see (command/registry_selectors.py).
+- the **active campaigns** are those the viewer may see (command/registry_selectors.py);
+- the **hotspot notices** are the hotspots announced in the last ``HOTSPOT_NOTICE_HOURS`` (the
+  live ones arrive as ``hotspot.raised`` events).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.gis.db.models import Union
 from django.db import connection
 from django.utils import timezone
 
 from command.analysis.cells import cell_performance
 from command.layers import LayerGrant
-from command.models import Campaign
+from command.models import Campaign, GridCell, HotspotAlert
 from command.registry_selectors import campaigns_visible_to
 from command.resident_models import AlarmDevice, ServiceRequest
 
 CELL_PERIOD_DAYS = 7  # the weekly summary's period
 CAMPAIGNS_MAX = 6  # active campaigns mounted on one wall
+HOTSPOT_NOTICE_HOURS = 24  # a wall opened later still shows the hotspots announced since
+HOTSPOT_NOTICES_MAX = 5
 
 
 def _cells_clause(grant: LayerGrant, column: str) -> tuple[str, list[Any]]:
@@ -112,6 +118,29 @@ def wall_active_campaigns(user: Any) -> list[dict[str, Any]]:
     return [{"id": c.pk, "name": c.name} for c in rows[:CAMPAIGNS_MAX]]
 
 
+def wall_hotspot_notices(grant: LayerGrant, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The hotspots announced (``hotspot.raised``) in the last HOTSPOT_NOTICE_HOURS, newest
+    first, shaped like the event (a wall opened later shows them too), within the grant's cells."""
+    now = now or timezone.now()
+    rows = HotspotAlert.objects.filter(raised_at__gte=now - timedelta(hours=HOTSPOT_NOTICE_HOURS))
+    if grant.cells is not None:
+        area = GridCell.objects.filter(pk__in=grant.cells).aggregate(area=Union("geom"))["area"]
+        if area is None:
+            return []
+        rows = rows.filter(geom__intersects=area)
+    return [
+        {
+            "object_id": f"alert-{a.pk}",
+            "created_at": a.raised_at.isoformat(),
+            "payload": {
+                "geometry": json.loads(a.geom.geojson),
+                "properties": {"category_id": a.category_id, "count": a.count, "trend": a.trend},
+            },
+        }
+        for a in rows.order_by("-raised_at", "-pk")[:HOTSPOT_NOTICES_MAX]
+    ]
+
+
 @dataclass(frozen=True)
 class WallPanel:
     """One panel of the wall: its script is ``maps/static/wall/panels/<name>.js``; it is on a
@@ -131,7 +160,7 @@ WALL_PANELS: tuple[WallPanel, ...] = (
     ),
     WallPanel("requests", ("requests",), lambda user, grants, now: wall_request_counts(grants["requests"])),
     WallPanel("home_alarms", ("alarm_devices",), lambda user, grants, now: wall_device_counts(grants["alarm_devices"])),
-    WallPanel("hotspots", ("hotspots",)),
+    WallPanel("hotspots", ("hotspots",), lambda user, grants, now: wall_hotspot_notices(grants["hotspots"], now)),
     WallPanel("cells", ("cells", "incidents"), lambda user, grants, now: wall_cells_behind(grants["cells"], now)),
 )
 

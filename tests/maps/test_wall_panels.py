@@ -17,11 +17,13 @@ from command.layers import layers_for_user
 from command.models import AlarmDevice, Category, Report, ServiceRequest
 from command.services.alarms import alarm_device_register
 from command.services.campaigns import campaign_close, campaign_create
+from command.services.hotspots import hotspots_refresh
 from command.services.requests import request_submit, requests_mark_overdue
-from command.wall_panel_selectors import WALL_PANELS, wall_panels_for
+from command.wall_panel_selectors import WALL_PANELS, wall_hotspot_notices, wall_panels_for
 from command.wall_selectors import wall_alarms
 from maps.alarm_sound import HOME_PATH, PATH, alarm_wav_bytes, home_alarm_wav_bytes
 from tests.maps.test_wall_browser import submit
+from tests.maps.test_wall_panels_browser import _crashes_at_the_crossing
 from tests.registry_support import Registry
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +107,19 @@ def test_a_home_alarm_is_flagged_on_the_banner(registry: Registry, reference, ma
 def test_the_home_alarm_sound_is_generated_and_distinct() -> None:
     assert HOME_PATH.read_bytes() == home_alarm_wav_bytes()
     assert PATH.read_bytes() == alarm_wav_bytes() != home_alarm_wav_bytes()
+
+
+def test_hotspot_notices_are_those_announced_lately(grid, reference, make_user) -> None:
+    operator = make_user("operator")
+    # given: five crashes at one crossing, announced by the hotspot refresh
+    _crashes_at_the_crossing(reference, 5)
+    (event,) = hotspots_refresh()
+    # when
+    notices = _client(operator).get("/control/api/panels.json").json()["hotspots"]
+    # then: shaped like the event, with its category and count
+    assert len(notices) == 1
+    props = notices[0]["payload"]["properties"]
+    assert (props["category_id"], props["count"], props["trend"]) == (reference["traffic_accident"].pk, 5, "new")
+    assert event.payload["properties"]["count"] == 5
+    # and a day later they are gone from the wall's opening
+    assert wall_hotspot_notices(layers_for_user(operator)["hotspots"], timezone.now() + timedelta(hours=25)) == []

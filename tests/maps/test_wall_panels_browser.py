@@ -319,6 +319,11 @@ def test_a_hotspot_notice_and_a_cell_falling_behind_are_flagged_live(operator_co
         wall.wait_for_selector(f"{notice}[data-trend=new]", timeout=10000)
         wall.wait_for_selector("path.gc-hotspot-raised", state="attached")
         notice_text = wall.inner_text(notice)
+        # and a wall opened afterwards shows it too (announced in the last 24 h)
+        later = open_wall(chromium, server, operator_cookie)
+        later.wait_for_selector(".wall-notice[data-trend=new]", timeout=10000)
+        later_text = later.inner_text(".wall-notice")
+        later.context.close()
         # when: a falling object reported an hour ago in A-01 (30 min SLA) is not dealt with in time
         late = outside_the_loop(
             lambda: report_submit(
@@ -342,6 +347,7 @@ def test_a_hotspot_notice_and_a_cell_falling_behind_are_flagged_live(operator_co
         wall.context.close()
     assert late.report.incident_id is not None
     assert "交通事故" in notice_text and "5" in notice_text
+    assert "交通事故" in later_text and "5" in later_text
     assert "A-01" in behind_text
     assert errors == []
 

@@ -2,7 +2,8 @@
  * Hotspot notices on the wall (#14): each hotspot.raised event (a new or growing hotspot; the
  * hotspot refresh, command/services/hotspots.py) shows a notice — category, incidents, trend —
  * and outlines its hull on the map; a click shows it, "dismiss" removes it. The newest
- * NOTICES_MAX are kept. The events come through the one policy (the hotspots layer's grant).
+ * NOTICES_MAX are kept; a wall opened later shows those announced in the last 24 h (panels.json).
+ * The events come through the one policy (the hotspots layer's grant).
  */
 (function () {
   "use strict";
@@ -44,9 +45,16 @@
       while (notices.length > NOTICES_MAX) remove(notices[notices.length - 1]);
     }
 
+    var seeded = false;
     return {
       layers: ["hotspots"],
       onEvent: function (ev) { if (ev.kind === "hotspot.raised" && ev.payload) notice(ev); },
+      onNumbers: function (n) {
+        // once, when the wall opens: those announced lately (panels.json), oldest first so the newest is on top
+        if (seeded || !n.hotspots) return;
+        seeded = true;
+        n.hotspots.slice().reverse().forEach(notice);
+      },
     };
   });
 })();

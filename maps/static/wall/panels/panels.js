@@ -139,6 +139,7 @@
       sub.held = [];
       var done = function () {
         sub.loading = false;
+        sub.loaded = true;
         var held = sub.held;
         sub.held = [];
         held.forEach(function (ev) { deliver(sub, ev); });
@@ -199,13 +200,20 @@
       mounted.forEach(function (m) {
         if (m.api.onResync) work.push(Promise.resolve(safe(m.name, function () { return m.api.onResync(); })));
       });
-      subscribers.forEach(function (sub) { work.push(Promise.resolve(safe(sub.name, function () { return sub.onResync(); }))); });
+      subscribers.forEach(function (sub) {
+        sub.loaded = true;
+        work.push(Promise.resolve(safe(sub.name, function () { return sub.onResync(); })));
+      });
       return Promise.all(work).then(function () { P.ready = true; });
     }
     function onStatus(status) {
       P.status = status;
       root.dataset.live = status;
-      subscribers.forEach(function (sub) { safe(sub.name, function () { sub.onStatus(status); }); });
+      subscribers.forEach(function (sub) {
+        safe(sub.name, function () { sub.onStatus(status); });
+        // mounted while the stream was down: its snapshot now
+        if (status === "live" && !sub.loaded && !sub.loading) snapshotOf(sub).catch(function (err) { console.warn("wall panels:", err); });
+      });
     }
     // the panels take room from the charts below them: let the charts (wall.js) fit again
     if (global.ResizeObserver) {
