@@ -41,7 +41,7 @@ from tests.maps.test_wall_browser import OUTPUT, api_post, token_of, wall_page
 from tests.realtime.conftest import session_cookie
 from tests.registry_support import Registry
 from tests.residents.test_alarms_live import _post as post_alarm
-from tests.support import DaphneServer, daphne_server
+from tests.support import DaphneServer, daphne_server, field_app_login
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
@@ -95,11 +95,7 @@ def test_campaign_progress_on_the_wall_moves_as_visits_are_posted_from_the_field
         phone_context = chromium.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
         phone = phone_context.new_page()
         phone.on("pageerror", lambda exc: wall.wall_errors.append(str(exc)))
-        phone.goto(f"{server.url}/field/")
-        phone.fill("input[name=username]", "wang")
-        phone.fill("input[name=password]", PASSWORD)
-        phone.click("#login-form button[type=submit]")
-        phone.wait_for_selector("#app:not([hidden])")
+        field_app_login(phone, server.url, "wang", PASSWORD)
         phone.click("[data-tab=campaigns]")
         phone.wait_for_function(fn("return document.querySelectorAll('#targets li[data-target-id]').length === 6;"))
         # when: a visit is posted from the field app
