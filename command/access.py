@@ -179,6 +179,42 @@ def access_resolve(roles: tuple[str, ...], own_cells: set[int], rows: list[dict[
     return Access(roles, masked, layer_cells)
 
 
+# A stated purpose (the unmask step of every channel): a few words, written to the access log.
+PURPOSE_MIN_CHARS = 2
+PURPOSE_MAX_CHARS = 200
+
+
+class PurposeRefused(Exception):
+    """A purpose that cannot unmask: too short or too long (400), or a user who may not unmask (403)."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def purpose_stated(user: Any, raw: str | None) -> str:
+    """The purpose a user states for unmasking (``?purpose=`` of a list or page), checked: ""
+    when none is stated (the answer stays masked); PurposeRefused when it is too short or too
+    long, or when the user may not unmask personal data."""
+    from django.utils.translation import gettext as _
+
+    from command.layers import may_unmask
+
+    purpose = (raw or "").strip()
+    if not purpose:
+        return ""
+    if not PURPOSE_MIN_CHARS <= len(purpose) <= PURPOSE_MAX_CHARS:
+        raise PurposeRefused(
+            _("State the purpose in %(low)s to %(high)s characters (written to the access log).")
+            % {"low": PURPOSE_MIN_CHARS, "high": PURPOSE_MAX_CHARS},
+            400,
+        )
+    if not may_unmask(user):
+        raise PurposeRefused(_("Your role may not unmask personal data."), 403)
+    return purpose
+
+
 def access_log_write(
     *, user: Any, channel: str, layer: str, object_ids: list[Any], detail: str = "", purpose: str = ""
 ) -> None:

@@ -120,21 +120,63 @@ class IncidentContents:
     masked: bool = True
 
 
-def incident_contents_for_user(
-    *, user: Any, incidents: list[Incident], with_photos: bool, channel: str, purpose: str = ""
-) -> dict[int, IncidentContents]:
-    """The contents of ``incidents`` (already authorised for ``user``) as ``user`` may see them:
-    unmasked with a stated ``purpose`` (and the permission), or for the worker assigned to the
-    incident; masked otherwise. Every unmasked view is logged with its purpose."""
-    grant = report_contents_grant(user, purpose)
-    assigned_grant = report_contents_grant(user, ASSIGNED_PURPOSE)
+@dataclass(frozen=True)
+class ContentsPolicy:
+    """The rules for the contents of reports and incidents (notes, resolution notes), one set
+    for every channel that shows them (REST incident detail and assignments, Open311):
+
+    - one's own report: as written (no log: it is one's own);
+    - a stated purpose and the personal-data permission: unmasked, logged with the purpose;
+    - the worker assigned to the incident: unmasked, logged as ASSIGNED_PURPOSE;
+    - else masked (``***``) for roles that see personal data masked, left out (None) for the
+      roles that never see it (police)."""
+
+    grant: LayerGrant | None
+    assigned_grant: LayerGrant | None
+    worker_id: int | None
+    shows_masked: bool
+
+    def decide(self, incident: Incident | None, *, own: bool = False) -> str:
+        """ "own", "unmasked", "assigned" or "masked"."""
+        if own:
+            return "own"
+        if self.grant is not None:
+            return "unmasked"
+        if self.assigned_grant is not None and self.assigned(incident):
+            return "assigned"
+        return "masked"
+
+    def assigned(self, incident: Incident | None) -> bool:
+        return incident is not None and self.worker_id is not None and incident.worker_id == self.worker_id
+
+    def hide(self, text: str) -> str | None:
+        return mask_text(text) if self.shows_masked else None
+
+    def log(self, *, user: Any, channel: str, decided: dict[str, list[str]]) -> None:
+        """One access-log row per unmasking rule that applied (the ids, e.g. ``incident:7``)."""
+        for decision, grant in (("unmasked", self.grant), ("assigned", self.assigned_grant)):
+            if grant is not None and decided.get(decision):
+                layer_access_log(user=user, channel=channel, grant=grant, object_ids=decided[decision])
+
+
+def contents_policy(user: Any, purpose: str = "") -> ContentsPolicy:
     worker = worker_for_user(user)
     # roles that see personal data masked get ``***``; those that never see it (police), nothing
     shows_masked = user_access(user).masked if getattr(user, "is_authenticated", False) else False
+    return ContentsPolicy(
+        grant=report_contents_grant(user, purpose),
+        assigned_grant=report_contents_grant(user, ASSIGNED_PURPOSE),
+        worker_id=worker.pk if worker is not None else None,
+        shows_masked=shows_masked,
+    )
 
-    def hide(text: str) -> str | None:
-        return mask_text(text) if shows_masked else None
 
+def incident_contents_for_user(
+    *, user: Any, incidents: list[Incident], with_photos: bool, channel: str, purpose: str = ""
+) -> dict[int, IncidentContents]:
+    """The contents of ``incidents`` (already authorised for ``user``) as ``user`` may see them
+    (``ContentsPolicy``). Every unmasked view is logged with its purpose."""
+    policy = contents_policy(user, purpose)
     photos: dict[int, list[ReportPhoto]] = {i.pk: [] for i in incidents}
     if with_photos and incidents:
         ids = [i.pk for i in incidents]
@@ -145,28 +187,23 @@ def incident_contents_for_user(
             owner = photo.report.incident_id if photo.report is not None else photo.incident_id
             photos[int(owner or 0)].append(photo)
     out: dict[int, IncidentContents] = {}
-    unmasked: list[str] = []
-    assigned: list[str] = []
+    decided: dict[str, list[str]] = {}
     for incident in incidents:
-        mine = worker is not None and incident.worker_id == worker.pk
-        if grant is not None:
-            unmasked.append(f"incident:{incident.pk}")
-        elif mine and assigned_grant is not None:
-            assigned.append(f"incident:{incident.pk}")
-        else:
+        decision = policy.decide(incident)
+        decided.setdefault(decision, []).append(f"incident:{incident.pk}")
+        if decision == "masked":
             out[incident.pk] = IncidentContents(
-                note=hide(incident.note),
-                resolution_note=incident.resolution_note if mine else hide(incident.resolution_note),
+                note=policy.hide(incident.note),
+                resolution_note=incident.resolution_note
+                if policy.assigned(incident)
+                else policy.hide(incident.resolution_note),
                 photos=photos[incident.pk],
             )
-            continue
-        out[incident.pk] = IncidentContents(
-            note=incident.note, resolution_note=incident.resolution_note, photos=photos[incident.pk], masked=False
-        )
-    if grant is not None and unmasked:
-        layer_access_log(user=user, channel=channel, grant=grant, object_ids=unmasked)
-    if assigned_grant is not None and assigned:
-        layer_access_log(user=user, channel=channel, grant=assigned_grant, object_ids=assigned)
+        else:
+            out[incident.pk] = IncidentContents(
+                note=incident.note, resolution_note=incident.resolution_note, photos=photos[incident.pk], masked=False
+            )
+    policy.log(user=user, channel=channel, decided=decided)
     return out
 
 

@@ -1,15 +1,15 @@
 """Reads of the household, person and business registry and of door-to-door campaigns, for every
 channel that lists them outside the map layers (the REST API, the field app, the pages).
 
-Who sees what: the layer policy first (command.layers: the households / persons / businesses /
-campaign_targets layers, and their personal-data fields), then the grid: operators (the control
-room permission) and admins see the whole district, a grid worker the buildings of their own
-grid cells, anyone else nothing. One helper fetches and authorises together and answers None
-alike for a missing and a forbidden object.
+Who sees what: the one layer policy (command.layers.layers_for_user: the households / persons /
+businesses / campaign_targets layers, their personal-data fields and the grid cells each is
+granted in, command/access.py), so these lists narrow exactly as the map channels do: operators
+the whole district, a grid worker their own cells (with AB-role cover when granted), police and
+residents nothing. One helper fetches and authorises together and answers None alike for a
+missing and a forbidden object.
 
-``registry_values`` turns rows into what the viewer may see: personal fields as stored when the
-layer's grant includes personal data (and the view is written to the access log), masked with
-command.masking otherwise.
+``registry_values`` turns rows into what the viewer may see: personal fields masked, unmasked
+only with a purpose the user stated (the view written to the access log).
 """
 
 from __future__ import annotations
@@ -20,47 +20,34 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from command.layers import LayerGrant, layer_access_log, layers_for_user
-from command.masking import mask_id_number, mask_name, mask_phone
-from command.models import Business, Campaign, CampaignTarget, GridCell, Household, HouseholdVisit, Person, Worker
+from command.masking import mask_value
+from command.models import Business, Campaign, CampaignTarget, GridCell, Household, HouseholdVisit, Person
 
 CONTROL_ROOM_PERMISSION = "command.use_control_room"
 MANAGE_CAMPAIGNS_PERMISSION = "command.manage_campaigns"
 IMPORT_REGISTRY_PERMISSION = "command.import_registry"
-REGISTRY_PURPOSE = "registry work"
-
-# How each personal field is masked for a viewer without the grant.
-MASKS = {
-    "head_name": mask_name,
-    "full_name": mask_name,
-    "contact_name": mask_name,
-    "phone": mask_phone,
-    "contact_phone": mask_phone,
-    "id_number": mask_id_number,
-}
 
 
-def registry_cells_for(user: Any) -> list[int] | None:
-    """The grid cells whose registry ``user`` may see: None for all (operators, admins), the
-    worker's own cells for a grid worker, none for anyone else."""
-    if user is None or not getattr(user, "is_authenticated", False):
+def registry_cells_for(user: Any, layer: str = "households") -> list[int] | None:
+    """The grid cells whose rows of ``layer`` ``user`` may see, as the one policy grants them
+    (command/access.py: a grid worker's own cells or big grid, AB-role cover, a patrol area, a
+    time window): None for all, [] for none (the layer not granted)."""
+    grant = layers_for_user(user).get(layer)
+    if grant is None:
         return []
-    if user.is_superuser or user.has_perm(CONTROL_ROOM_PERMISSION):
-        return None
-    # One query: a login that is no worker has no cells either.
-    return list(Worker.cells.through.objects.filter(worker__user_id=user.pk).values_list("gridcell_id", flat=True))
+    return None if grant.cells is None else list(grant.cells)
 
 
-def _in_cells(qs: QuerySet[Any], user: Any, cell_path: str) -> QuerySet[Any]:
-    cells = registry_cells_for(user)
+def _in_cells(qs: QuerySet[Any], user: Any, layer: str, cell_path: str) -> QuerySet[Any]:
+    """``qs`` narrowed to the cells of the user's grant of ``layer`` (none when not granted)."""
+    cells = registry_cells_for(user, layer)
     if cells is None:
         return qs
-    return qs.filter(**{f"{cell_path}__in": cells})
+    return qs.filter(**{f"{cell_path}__in": cells}) if cells else qs.none()
 
 
 def households_visible_to(user: Any) -> QuerySet[Household]:
-    if "households" not in layers_for_user(user):
-        return Household.objects.none()
-    return _in_cells(Household.objects.all(), user, "building__grid_cell_id")
+    return _in_cells(Household.objects.all(), user, "households", "building__grid_cell_id")
 
 
 def household_get_for_user(*, user: Any, household_id: int, for_update: bool = False) -> Household | None:
@@ -71,15 +58,11 @@ def household_get_for_user(*, user: Any, household_id: int, for_update: bool = F
 
 
 def persons_visible_to(user: Any) -> QuerySet[Person]:
-    if "persons" not in layers_for_user(user):
-        return Person.objects.none()
-    return _in_cells(Person.objects.all(), user, "household__building__grid_cell_id")
+    return _in_cells(Person.objects.all(), user, "persons", "household__building__grid_cell_id")
 
 
 def businesses_visible_to(user: Any) -> QuerySet[Business]:
-    if "businesses" not in layers_for_user(user):
-        return Business.objects.none()
-    return _in_cells(Business.objects.all(), user, "building__grid_cell_id")
+    return _in_cells(Business.objects.all(), user, "businesses", "building__grid_cell_id")
 
 
 def households_filtered(
@@ -110,29 +93,29 @@ def registry_values(
     layer: str,
     rows: Sequence[dict[str, Any]],
     channel: str,
+    purpose: str = "",
     detail: str = "",
-    always_mask: bool = False,
 ) -> list[dict[str, Any]]:
-    """``rows`` (dicts of a layer's fields, ``id`` included) as ``user`` may see them: personal
-    fields unmasked under the layer's personal-data grant (the view logged), masked otherwise;
-    flags (a list) are withheld when masked. ``always_mask``: the door look-up, which never
-    unmasks."""
-    # The registry's own lists and panels are the grid worker's door-to-door work: they unmask
-    # for a role that may (logged with this purpose, docs/privacy.md); the door look-up never does.
-    grant: LayerGrant | None = layers_for_user(user, purpose=REGISTRY_PURPOSE).get(layer)
+    """``rows`` (dicts of a layer's fields, ``id`` included, other keys kept as they are) as
+    ``user`` may see them, by the layer's grant (command.layers): personal fields masked
+    (command/masking.py), or left out for roles that get none; unmasked only with a ``purpose``
+    the user stated and the personal-data permission, the view written to the access log with
+    that purpose (docs/privacy.md). The door look-up passes no purpose: always masked."""
+    grant: LayerGrant | None = layers_for_user(user, purpose=purpose).get(layer)
     if grant is None:
         return []
-    sensitive = set(grant.layer.sensitive_fields)
-    unmasked = grant.personal_data and not always_mask
     out: list[dict[str, Any]] = []
     for row in rows:
         shown = dict(row)
-        if not unmasked:
-            for key in sensitive & set(row):
-                value = row[key]
-                shown[key] = MASKS[key](value) if key in MASKS and isinstance(value, str) else None
+        for f in grant.layer.fields:
+            if not f.sensitive or f.name not in shown:
+                continue
+            if f.name in grant.masked:
+                shown[f.name] = mask_value(shown[f.name], f.masked_as)
+            elif f.name not in grant.fields:
+                del shown[f.name]
         out.append(shown)
-    if unmasked and rows:
+    if grant.personal_data and rows:
         layer_access_log(
             user=user, channel=channel, grant=grant, object_ids=[r["id"] for r in rows], detail=detail[:200]
         )
@@ -169,12 +152,14 @@ def residents_lookup(*, user: Any, building_id: int, query: str, limit: int = 20
 def campaigns_visible_to(user: Any) -> QuerySet[Campaign]:
     """Campaigns whose targets the user may see (the campaign_targets layer); a grid worker
     sees the campaigns that have a target in their cells."""
-    if "campaign_targets" not in layers_for_user(user):
-        return Campaign.objects.none()
-    cells = registry_cells_for(user)
+    cells = registry_cells_for(user, "campaign_targets")
     if cells is None:
         return Campaign.objects.all()
-    return Campaign.objects.filter(pk__in=CampaignTarget.objects.filter(grid_cell_id__in=cells).values("campaign_id"))
+    return (
+        Campaign.objects.filter(pk__in=campaign_targets_visible_to(user).values("campaign_id"))
+        if cells
+        else (Campaign.objects.none())
+    )
 
 
 def campaign_get_for_user(*, user: Any, campaign_id: int) -> Campaign | None:
@@ -182,9 +167,7 @@ def campaign_get_for_user(*, user: Any, campaign_id: int) -> Campaign | None:
 
 
 def campaign_targets_visible_to(user: Any) -> QuerySet[CampaignTarget]:
-    if "campaign_targets" not in layers_for_user(user):
-        return CampaignTarget.objects.none()
-    return _in_cells(CampaignTarget.objects.all(), user, "grid_cell_id")
+    return _in_cells(CampaignTarget.objects.all(), user, "campaign_targets", "grid_cell_id")
 
 
 def campaign_targets_for_user(

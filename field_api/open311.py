@@ -26,17 +26,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from command.field_selectors import reports_visible_to
+from command.access import PurposeRefused, purpose_stated
+from command.field_selectors import ContentsPolicy, contents_policy, reports_visible_to
 from command.geometry import point_from_lon_lat
 from command.logins import token_key_valid
-from command.masking import mask_text
 from command.models import Category, Incident, Report
 from command.report_input import report_value
 from command.services.reports import ReportConflict, report_submit
 from field_api.auth import FastTokenAuthentication
 from field_api.errors import exception_handler
 from field_api.parsers import StrictJSONParser
-from field_api.serializers import CATEGORY_CODE, CategoryCodeField
+from field_api.serializers import CATEGORY_CODE, CategoryCodeField, StrictInputSerializer
 from field_api.throttles import ReadThrottle, ReportThrottle
 from field_api.views import check_body_size
 
@@ -149,7 +149,7 @@ class ServiceListView(Open311View):
         )
 
 
-class RequestInputSerializer(serializers.Serializer):
+class RequestInputSerializer(StrictInputSerializer):
     api_key = serializers.CharField(required=False, help_text="Your API token.")
     service_code = CategoryCodeField()
     lat = serializers.FloatField(min_value=-90, max_value=90)
@@ -183,25 +183,26 @@ class ServiceRequestSerializer(serializers.Serializer):
     media_url = serializers.CharField(allow_blank=True)
 
 
-def service_request(report: Report, *, contents: bool) -> dict[str, Any]:
+def service_request(report: Report, *, policy: ContentsPolicy, decision: str) -> dict[str, Any]:
     """One report as an Open311 service request; its description and the incident's resolution
-    note masked (command/masking.py) unless ``contents`` (the viewer's own report)."""
+    note as the contents policy decided (command.field_selectors.ContentsPolicy, the REST
+    API's): as written, or masked (``***``), or left out ("") for roles that never see them."""
     incident = report.incident
     zh = (get_language() or "zh-hans").startswith("zh")
     photos = list(report.photos.all())
     photo = min(photos, key=lambda p: p.pk) if photos else None
+    note = report_value(report, "note") or ""
+    resolution = incident.resolution_note
+    if decision == "masked":
+        note = policy.hide(note) or ""
+        resolution = resolution if policy.assigned(incident) else (policy.hide(resolution) or "")
     return {
         "service_request_id": str(report.pk),
         "status": "open" if incident.status in Incident.OPEN_STATUSES else "closed",
-        "status_notes": incident.get_status_display()
-        + (
-            f": {incident.resolution_note if contents else mask_text(incident.resolution_note)}"
-            if incident.resolution_note
-            else ""
-        ),
+        "status_notes": incident.get_status_display() + (f": {resolution}" if resolution else ""),
         "service_name": report.category.name_zh if zh else report.category.name_en,
         "service_code": report.category.code,
-        "description": report_value(report, "note") if contents else mask_text(report_value(report, "note")),
+        "description": note,
         "agency_responsible": (incident.team.name_zh if zh else incident.team.name_en) if incident.team else "",
         "service_notice": "",
         "requested_datetime": (report_value(report, "client_time") or report.received_at).isoformat(),
@@ -224,10 +225,34 @@ def _visible_reports(user: Any) -> Any:
     )
 
 
-def service_requests(user: Any, reports: list[Report]) -> list[dict[str, Any]]:
-    """Other people's reports come masked (Open311 clients have no unmask step: the REST API's
-    ``/api/v1/layers/reports/features/<id>/unmask/`` is it); one's own in full."""
-    return [service_request(r, contents=r.reporter_id == user.pk) for r in reports]
+def service_requests(request: Request, reports: list[Report]) -> list[dict[str, Any]]:
+    """Reports as service requests, their contents by the REST API's policy: masked unless the
+    viewer states ``?purpose=`` (Open311's unmask step: needs the personal-data permission, each
+    unmasked request written to the access log) or is assigned to the incident; one's own in full."""
+    user = request.user
+    try:
+        purpose = purpose_stated(user, request.query_params.get("purpose"))
+    except PurposeRefused as refused:
+        if refused.status == 403:
+            raise exceptions.PermissionDenied(refused.reason) from None
+        raise serializers.ValidationError({"purpose": [refused.reason]}) from None
+    policy = contents_policy(user, purpose)
+    out: list[dict[str, Any]] = []
+    decided: dict[str, list[str]] = {}
+    for report in reports:
+        decision = policy.decide(report.incident, own=report.reporter_id == user.pk)
+        decided.setdefault(decision, []).append(f"report:{report.pk}")
+        out.append(service_request(report, policy=policy, decision=decision))
+    policy.log(user=user, channel="open311", decided=decided)
+    return out
+
+
+PURPOSE_PARAMETER = OpenApiParameter(
+    "purpose",
+    str,
+    description="Extension: why you need the descriptions unmasked (needs the personal-data permission; "
+    "written to the access log). Without it, other people's descriptions come masked.",
+)
 
 
 def _date_param(request: Request, name: str) -> datetime | None:
@@ -258,6 +283,7 @@ class RequestListView(Open311View):
             OpenApiParameter("status", str, enum=["open", "closed"]),
             OpenApiParameter("start_date", str, description="ISO 8601 date-time."),
             OpenApiParameter("end_date", str, description="ISO 8601 date-time."),
+            PURPOSE_PARAMETER,
         ],
         responses={200: ServiceRequestSerializer(many=True), **open311_errors(400)},
     )
@@ -288,7 +314,7 @@ class RequestListView(Open311View):
             rows = rows.filter(received_at__gte=start)
         if end is not None:
             rows = rows.filter(received_at__lte=end)
-        return Response(service_requests(request.user, list(rows.prefetch_related("photos")[:MAX_REQUESTS])))
+        return Response(service_requests(request, list(rows.prefetch_related("photos")[:MAX_REQUESTS])))
 
     @extend_schema(
         operation_id="open311_request_create",
@@ -340,11 +366,11 @@ class RequestListView(Open311View):
 class RequestDetailView(Open311View):
     @extend_schema(
         operation_id="open311_request_get",
-        parameters=[OpenApiParameter("api_key", str, description="Your API token.")],
-        responses={200: ServiceRequestSerializer(many=True), **open311_errors(404)},
+        parameters=[OpenApiParameter("api_key", str, description="Your API token."), PURPOSE_PARAMETER],
+        responses={200: ServiceRequestSerializer(many=True), **open311_errors(400, 404)},
     )
     def get(self, request: Request, pk: int) -> Response:
         report = _visible_reports(request.user).prefetch_related("photos").filter(pk=pk).first()
         if report is None:
             raise exceptions.NotFound(_("No such service request."))
-        return Response(service_requests(request.user, [report]))
+        return Response(service_requests(request, [report]))

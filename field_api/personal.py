@@ -11,21 +11,38 @@ import json
 from typing import Any
 
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from command.access import PURPOSE_MAX_CHARS, PURPOSE_MIN_CHARS, PurposeRefused, purpose_stated
 from command.layer_queries import FeatureQuery, layer_features
 from command.layers import LayerGrant, layer_access_log, layers_for_user, may_unmask
 from field_api.serializers import ErrorSerializer, StrictInputSerializer
 from field_api.throttles import ReadThrottle
 from field_api.views import errors
 
-PURPOSE_MIN_CHARS = 2
-PURPOSE_MAX_CHARS = 200
+
+def purpose_param(request: Request) -> str:
+    """``?purpose=`` of a list or panel: "" when none is stated (the answer stays masked), else
+    the stated purpose (checked by command.access.purpose_stated: 400 for a bad one, 403 for a
+    role that may not unmask)."""
+    try:
+        return purpose_stated(request.user, request.query_params.get("purpose"))
+    except PurposeRefused as refused:
+        if refused.status == 403:
+            raise PermissionDenied(refused.reason) from None
+        raise serializers.ValidationError({"purpose": [refused.reason]}) from None
+
+
+PURPOSE_PARAMETER = OpenApiParameter(
+    "purpose",
+    str,
+    description="Why you need to see the personal data unmasked (written to the access log); without it, masked.",
+)
 
 
 def _feature(grant: LayerGrant, feature_id: int) -> dict[str, Any]:

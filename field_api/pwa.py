@@ -121,6 +121,7 @@ def _strings() -> dict[str, Any]:
         "households_count": _("%(n)s households"),
         "phone": _("phone"),
         "visit_of": _("Visit: %(unit)s"),
+        "purpose_needed": _("State the purpose (at least two characters)."),
         "visit_label": _("visit %(unit)s"),
         "vulnerable": {value: str(label) for value, label in Household.Vulnerable.choices},
         "relation": {value: str(label) for value, label in Person.Relation.choices},

@@ -31,7 +31,6 @@ from command.models import Building, Campaign, CampaignMark, CampaignTarget, Hou
 from command.registry_selectors import (
     IMPORT_REGISTRY_PERMISSION,
     MANAGE_CAMPAIGNS_PERMISSION,
-    REGISTRY_PURPOSE,
     businesses_visible_to,
     campaign_get_for_user,
     campaign_targets_for_user,
@@ -49,7 +48,8 @@ from command.services import campaigns as campaign_services
 from command.services import registry as registry_services
 from command.services.registry_import import import_max_bytes, registry_import, registry_rows_read
 from field_api.errors import PayloadTooLarge
-from field_api.serializers import ErrorSerializer
+from field_api.personal import PURPOSE_PARAMETER, purpose_param
+from field_api.serializers import ErrorSerializer, StrictInputSerializer
 from field_api.throttles import IncidentActionThrottle, ReadThrottle
 from field_api.views import check_body_size, errors
 
@@ -130,15 +130,17 @@ class HouseholdListView(APIView):
             OpenApiParameter("resident_type", str, enum=list(Household.ResidentType.values)),
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
+            PURPOSE_PARAMETER,
         ],
-        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 429)},
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
         description=(
             "Households of my grid cells (operators: all), e.g. `?vulnerable=elderly_alone&cell=A`. Personal "
-            "fields are shown when my role allows it (each view is logged), masked otherwise."
+            "fields masked; unmasked with `?purpose=` when my role may (each such view is logged)."
         ),
     )
     def get(self, request: Request) -> Response:
         _require_layer(request, "households")
+        purpose = purpose_param(request)
         vulnerable = _csv(request, "vulnerable")
         unknown = sorted(set(vulnerable) - set(Household.Vulnerable.values))
         if unknown:
@@ -166,7 +168,12 @@ class HouseholdListView(APIView):
         offset = _int_param(request, "offset", 0)
         rows = [_household_row(h) for h in qs.order_by("building_id", "unit", "pk")[offset : offset + limit]]
         shown = registry_values(
-            user=request.user, layer="households", rows=rows, channel="rest", detail=request.get_full_path()
+            user=request.user,
+            layer="households",
+            rows=rows,
+            channel="rest",
+            purpose=purpose,
+            detail=request.get_full_path(),
         )
         return Response({"count": total, "results": shown})
 
@@ -178,11 +185,13 @@ class BuildingHouseholdsView(APIView):
 
     @extend_schema(
         operation_id="building_households",
-        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(401, 429)},
-        description="The households of one building with their members (masked or unmasked as my role says).",
+        parameters=[PURPOSE_PARAMETER],
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
+        description="The households of one building with their members, masked; unmasked with `?purpose=`.",
     )
     def get(self, request: Request, pk: int) -> Response:
         _require_layer(request, "households")
+        purpose = purpose_param(request)
         households = list(
             households_visible_to(request.user).filter(building_id=pk).select_related("building").order_by("unit")
         )
@@ -201,6 +210,7 @@ class BuildingHouseholdsView(APIView):
             layer="households",
             rows=[_household_row(h) for h in households],
             channel="rest",
+            purpose=purpose,
             detail=f"building {pk} panel",
         )
         shown_persons = registry_values(
@@ -208,6 +218,7 @@ class BuildingHouseholdsView(APIView):
             layer="persons",
             rows=[_person_row(p) for p in persons],
             channel="rest",
+            purpose=purpose,
             detail=f"building {pk} panel",
         )
         members: dict[int, list[dict[str, Any]]] = {}
@@ -249,19 +260,19 @@ class ResidentLookupView(APIView):
             raise serializers.ValidationError({"q": [_("Type a name or an ID number (at most 32 characters).")]})
         found = residents_lookup(user=request.user, building_id=pk, query=query)
         rows = [{**_person_row(p), "unit": p.household.unit} for p in found]
-        shown = registry_values(user=request.user, layer="persons", rows=rows, channel="lookup", always_mask=True)
+        shown = registry_values(user=request.user, layer="persons", rows=rows, channel="lookup")
         for row in shown:
             row.pop("vulnerable", None)
         return Response({"results": shown})
 
 
-class MemberChangeSerializer(serializers.Serializer):
+class MemberChangeSerializer(StrictInputSerializer):
     person = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     remove = serializers.BooleanField(required=False, default=False)
     values = serializers.DictField(required=False, default=dict)
 
 
-class VisitInputSerializer(serializers.Serializer):
+class VisitInputSerializer(StrictInputSerializer):
     client_id = serializers.UUIDField()
     visited_at = serializers.DateTimeField(required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True, max_length=registry_services.NOTE_MAX_CHARS)
@@ -292,19 +303,27 @@ class HouseholdVisitView(APIView):
 
     @extend_schema(
         operation_id="household_visits",
-        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(401, 429)},
-        description="The visit log of a household: who, when, what changed.",
+        parameters=[PURPOSE_PARAMETER],
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
+        description="The visit log of a household: who, when, which fields changed; their values and the notes "
+        "with `?purpose=` (logged).",
     )
     def get(self, request: Request, pk: int) -> Response:
+        purpose = purpose_param(request)
         household = household_get_for_user(user=request.user, household_id=pk)
         if household is None:
             raise NotFound(_("No such household, or not one of your grid cells."))
         visits = visits_for_household(user=request.user, household=household)
-        grant = layers_for_user(request.user, purpose=REGISTRY_PURPOSE).get("persons")
+        grant = layers_for_user(request.user, purpose=purpose).get("persons")
         unmasked = grant is not None and grant.personal_data
         if unmasked and visits:
             registry_values(
-                user=request.user, layer="persons", rows=[{"id": f"household:{pk}"}], channel="rest", detail="visit log"
+                user=request.user,
+                layer="persons",
+                rows=[{"id": f"household:{pk}"}],
+                channel="rest",
+                purpose=purpose,
+                detail="visit log",
             )
         return Response({"results": [_visit_output(v, with_changes=unmasked) for v in visits]})
 
@@ -370,11 +389,14 @@ class BusinessListView(APIView):
             OpenApiParameter("building", int),
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
+            PURPOSE_PARAMETER,
         ],
-        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 429)},
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
+        description="Businesses of my grid cells (operators: all); contacts masked, unmasked with `?purpose=`.",
     )
     def get(self, request: Request) -> Response:
         _require_layer(request, "businesses")
+        purpose = purpose_param(request)
         qs = businesses_visible_to(request.user).select_related("building")
         industries = _csv(request, "industry")
         if industries:
@@ -400,21 +422,21 @@ class BusinessListView(APIView):
             }
             for b in qs.order_by("pk")[offset : offset + limit]
         ]
-        shown = registry_values(user=request.user, layer="businesses", rows=rows, channel="rest")
+        shown = registry_values(user=request.user, layer="businesses", rows=rows, channel="rest", purpose=purpose)
         return Response({"count": qs.count(), "results": shown})
 
 
 # --- campaigns ------------------------------------------------------------------------------------
 
 
-class CampaignFilterSerializer(serializers.Serializer):
+class CampaignFilterSerializer(StrictInputSerializer):
     vulnerable = serializers.ListField(child=serializers.CharField(max_length=32), required=False, max_length=10)
     resident_type = serializers.CharField(required=False, allow_blank=True, max_length=16)
     industries = serializers.ListField(child=serializers.CharField(max_length=16), required=False, max_length=10)
     key_only = serializers.BooleanField(required=False, default=False)
 
 
-class CampaignInputSerializer(serializers.Serializer):
+class CampaignInputSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=100)
     kind = serializers.ChoiceField(choices=Campaign.Kind.choices)
     target_kind = serializers.ChoiceField(choices=Campaign.TargetKind.choices)
@@ -613,7 +635,7 @@ class CampaignProgressView(APIView):
         return HttpResponse(page.geojson, content_type="application/geo+json")
 
 
-class MarkInputSerializer(serializers.Serializer):
+class MarkInputSerializer(StrictInputSerializer):
     client_id = serializers.UUIDField()
     target = serializers.IntegerField(min_value=1)
     outcome = serializers.ChoiceField(choices=CampaignMark.Outcome.choices)
@@ -683,7 +705,7 @@ class CampaignMarkView(APIView):
 # --- the registry import --------------------------------------------------------------------------
 
 
-class ImportInputSerializer(serializers.Serializer):
+class ImportInputSerializer(StrictInputSerializer):
     file = serializers.FileField(allow_empty_file=False)
     encoding = serializers.ChoiceField(choices=["utf-8", "gbk"], required=False)
     strict = serializers.BooleanField(required=False, default=False)

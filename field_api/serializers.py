@@ -135,6 +135,10 @@ class StrictInputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class NoInputSerializer(StrictInputSerializer):
+    """The input of a step that takes no fields: any field sent is refused (400 naming it), not ignored."""
+
+
 class ReportInputSerializer(StrictInputSerializer):
     """A report as a phone sends it. ``location`` (GeoJSON) or ``longitude`` + ``latitude``."""
 

@@ -28,7 +28,15 @@ from command.models import Incident, Worker
 from command.services import incidents as incident_services
 from command.services.workers import NotOnDuty, Ping, worker_duty_set, worker_pings_record
 from field_api.parsers import StrictJSONParser
-from field_api.serializers import ErrorSerializer, FiniteFloatField, PointField, StrictInputSerializer, photo_output
+from field_api.personal import purpose_param
+from field_api.serializers import (
+    ErrorSerializer,
+    FiniteFloatField,
+    NoInputSerializer,
+    PointField,
+    StrictInputSerializer,
+    photo_output,
+)
 from field_api.throttles import IncidentActionThrottle, PingThrottle, ReadThrottle
 from field_api.views import check_body_size, errors
 
@@ -151,13 +159,13 @@ class IncidentDetailView(APIView):
                 "written to the access log). Without it the notes come masked.",
             )
         ],
-        responses={200: IncidentFeatureSerializer, 404: ErrorSerializer, **errors(401, 429)},
+        responses={200: IncidentFeatureSerializer, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
     )
     def get(self, request: Request, pk: int) -> Response:
         incident = incident_get_for_user(user=request.user, incident_id=pk)
         if incident is None:
             raise NotFound(_("No such incident."))
-        purpose = (request.query_params.get("purpose") or "").strip()[:200]
+        purpose = purpose_param(request)
         output = incidents_output(request.user, [incident], with_photos=True, channel="rest", purpose=purpose)
         return Response(output["features"][0])
 
@@ -204,24 +212,20 @@ class IncidentActionView(APIView):
     throttle_classes = [IncidentActionThrottle]
     parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
     action = ""
-    input_serializer: type[serializers.Serializer] | None = None
+    input_serializer: type[serializers.Serializer] = NoInputSerializer  # no fields: any sent is refused
 
     def post(self, request: Request, pk: int) -> Response:
         check_body_size(request)
-        data: Any = {}
-        if self.input_serializer is None:
-            request.data  # noqa: B018 - parsed for its errors: a malformed body is a 400 before acting
-        else:
-            raw = request.data
-            if hasattr(raw, "getlist"):
-                raw = {key: raw.get(key) for key in raw if key != "photos"}
-                if request.FILES.getlist("photos"):
-                    raw["photos"] = request.FILES.getlist("photos")
-            elif not isinstance(raw, dict):
-                raise serializers.ValidationError({"detail": _("Send a JSON object.")})
-            serializer = self.input_serializer(data=raw)
-            serializer.is_valid(raise_exception=True)
-            data = serializer.validated_data
+        raw = request.data
+        if hasattr(raw, "getlist"):
+            raw = {key: raw.get(key) for key in raw if key != "photos"}
+            if request.FILES.getlist("photos"):
+                raw["photos"] = request.FILES.getlist("photos")
+        elif not isinstance(raw, dict):
+            raise serializers.ValidationError({"detail": _("Send a JSON object.")})
+        serializer = self.input_serializer(data=raw)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         try:
             incident = self.perform(request, pk, data)
         except incident_services.IncidentNotFound as exc:

@@ -55,18 +55,22 @@ TileSteps = Generator[Statement, Row, tuple[Tile, Statement | None]]
 
 
 def tile_cache_key(grant: LayerGrant, z: int, x: int, y: int, *, crs: str) -> str:
-    profile = "agg" if tile_aggregated(grant.layer.name, z) else ",".join(grant.fields)
+    """The cache key of a tile as ``grant`` sees it: the layer, the tile, and what the grant
+    hands out (``LayerGrant.profile``: the fields, which of them masked, the grid cells it is
+    narrowed to; aggregated tiles: the cells only). Viewers with the same profile share a tile;
+    two profiles never do, so a tile narrowed to one worker's cells never reaches another's."""
+    if tile_aggregated(grant.layer.name, z):
+        profile = "agg|" + ("*" if grant.cells is None else ",".join(map(str, grant.cells)))
+    else:
+        profile = grant.profile
     digest = hashlib.sha1(f"{profile}|{crs}".encode(), usedforsecurity=False).hexdigest()[:16]
     return f"{grant.layer.name}/{z}/{x}/{y}/{digest}"
 
 
 def tile_cacheable(grant: LayerGrant, z: int) -> bool:
-    """Only tiles every viewer of them shares are cached, under the public profile (the lean
-    path reads the cache before it knows the viewer): not those narrowed to grid cells, nor
-    those with personal data, masked or not (aggregated tiles hold counts only)."""
-    if grant.cells is not None:
-        return False
-    return tile_aggregated(grant.layer.name, z) or not (grant.personal_data or grant.masked)
+    """Every tile is cached under its profile (``tile_cache_key``), except those that unmask
+    personal data: each of those views is logged with its ids (aggregated tiles hold counts)."""
+    return tile_aggregated(grant.layer.name, z) or not grant.personal_data
 
 
 # One row, also when nothing is cached: the cached tile (etag, data, seq), the latest seq and
@@ -90,9 +94,9 @@ def tile_fresh_statement(grant: LayerGrant, z: int, x: int, y: int, *, crs: str)
 
 
 def tile_public_profile(layer: Layer) -> LayerGrant:
-    """The grant every cacheable tile of ``layer`` is built for: a cacheable tile is aggregated
-    (one profile for all) or holds no personal data, so its fields are the public ones. The
-    lean path reads the cache with it before it knows the viewer."""
+    """The commonest profile of ``layer``'s tiles: its public fields, everywhere. The lean path
+    reads the cache with it before it knows the viewer; a viewer with another profile (masked
+    fields) has the row of its own key read after."""
     return LayerGrant(layer, layer.public_fields, personal_data=False)
 
 

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from command.access import PurposeRefused, purpose_stated
 from command.layer_queries import FeatureQuery, layer_features
 from command.layers import LayerGrant, layer_access_log, layers_for_user
 from maps.auth import request_viewer
@@ -36,13 +37,15 @@ def viewer_grant(request: HttpRequest, layer: str, *, unmask: bool = False) -> t
     """The viewer and their grant on ``layer``; 401 for anonymous, 404 alike for a layer that
     does not exist and one the viewer may not see (an id reveals nothing). With ``unmask``
     (GeoJSON and exports), ``?purpose=`` unmasks personal data for a viewer with the
-    permission (each such view is logged with the purpose); without it, it stays masked."""
+    permission (each such view is logged with the purpose; 403 without the permission, 400 for
+    a purpose of one character); without it, it stays masked."""
     viewer = request_viewer(request)
     if viewer is None or not viewer.is_authenticated:
         raise BadRequest(_("Log in to see map layers."), status=401)
-    purpose = (request.GET.get("purpose") or "").strip()[:200] if unmask else ""
-    if purpose and len(purpose) < 2:
-        raise BadRequest(_("State the purpose in a few words (written to the access log)."), param="purpose")
+    try:
+        purpose = purpose_stated(viewer, request.GET.get("purpose")) if unmask else ""
+    except PurposeRefused as refused:
+        raise BadRequest(refused.reason, param="purpose", status=refused.status) from None
     grant = layers_for_user(viewer, purpose=purpose).get(layer)
     if grant is None:
         raise BadRequest(_("No layer named %(layer)s.") % {"layer": layer[:40]}, status=404)

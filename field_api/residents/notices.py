@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from command.models import Notice
 from command.services.notices import PUBLISH_PERMISSION, notice_publish, notice_read, notice_read_counts
+from field_api.serializers import StrictInputSerializer
 
 RESIDENT_PERMISSION = "command.use_resident_page"
 
@@ -30,7 +31,7 @@ def resident_notice(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "residents/resident_notice.html", {"notice": notice})
 
 
-class NoticeIn(serializers.Serializer):
+class NoticeIn(StrictInputSerializer):
     title = serializers.CharField(max_length=100)
     body = serializers.CharField(max_length=20000)
     target = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from command.models import Activity, Worker
 from command.services.points import CheckInRefused, activity_check_in, activity_create, points_for_year, volunteer_stars
+from field_api.serializers import StrictInputSerializer
 
 FIELD_PERMISSION = "command.use_field_app"
 
@@ -103,7 +104,7 @@ def activity_qr(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse(segno.make(url, error="m").svg_inline(scale=8), content_type="image/svg+xml")
 
 
-class ActivityIn(serializers.Serializer):
+class ActivityIn(StrictInputSerializer):
     title = serializers.CharField(max_length=100)
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()

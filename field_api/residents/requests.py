@@ -37,6 +37,7 @@ from command.services.requests import (
     request_take,
     request_triage,
 )
+from field_api.serializers import NoInputSerializer, StrictInputSerializer
 
 RESIDENT_PERMISSION = "command.use_resident_page"
 FIELD_PERMISSION = "command.use_field_app"
@@ -248,7 +249,7 @@ class RequestOut(serializers.ModelSerializer[ServiceRequest]):
         ]  # fmt: skip
 
 
-class RequestIn(serializers.Serializer):
+class RequestIn(StrictInputSerializer):
     channel = serializers.ChoiceField(choices=["phone", "in_person", "field_app"])
     title = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
@@ -300,8 +301,12 @@ def _no_field_app() -> str:
 
 
 class _Step(APIView):
+    input_serializer: type[StrictInputSerializer] = NoInputSerializer
+
     @extend_schema(request=None, responses={200: RequestOut})
     def post(self, request: Request, pk: int) -> Response:
+        self.input = self.input_serializer(data=request.data)
+        self.input.is_valid(raise_exception=True)
         item = _visible(request, pk)
         try:
             done = self.step(request, item)
@@ -313,19 +318,19 @@ class _Step(APIView):
         raise NotImplementedError
 
 
-class TriageIn(serializers.Serializer):
+class TriageIn(StrictInputSerializer):
     category = serializers.SlugRelatedField(slug_field="code", queryset=Category.objects.all())
 
 
 class RequestTriageView(_Step):
+    input_serializer = TriageIn
+
     @extend_schema(request=TriageIn, responses={200: RequestOut})
     def post(self, request: Request, pk: int) -> Response:
         return super().post(request, pk)
 
     def step(self, request: Request, item: ServiceRequest) -> ServiceRequest:
-        data = TriageIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        return request_triage(request_id=item.pk, actor=request.user, category=data.validated_data["category"])
+        return request_triage(request_id=item.pk, actor=request.user, category=self.input.validated_data["category"])
 
 
 class RequestPublishView(_Step):
@@ -341,14 +346,23 @@ class RequestTakeView(_Step):
         return request_take(request_id=item.pk, worker=worker)
 
 
+class ResolveIn(StrictInputSerializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    photos = serializers.ListField(child=serializers.FileField(), required=False, default=list, max_length=6)
+
+
 class RequestResolveView(_Step):
+    input_serializer = ResolveIn
+
+    @extend_schema(
+        request={"application/json": ResolveIn, "multipart/form-data": ResolveIn}, responses={200: RequestOut}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
     def step(self, request: Request, item: ServiceRequest) -> ServiceRequest:
         worker = Worker.objects.filter(user_id=_uid(request)).select_related("user").first()
         if worker is None:
             raise PermissionDenied(_no_field_app())
-        return request_resolve(
-            request_id=item.pk,
-            worker=worker,
-            note=str(request.data.get("note", "")),
-            photos=request.FILES.getlist("photos"),
-        )
+        data = self.input.validated_data
+        return request_resolve(request_id=item.pk, worker=worker, note=data["note"], photos=data["photos"])

@@ -32,8 +32,12 @@ def test_a_visit_from_the_field_app_is_stored_once_and_shows_in_the_log(registry
     assert HouseholdVisit.objects.count() == 1
     other = {**body, "note": "改了"}
     assert api.post(f"/api/v1/households/{household.pk}/visits/", other, format="json").status_code == 409
+    # the log says which fields changed; their values with a stated purpose (logged)
     log = api.get(f"/api/v1/households/{household.pk}/visits/").json()["results"]
+    assert log[0]["changes"][0]["fields"] == ["phone", "vulnerable"] and log[0]["note"] is None
+    log = api.get(f"/api/v1/households/{household.pk}/visits/", {"purpose": "回访核对"}).json()["results"]
     assert log[0]["visitor"] == "wang" and log[0]["changes"][0]["fields"]["phone"] == ["13800000004", "13611112222"]
+    assert PersonalDataAccess.objects.get(detail="visit log").purpose == "回访核对"
     household.refresh_from_db()
     assert household.vulnerable == ["disabled", "elderly_alone"]
 
@@ -61,22 +65,32 @@ def test_bad_visits_get_a_reason(registry: Registry, worker_a01: User) -> None:
 def test_lists_follow_the_cells_the_role_and_the_masks(
     registry: Registry, worker_a01: User, make_user: Callable[..., User]
 ) -> None:
-    # an operator: all elderly living alone in grid A, unmasked, and the view is logged
+    # an operator: all elderly living alone in grid A, masked by default, nothing logged
     operator = client_for(make_user("operator"))
     response = operator.get("/api/v1/households/", {"vulnerable": "elderly_alone", "cell": "A"})
     assert response.status_code == 200
+    assert sorted(h["head_name"] for h in response.json()["results"]) == ["周*奶", "王*汉", "陈*太"]
+    assert not PersonalDataAccess.objects.exists()
+    # with a stated purpose: unmasked, and the view is logged with that purpose
+    response = operator.get("/api/v1/households/", {"vulnerable": "elderly_alone", "cell": "A", "purpose": "冬季走访"})
     assert sorted(h["head_name"] for h in response.json()["results"]) == ["周奶奶", "王老汉", "陈老太"]
-    assert PersonalDataAccess.objects.filter(layer="households", channel="rest").count() == 1
+    logged = PersonalDataAccess.objects.get(layer="households", channel="rest")
+    assert logged.purpose == "冬季走访" and len(logged.object_ids) == 3
+    # a purpose of one character is refused with a reason
+    short = operator.get("/api/v1/households/", {"purpose": "x"})
+    assert short.status_code == 400 and "purpose" in short.json()
     # the worker of A-01: the households of A-01 only
     mine = client_for(worker_a01).get("/api/v1/households/").json()
     assert mine["count"] == 6
-    # a desk login with the layer but not the personal-data grant: masked
-    viewer = make_user("police", username="viewer")
-    viewer.groups.clear()
-    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_layer_households", "use_control_room"]))
-    masked = client_for(User.objects.get(pk=viewer.pk)).get("/api/v1/households/", {"cell": "A-01"}).json()
+    # a role that sees personal data masked, given the layer but not the personal-data grant:
+    # masked, and a purpose does not unmask (403)
+    viewer = make_user("supervision_committee", username="viewer")
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_layer_households"]))
+    viewer_api = client_for(User.objects.get(pk=viewer.pk))
+    masked = viewer_api.get("/api/v1/households/", {"cell": "A-01"}).json()
     row = next(h for h in masked["results"] if h["unit"] == "101")
-    assert row["head_name"] == "张*明" and row["phone"] == "138****0001" and row["vulnerable"] is None
+    assert row["head_name"] == "张*明" and row["phone"] == "138****0001" and row["vulnerable"] in (None, [], ["***"])
+    assert viewer_api.get("/api/v1/households/", {"purpose": "看看"}).status_code == 403
     # bad filters: a reason
     bad = operator.get("/api/v1/households/", {"vulnerable": "rich"})
     assert bad.status_code == 400 and "vulnerable" in bad.json()
@@ -87,7 +101,11 @@ def test_building_panel_and_door_lookup(registry: Registry, worker_a01: User) ->
     panel = api.get(f"/api/v1/buildings/{registry.a01_east.pk}/households/").json()
     units = {h["unit"]: h for h in panel["households"]}
     assert set(units) == {"101", "102", "201", "202"}
+    assert [p["full_name"] for p in units["101"]["persons"]] == ["张*明", "李*", "张*"]  # masked by default
+    panel = api.get(f"/api/v1/buildings/{registry.a01_east.pk}/households/", {"purpose": "入户走访"}).json()
+    units = {h["unit"]: h for h in panel["households"]}
     assert [p["full_name"] for p in units["101"]["persons"]] == ["张小明", "李华", "张伟"]
+    assert set(PersonalDataAccess.objects.values_list("purpose", flat=True)) == {"入户走访"}
     assert api.get(f"/api/v1/buildings/{registry.a02.pk}/households/").status_code == 404  # not my cell
     found = api.get(f"/api/v1/buildings/{registry.a01_east.pk}/residents/", {"q": "张"}).json()["results"]
     assert sorted(p["full_name"] for p in found) == ["张*", "张*明"]

@@ -722,9 +722,16 @@
   $("#hh-filter").addEventListener("change", loadHouseholds);
   let visiting = null;
   async function openVisit(h) {
+    // the members' data comes unmasked for the purpose the worker states (logged by the server)
+    const purpose = $("#hh-purpose").value.trim();
+    if (purpose.length < 2) {
+      $("#hh-count").textContent = T.purpose_needed;
+      $("#hh-purpose").focus();
+      return;
+    }
     let panel;
     try {
-      const r = await api(`/api/v1/buildings/${h.building_id}/households/`);
+      const r = await api(`/api/v1/buildings/${h.building_id}/households/?purpose=${encodeURIComponent(purpose)}`);
       if (!r.ok) throw new Error(String(r.status));
       panel = await r.json();
     } catch (e) {
@@ -768,7 +775,9 @@
       const phone = box.querySelector("input[name=phone]").value.trim();
       if (phone !== (p.phone || "")) values.phone = phone;
       const flags = Array.from(box.querySelectorAll("input[name=vulnerable]:checked")).map((c) => c.value).sort();
-      if (JSON.stringify(flags) !== JSON.stringify([...(p.vulnerable || [])].sort())) values.vulnerable = flags;
+      // a masked record (["***"]) is never written back as a change
+      const masked = (p.vulnerable || []).includes("***");
+      if (!masked && JSON.stringify(flags) !== JSON.stringify([...(p.vulnerable || [])].sort())) values.vulnerable = flags;
       if (Object.keys(values).length) changes.push({ person: p.id, values });
     }
     const item = {
