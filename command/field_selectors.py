@@ -152,11 +152,11 @@ class ContentsPolicy:
     def hide(self, text: str) -> str | None:
         return mask_text(text) if self.shows_masked else None
 
-    def log(self, *, user: Any, channel: str, decided: dict[str, list[str]]) -> None:
+    def log(self, *, user: Any, channel: str, decided: dict[str, list[str]], detail: str = "") -> None:
         """One access-log row per unmasking rule that applied (the ids, e.g. ``incident:7``)."""
         for decision, grant in (("unmasked", self.grant), ("assigned", self.assigned_grant)):
             if grant is not None and decided.get(decision):
-                layer_access_log(user=user, channel=channel, grant=grant, object_ids=decided[decision])
+                layer_access_log(user=user, channel=channel, grant=grant, object_ids=decided[decision], detail=detail)
 
 
 def contents_policy(user: Any, purpose: str = "") -> ContentsPolicy:

@@ -7,7 +7,8 @@ work). Where no Daphne runs, ``manage.py periodic_jobs`` runs them once (cron).
 Jobs: ``alarm_devices_check`` (home alarms that missed their heartbeat go offline, with an event),
 ``requests_mark_overdue`` (open requests past their SLA get flagged, with an event),
 ``incidents_overdue_mark`` (the SLA job: open incidents past their due time become
-``incident.overdue``, once each; the wall shows and counts them).
+``incident.overdue``, once each; the wall shows and counts them), ``api_tokens_expire`` (API
+tokens older than ``API_TOKEN_MAX_AGE_DAYS`` are deleted: refused everywhere from then on).
 """
 
 from __future__ import annotations
@@ -53,7 +54,16 @@ def _points_sync_visits() -> None:
     points_sync_visits()
 
 
+def _api_tokens_expire() -> None:
+    from command.services.accounts import api_tokens_expire
+
+    expired = api_tokens_expire()
+    if expired:
+        logger.info("API tokens expired: %s", expired)
+
+
 JOBS: list[tuple[str, Callable[[], None]]] = [
+    ("api_tokens_expire", _api_tokens_expire),
     ("points_sync_visits", _points_sync_visits),
     ("alarm_devices_check", _alarm_devices_check),
     ("requests_mark_overdue", _requests_mark_overdue),

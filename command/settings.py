@@ -458,6 +458,10 @@ ALARM_MISSED_HEARTBEATS = env_int("ALARM_MISSED_HEARTBEATS", 2)
 # How often each Daphne process runs the periodic jobs (command/periodic.py); 0: never (cron runs
 # ``manage.py periodic_jobs`` instead).
 PERIODIC_JOBS_SECONDS = env_int("PERIODIC_JOBS_SECONDS", 30)
+# API tokens (phones, GIS clients, the websocket's token) expire this many days after they were
+# issued (0: never): the periodic job ``api_tokens_expire`` deletes them, which every channel
+# (REST, the lean report path, websocket handshakes and open sockets) sees at once.
+API_TOKEN_MAX_AGE_DAYS = env_int("API_TOKEN_MAX_AGE_DAYS", 30)
 # A request without a category (not yet triaged) is due this long after it came in.
 REQUEST_DEFAULT_SLA_MINUTES = env_int("REQUEST_DEFAULT_SLA_MINUTES", 1440)
 # Residents' sign-in codes: the SMS backend ("console": the code goes to the server log, for the

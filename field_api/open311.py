@@ -35,6 +35,7 @@ from command.report_input import report_value
 from command.services.reports import ReportConflict, report_submit
 from field_api.auth import FastTokenAuthentication
 from field_api.errors import exception_handler
+from field_api.params import PAGE_PARAMETERS, csv_param, page_of
 from field_api.parsers import StrictJSONParser
 from field_api.serializers import CATEGORY_CODE, CategoryCodeField, StrictInputSerializer
 from field_api.throttles import ReadThrottle, ReportThrottle
@@ -283,20 +284,20 @@ class RequestListView(Open311View):
             OpenApiParameter("status", str, enum=["open", "closed"]),
             OpenApiParameter("start_date", str, description="ISO 8601 date-time."),
             OpenApiParameter("end_date", str, description="ISO 8601 date-time."),
+            *PAGE_PARAMETERS,
             PURPOSE_PARAMETER,
         ],
         responses={200: ServiceRequestSerializer(many=True), **open311_errors(400)},
     )
     def get(self, request: Request) -> Response:
         rows = _visible_reports(request.user)
-        ids = request.query_params.get("service_request_id")
-        if ids is not None:
-            try:
-                wanted = [int(part) for part in ids.split(",") if part.strip()]
-            except ValueError:
-                raise serializers.ValidationError(
-                    {"service_request_id": [_("Send service request ids as numbers, separated by commas.")]}
-                ) from None
+        if request.query_params.get("service_request_id") is not None:
+            wanted = csv_param(
+                request,
+                "service_request_id",
+                int,
+                reason=_("Send service request ids as numbers, separated by commas."),
+            )
             rows = rows.filter(pk__in=wanted)
         if "service_code" in request.query_params:
             code = request.query_params["service_code"]
@@ -314,7 +315,8 @@ class RequestListView(Open311View):
             rows = rows.filter(received_at__gte=start)
         if end is not None:
             rows = rows.filter(received_at__lte=end)
-        return Response(service_requests(request, list(rows.prefetch_related("photos")[:MAX_REQUESTS])))
+        page = page_of(request, rows.prefetch_related("photos"), default=MAX_REQUESTS, high=MAX_REQUESTS)
+        return Response(service_requests(request, page))
 
     @extend_schema(
         operation_id="open311_request_create",

@@ -48,8 +48,9 @@ from command.services import campaigns as campaign_services
 from command.services import registry as registry_services
 from command.services.registry_import import import_max_bytes, registry_import, registry_rows_read
 from field_api.errors import PayloadTooLarge
+from field_api.params import PAGE_PARAMETERS, csv_param, int_param, page_of
 from field_api.personal import PURPOSE_PARAMETER, purpose_param
-from field_api.serializers import ErrorSerializer, StrictInputSerializer
+from field_api.serializers import ErrorSerializer, NoInputSerializer, StrictInputSerializer
 from field_api.throttles import IncidentActionThrottle, ReadThrottle
 from field_api.views import check_body_size, errors
 
@@ -63,24 +64,6 @@ def _require_layer(request: Request, layer: str) -> None:
     """A list of a layer the login may not see answers like a missing one."""
     if layer not in layers_for_user(request.user):
         raise NotFound(_("Nothing here."))
-
-
-def _csv(request: Request, name: str) -> list[str]:
-    raw = request.query_params.get(name, "")
-    return [v.strip() for v in raw.split(",") if v.strip()][:50]
-
-
-def _int_param(request: Request, name: str, default: int, *, low: int = 0, high: int = 10**9) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise serializers.ValidationError({name: [_("A whole number.")]}) from None
-    if not low <= value <= high:
-        raise serializers.ValidationError({name: [_("Between %(low)s and %(high)s.") % {"low": low, "high": high}]})
-    return value
 
 
 def _iso(value: Any) -> str | None:
@@ -128,8 +111,7 @@ class HouseholdListView(APIView):
             OpenApiParameter("cell", str, description="Comma-separated grid cell or big grid codes."),
             OpenApiParameter("building", int),
             OpenApiParameter("resident_type", str, enum=list(Household.ResidentType.values)),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *PAGE_PARAMETERS,
             PURPOSE_PARAMETER,
         ],
         responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
@@ -141,7 +123,7 @@ class HouseholdListView(APIView):
     def get(self, request: Request) -> Response:
         _require_layer(request, "households")
         purpose = purpose_param(request)
-        vulnerable = _csv(request, "vulnerable")
+        vulnerable = csv_param(request, "vulnerable")
         unknown = sorted(set(vulnerable) - set(Household.Vulnerable.values))
         if unknown:
             raise serializers.ValidationError(
@@ -159,14 +141,15 @@ class HouseholdListView(APIView):
         qs = households_filtered(
             households_visible_to(request.user),
             vulnerable=vulnerable,
-            cell_codes=_csv(request, "cell"),
-            building_id=_int_param(request, "building", 0, low=1) if building else None,
+            cell_codes=csv_param(request, "cell"),
+            building_id=int_param(request, "building", 0, low=1) if building else None,
             resident_type=resident_type,
         ).select_related("building")
         total = qs.count()
-        limit = _int_param(request, "limit", 100, low=1, high=PAGE_MAX)
-        offset = _int_param(request, "offset", 0)
-        rows = [_household_row(h) for h in qs.order_by("building_id", "unit", "pk")[offset : offset + limit]]
+        rows = [
+            _household_row(h)
+            for h in page_of(request, qs.order_by("building_id", "unit", "pk"), default=100, high=PAGE_MAX)
+        ]
         shown = registry_values(
             user=request.user,
             layer="households",
@@ -387,8 +370,7 @@ class BusinessListView(APIView):
             OpenApiParameter("industry", str, description="Comma-separated industries."),
             OpenApiParameter("key_only", bool, description="Key industries only."),
             OpenApiParameter("building", int),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *PAGE_PARAMETERS,
             PURPOSE_PARAMETER,
         ],
         responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 403, 429)},
@@ -398,15 +380,13 @@ class BusinessListView(APIView):
         _require_layer(request, "businesses")
         purpose = purpose_param(request)
         qs = businesses_visible_to(request.user).select_related("building")
-        industries = _csv(request, "industry")
+        industries = csv_param(request, "industry")
         if industries:
             qs = qs.filter(industry__in=industries)
         if request.query_params.get("key_only") in ("1", "true"):
             qs = qs.exclude(key_industry="")
         if request.query_params.get("building"):
-            qs = qs.filter(building_id=_int_param(request, "building", 0, low=1))
-        limit = _int_param(request, "limit", 100, low=1, high=PAGE_MAX)
-        offset = _int_param(request, "offset", 0)
+            qs = qs.filter(building_id=int_param(request, "building", 0, low=1))
         rows = [
             {
                 "id": b.pk,
@@ -420,7 +400,7 @@ class BusinessListView(APIView):
                 "contact_name": b.contact_name,
                 "contact_phone": b.contact_phone,
             }
-            for b in qs.order_by("pk")[offset : offset + limit]
+            for b in page_of(request, qs.order_by("pk"), default=100, high=PAGE_MAX)
         ]
         shown = registry_values(user=request.user, layer="businesses", rows=rows, channel="rest", purpose=purpose)
         return Response({"count": qs.count(), "results": shown})
@@ -557,9 +537,10 @@ class CampaignCloseView(APIView):
     @extend_schema(
         operation_id="campaign_close",
         request=None,
-        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, 409: ErrorSerializer, **errors(401, 403, 429)},
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, 409: ErrorSerializer, **errors(400, 401, 403, 429)},
     )
     def post(self, request: Request, pk: int) -> Response:
+        NoInputSerializer(data=request.data).is_valid(raise_exception=True)  # takes no fields
         campaign = _campaign_or_404(request, pk)
         if not request.user.has_perm(MANAGE_CAMPAIGNS_PERMISSION):
             raise PermissionDenied(_("Only operators close campaigns."))
@@ -594,26 +575,24 @@ class CampaignTargetListView(APIView):
         parameters=[
             OpenApiParameter("status", str, description="Comma-separated; `open` = pending,absent (not covered)."),
             OpenApiParameter("cell", str, description="Comma-separated grid cell codes."),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            *PAGE_PARAMETERS,
         ],
         responses={200: OpenApiTypes.OBJECT, 404: ErrorSerializer, **errors(400, 401, 429)},
         description="A campaign's targets in my grid cells, per cell and building (`?status=open`: not covered yet).",
     )
     def get(self, request: Request, pk: int) -> Response:
         campaign = _campaign_or_404(request, pk)
-        statuses = _csv(request, "status")
+        statuses = csv_param(request, "status")
         if statuses == ["open"]:
             statuses = [CampaignTarget.Status.PENDING, CampaignTarget.Status.ABSENT]
         unknown = sorted(set(statuses) - set(CampaignTarget.Status.values))
         if unknown:
             raise serializers.ValidationError({"status": [_("Unknown status %s.") % unknown[0]]})
         qs = campaign_targets_for_user(
-            user=request.user, campaign=campaign, statuses=statuses, cell_codes=_csv(request, "cell")
+            user=request.user, campaign=campaign, statuses=statuses, cell_codes=csv_param(request, "cell")
         )
-        limit = _int_param(request, "limit", PAGE_MAX, low=1, high=5000)
-        offset = _int_param(request, "offset", 0)
-        return Response({"count": qs.count(), "results": [target_output(t) for t in qs[offset : offset + limit]]})
+        rows = page_of(request, qs, default=PAGE_MAX, high=5000)
+        return Response({"count": qs.count(), "results": [target_output(t) for t in rows]})
 
 
 class CampaignProgressView(APIView):

@@ -33,6 +33,7 @@ from field_api.parsers import StrictJSONParser
 from field_api.serializers import (
     ConflictSerializer,
     ErrorSerializer,
+    NoInputSerializer,
     ReportInputSerializer,
     ReportOutputSerializer,
     StrictInputSerializer,
@@ -243,8 +244,9 @@ class SessionTokenView(APIView):
     throttle_classes = [AuthThrottle]
     authentication_classes = [SessionAuthentication]
 
-    @extend_schema(operation_id="token_from_session", request=None, responses={200: TokenOutput, **errors()})
+    @extend_schema(operation_id="token_from_session", request=None, responses={200: TokenOutput, **errors(400)})
     def post(self, request: Request) -> Response:
+        NoInputSerializer(data=request.data).is_valid(raise_exception=True)  # takes no fields
         user = request.user
         assert isinstance(user, User)  # IsAuthenticated
         key = api_token_issue(user=user)

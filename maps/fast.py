@@ -63,9 +63,9 @@ from maps.tiles import (
     Tile,
     aexecute,
     alayer_tile_cached,
-    tile_cacheable,
     tile_fresh_statement,
     tile_public_profile,
+    tile_shared,
 )
 from maps.views import MAX_TILE_ZOOM, tile_response
 
@@ -229,8 +229,8 @@ async def _tile(conn: Any, request: _Request) -> tuple[Tile, Statement | None]:
     if not access_prefetched_enough(user):
         raise Fallback  # grants narrowed to cells, or grant rows to read: the view reads them
     grant: LayerGrant | None = layers_for_user(user).get(request.layer)
-    if grant is None or not tile_cacheable(grant, z):
-        raise Fallback  # 404 alike for missing and forbidden; personal data is logged
+    if grant is None or not tile_shared(grant, z):
+        raise Fallback  # 404 alike for missing and forbidden; personal data is logged; other profiles
     affine = tile_affine(z, x, y) if crs == "gcj02" else None
     prefetched = (fresh, row[:FRESH_COLUMNS])
     return await alayer_tile_cached(conn, grant, z, x, y, crs=crs, affine=affine, prefetched=prefetched)

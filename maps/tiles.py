@@ -100,6 +100,15 @@ def tile_public_profile(layer: Layer) -> LayerGrant:
     return LayerGrant(layer, layer.public_fields, personal_data=False)
 
 
+def tile_shared(grant: LayerGrant, z: int) -> bool:
+    """Cached under the public profile: the row the lean path reads before it knows the viewer
+    (maps/fast.py serves these; other cacheable tiles, narrowed or masked, are cached by the view)."""
+    public = tile_public_profile(grant.layer)
+    return tile_cacheable(grant, z) and tile_cache_key(grant, z, 0, 0, crs="") == tile_cache_key(
+        public, z, 0, 0, crs=""
+    )
+
+
 # A fresh tile whose seq lags this far behind is moved up, to keep the freshness scan short.
 SEQ_REFRESH_LAG = 100
 SEQ_REFRESH_SQL = "UPDATE maps_tilecache SET seq = %s WHERE key = %s AND seq = %s"

@@ -31,10 +31,8 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from command.access import user_access
-from command.field_selectors import incident_get_for_user, photos_visible_to, report_contents_grant
+from command.field_selectors import contents_policy, incident_get_for_user, photos_visible_to
 from command.layers import OPEN_INCIDENT_STATUSES, layer_access_log, layers_for_user
-from command.masking import mask_text
 from command.models import Category, GridCell, Incident, Report, Team
 from command.report_input import report_value
 from command.resident_models import ServiceRequest
@@ -337,12 +335,7 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
         return _json({"detail": _("No such incident.")}, status=404)
     # notes come masked (or, for roles that see no personal data, not at all) unless the
     # drawer is asked with ?purpose= by a role that may unmask (logged; docs/privacy.md)
-    contents = report_contents_grant(user, (request.GET.get("purpose") or "").strip()[:200])
-    shows_masked = user_access(user).masked
-
-    def hide(text: str | None) -> str | None:
-        return mask_text(text) if shows_masked else None
-
+    policy = contents_policy(user, (request.GET.get("purpose") or "").strip()[:200])
     photos: dict[int, list[dict[str, Any]]] = {}
     for photo in photos_visible_to(user).filter(report__incident_id=incident.pk).order_by("pk"):
         photos.setdefault(int(photo.report_id or 0), []).append(
@@ -353,23 +346,22 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
             }
         )
     reports = []
-    shown: list[str] = []
+    decided: dict[str, list[str]] = {}
     for report in incident.reports.order_by("received_at", "pk"):
-        mine = report.reporter_id == user.pk
-        visible = contents is not None or mine
-        if visible and not mine:
-            shown.append(str(report.pk))
+        decision = policy.decide(incident, own=report.reporter_id == user.pk)
+        decided.setdefault(decision, []).append(str(report.pk))
+        note = report_value(report, "note")
         reports.append(
             {
                 "id": report.pk,
                 "received_at": report.received_at.isoformat(),
                 "source": report.source,
-                "note": report_value(report, "note") if visible else hide(report_value(report, "note")),
+                "note": policy.hide(note) if decision == "masked" else note,
                 "photos": photos.get(report.pk, []),
             }
         )
-    if contents is not None and shown:
-        layer_access_log(user=user, channel="wall", grant=contents, object_ids=shown, detail=f"incident {pk}")
+    policy.log(user=user, channel="wall", decided=decided, detail=f"incident {pk}")
+    masked = policy.decide(incident) == "masked"  # the incident's own notes (shown with its reports')
     workers = workers_nearest_available(incident.location)
     worker_grant = layers_for_user(user).get("workers")
     visible_fields = set(worker_grant.fields) if worker_grant else set()
@@ -415,8 +407,8 @@ def incident_detail(request: HttpRequest, pk: int) -> JsonResponse:
                 and incident.status in OPEN_INCIDENT_STATUSES
                 and incident.alarm_acknowledged_at is None,
                 "location": [incident.location.x, incident.location.y],
-                "note": incident.note if contents is not None else hide(incident.note),
-                "resolution_note": incident.resolution_note if contents is not None else hide(incident.resolution_note),
+                "note": policy.hide(incident.note) if masked else incident.note,
+                "resolution_note": policy.hide(incident.resolution_note) if masked else incident.resolution_note,
             },
             "reports": reports,
             "timeline": incident_timeline(incident),

@@ -93,7 +93,9 @@ class LiveAuthMiddleware:
         else:
             user = AnonymousUser()
         if not (user.is_authenticated and user.is_active) or credential is None:
-            reason = "unknown or revoked token" if key is not None else "no session" if origin else "no credentials"
+            reason = (
+                "unknown, revoked or expired token" if key is not None else "no session" if origin else "no credentials"
+            )
             return await _deny(receive, send, scope, reason)
         # realtime.hub re-checks the credential every heartbeat: logging out ends the socket
         return await self.inner({**scope, "user": user, CREDENTIAL: credential}, receive, send)

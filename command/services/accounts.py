@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.utils import timezone
 
 from command.models import Team, Worker
 from command.roles import ROLES, roles_snapshot
@@ -42,12 +46,36 @@ def user_ensure(
     return user
 
 
+def api_token_cutoff() -> datetime | None:
+    """Tokens issued before this have expired (settings.API_TOKEN_MAX_AGE_DAYS; None: never)."""
+    days = int(getattr(settings, "API_TOKEN_MAX_AGE_DAYS", 0))
+    return timezone.now() - timedelta(days=days) if days > 0 else None
+
+
+@transaction.atomic
 def api_token_issue(*, user: User) -> str:
-    """The user's API token for phones and other clients (one per user; the same until revoked)."""
+    """The user's API token for phones and other clients (one per user; the same until revoked
+    or expired: an expired one is replaced)."""
     from rest_framework.authtoken.models import Token
 
+    cutoff = api_token_cutoff()
+    if cutoff is not None:
+        Token.objects.filter(user=user, created__lt=cutoff).delete()
     token, _created = Token.objects.get_or_create(user=user)
     return str(token.key)
+
+
+def api_tokens_expire() -> int:
+    """Delete the tokens older than API_TOKEN_MAX_AGE_DAYS (a periodic job): every channel reads
+    the token table, so an expired token is refused everywhere from then on, and open sockets
+    holding it are closed at their next heartbeat (realtime.hub). Returns how many went."""
+    from rest_framework.authtoken.models import Token
+
+    cutoff = api_token_cutoff()
+    if cutoff is None:
+        return 0
+    deleted, _per_model = Token.objects.filter(created__lt=cutoff).delete()
+    return int(deleted)
 
 
 def api_token_revoke(*, user: User) -> None:

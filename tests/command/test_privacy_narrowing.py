@@ -183,15 +183,25 @@ def test_a_grid_worker_sees_nothing_of_another_cell_on_any_http_channel(
         assert not _leaks(_body(response), secrets), (url, _leaks(_body(response), secrets))
 
 
-def test_ab_cover_widens_every_channel_at_once(
-    registry: Registry, district: dict[str, Any], worker_a01: User, make_user: Callable[..., User]
+@pytest.mark.parametrize("how", ["ab_cover", "big_grid"])
+def test_ab_cover_or_a_big_grid_widens_every_channel_at_once(
+    registry: Registry, district: dict[str, Any], worker_a01: User, make_user: Callable[..., User], how: str
 ) -> None:
-    # given the grid worker of A-01, given AB-role cover of the neighbouring cell by the admin
-    access_grant_save(
-        user=worker_a01, own_cells=True, neighbour_cover=True, reason="AB角: 顶替A-02", actor_id=make_user("admin").pk
-    )
+    if how == "ab_cover":
+        # given the grid worker of A-01, given AB-role cover of the neighbouring cell by the admin
+        access_grant_save(
+            user=worker_a01,
+            own_cells=True,
+            neighbour_cover=True,
+            reason="AB角: 顶替A-02",
+            actor_id=make_user("admin").pk,
+        )
+        user = User.objects.get(pk=worker_a01.pk)
+    else:
+        # given a grid worker whose own cell is the big grid A (its cells A-01 and A-02)
+        user = make_user("grid_worker", cells=["A"])
     client = Client()
-    client.force_login(User.objects.get(pk=worker_a01.pk))
+    client.force_login(user)
     ids, a01, a02 = district["ids"], district["a01"], district["a02"]
     # then A-02's records come on every channel, masked
     for layer in LAYERS:

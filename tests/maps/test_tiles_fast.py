@@ -30,15 +30,17 @@ from django.utils import timezone
 
 from command.access import access_prefetched_enough
 from command.db_async import pool, pools_close
+from command.layer_queries import tile_aggregated
 from command.layers import LAYERS, layers_for_user
 from command.logins import viewer_from_row, viewer_sql
 from command.models import PersonalDataAccess
 from command.roles import ROLE_LAYERS
+from command.roles import ROLES as ROLE_DECLARATIONS
 from command.services.accounts import api_token_issue
 from command.services.places import camera_save
 from maps.fast import FRESH_COLUMNS, Receive, Scope, Send, _prepared, _viewer_and_fresh_sql, tile_fast_app
 from maps.models import TileCache
-from maps.tiles import tile_cacheable, tile_fresh_statement, tile_public_profile
+from maps.tiles import tile_cacheable, tile_fresh_statement, tile_public_profile, tile_shared
 from maps.views import MAX_TILE_ZOOM
 from tests.maps.conftest import HOT, Village, tile_of
 from tests.support import daphne_server
@@ -194,11 +196,11 @@ def test_every_role_gets_the_views_bytes_and_headers(
         r.path
         for req in requests
         for r in (req, req)
-        if (name := r.path.split("/")[3]) not in grants or not tile_cacheable(grants[name], int(r.path.split("/")[4]))
+        if (name := r.path.split("/")[3]) not in grants or not tile_shared(grants[name], int(r.path.split("/")[4]))
     ]
     assert spy.paths == expected_fallbacks
-    # tiles narrowed to a grant's cells (grid workers, team leads) are never cached; a role
-    # without map layers has none either
+    # tiles narrowed to a grant's cells (grid workers, team leads) or masked are cached by the
+    # view under their own profile; a role without map layers has none
     cached = any(tile_cacheable(g, z) for g in grants.values() for z in (12, 17))
     assert any(a.header("X-Tile-Cache") == "hit" for a in fast) == cached
     assert {a.status for a in fast} <= {200, 404}
@@ -494,17 +496,27 @@ def test_permissions_loaded_in_one_statement_equal_djangos(
             assert grants == layers_for_user(User.objects.get(pk=user.pk))
 
 
-def test_every_cacheable_tile_is_read_with_the_public_profile(make_user: Callable[..., User]) -> None:
-    """The fast path reads the cache row before it knows the viewer (maps.tiles.tile_public_profile):
-    for every role, layer and zoom whose tile is cached, that is the row the view reads."""
+def test_every_cacheable_tile_shares_the_public_row_exactly_when_it_holds_the_same(
+    make_user: Callable[..., User],
+) -> None:
+    """The fast path reads the cache row before it knows the viewer (maps.tiles.tile_public_profile).
+    For every role, layer and zoom whose tile is cached: its row is the public one exactly when
+    the viewer gets what everyone gets there (the public fields unmasked, or counts, everywhere);
+    a masked or narrowed tile has a row of its own, so it never reaches another viewer."""
     for role in ROLES:
-        for name, grant in layers_for_user(make_user(role)).items():
+        user = make_user(role, cells=["A-01"] if ROLE_DECLARATIONS[role].area == "own_cells" else None)
+        for name, grant in layers_for_user(user).items():
+            public = tile_public_profile(LAYERS[name])
             for z in range(MAX_TILE_ZOOM + 1):
-                if tile_cacheable(grant, z):
-                    public = tile_public_profile(LAYERS[name])
-                    assert tile_fresh_statement(grant, z, 0, 0, crs="wgs84") == tile_fresh_statement(
-                        public, z, 0, 0, crs="wgs84"
-                    ), (role, name, z)
+                if not tile_cacheable(grant, z):
+                    continue
+                same_row = tile_fresh_statement(grant, z, 0, 0, crs="wgs84") == tile_fresh_statement(
+                    public, z, 0, 0, crs="wgs84"
+                )
+                everyone = grant.cells is None and (
+                    tile_aggregated(name, z) or (grant.fields == public.fields and not grant.masked)
+                )
+                assert same_row == everyone == tile_shared(grant, z), (role, name, z)
 
 
 # --- a real Daphne ----------------------------------------------------------------------------

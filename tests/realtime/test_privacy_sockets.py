@@ -26,10 +26,11 @@ def _refused(url: str, **kwargs) -> int:
     return refused.value.response.status_code
 
 
-def _logged(server, text: str, timeout: float = 3) -> bool:
+def _logged(server, text: str, timeout: float = 3, times: int = 1) -> bool:
+    """``text`` is in the server's log (at least ``times`` times)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in server.log.read_text(errors="replace"):
+        if server.log.read_text(errors="replace").count(text) >= times:
             return True
         time.sleep(0.1)
     return False
@@ -50,13 +51,14 @@ def test_refused_handshakes_and_subscriptions_are_logged_with_their_reason(live_
     key = user_token(police)
     Token.objects.filter(key=key).delete()
     assert _refused(url, token=key) == 403
-    assert _logged(live_daphne, "websocket handshake refused (unknown or revoked token)")
+    assert _logged(live_daphne, "websocket handshake refused (unknown, revoked or expired token)")
     # a session that expired (through the session store: sessions are cached)
     store = SessionStore(session_key=cookie)
     store.set_expiry(1)
     store.save()
     time.sleep(1.5)
     assert _refused(url, cookie=cookie, origin=live_daphne.url) == 403
+    assert _logged(live_daphne, "websocket handshake refused (no session)", times=2)  # the second: expired
     # a subscription to layers the login may not see: denied, and logged
     client = LiveClient(url, token=user_token(police))
     subscribed = client.subscribe(["cameras", "households", "reports"])
@@ -110,3 +112,31 @@ def test_a_grid_worker_hears_only_the_events_of_their_cells(live_daphne, make_us
     assert notes == ["***", "***"]
     a01.close()
     a02.close()
+
+
+def test_an_expired_token_is_refused_at_the_handshake_and_cuts_an_open_socket(live_daphne, make_user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from command.periodic import periodic_jobs_run
+
+    # given an officer's token issued longer ago than API_TOKEN_MAX_AGE_DAYS, in use on a socket
+    police = make_user("police")
+    key = user_token(police)
+    age = timedelta(days=settings.API_TOKEN_MAX_AGE_DAYS + 1)
+    Token.objects.filter(key=key).update(created=timezone.now() - age)
+    client = LiveClient(f"{live_daphne.ws_url}/ws/live/", token=key)
+    assert client.subscribe(["incidents"])["layers"] == ["incidents"]
+    # when the periodic job expires it
+    periodic_jobs_run()
+    # then the open socket is closed at the next heartbeat, and a new handshake is refused and logged
+    assert client.wait_closed(timeout=10) == messages.CLOSE_FORBIDDEN
+    assert _refused(f"{live_daphne.ws_url}/ws/live/", token=key) == 403
+    assert _logged(live_daphne, "websocket handshake refused (unknown, revoked or expired token)")
+    # and REST refuses it too
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/me/").status_code == 401
