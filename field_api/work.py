@@ -418,11 +418,11 @@ class DutyView(APIView):
         responses={200: MeOutputSerializer, **errors(400, 401, 403)},
     )
     def post(self, request: Request) -> Response:
-        worker = require_worker(request)
         if not isinstance(request.data, dict):
             raise serializers.ValidationError({"detail": _("Send a JSON object.")})
         serializer = DutyInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        serializer.is_valid(raise_exception=True)  # a bad body is a 400 whoever sends it
+        worker = require_worker(request)
         worker = worker_duty_set(worker=worker, on_duty=serializer.validated_data["on_duty"])
         return Response(me_output(request.user, worker))
 
@@ -458,11 +458,11 @@ class PingView(APIView):
     )
     def post(self, request: Request) -> Response:
         check_body_size(request)
-        worker = require_worker(request)
         if not isinstance(request.data, dict):
             raise serializers.ValidationError({"detail": _("Send a JSON object with a list of pings.")})
         serializer = PingBatchInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        serializer.is_valid(raise_exception=True)  # a bad body is a 400 whoever sends it
+        worker = require_worker(request)
         pings = [
             Ping(location=p["location"], recorded_at=p["recorded_at"], accuracy_m=p.get("accuracy"))
             for p in serializer.validated_data["pings"]

@@ -126,7 +126,8 @@ def world(grid, reference, make_user: Callable[..., User]) -> dict[str, Any]:
         members=[{"full_name": "张小明", "relation": "head", "resident_type": "registered"}],
     )
     campaign = campaign_create(actor_id=None, name="走访", kind="census", target_kind="households", cell_codes=["A-01"])
-    request = request_submit(channel="phone", title="电梯故障", requester_phone="13800000001")
+    admin = make_user("admin")
+    request = request_submit(channel="phone", title="电梯故障", requester_phone="13800000001", actor=admin)
     return {
         "incidents": report.incident_id,
         "households": household.pk,
@@ -134,7 +135,7 @@ def world(grid, reference, make_user: Callable[..., User]) -> dict[str, Any]:
         "requests": request.pk,
         "layer": "households",
         "feature_id": household.pk,
-        "admin": make_user("admin"),
+        "admin": admin,
     }
 
 
