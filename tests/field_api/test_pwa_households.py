@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from command.models import Household, HouseholdVisit
+from command.models import Household, HouseholdVisit, PersonalDataAccess
 from tests.field_api.test_pwa_offline import outside_the_loop
 from tests.registry_support import Registry
 from tests.support import field_app_login
@@ -49,4 +49,7 @@ def test_a_visit_from_the_field_app_updates_the_household_and_logs_it(
     visit = outside_the_loop(lambda: HouseholdVisit.objects.select_related("visitor").get(household_id=household.pk))
     assert visit.visitor.username == "wang" and visit.note == "腿脚不便"
     assert {e["op"] for e in visit.changes} == {"update"}
+    # and opening the household showed its members for the purpose the app states, logged
+    logged = outside_the_loop(lambda: list(PersonalDataAccess.objects.filter(layer="persons")))
+    assert logged and {row.purpose for row in logged} == {"入户走访"}
     assert not errors, errors
