@@ -24,23 +24,29 @@ Definitions (also in docs/wall.md):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.gis.db.models import Union
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
 from command.analysis.cells import cell_performance
+from command.eventlog import latest_seq
 from command.layers import LayerGrant
 from command.models import Campaign, GridCell, HotspotAlert
 from command.registry_selectors import campaigns_visible_to
 from command.resident_models import AlarmDevice, ServiceRequest
 
+log = logging.getLogger(__name__)
+
 CELL_PERIOD_DAYS = 7  # the weekly summary's period
 CAMPAIGNS_MAX = 6  # active campaigns mounted on one wall
+CELLS_CACHE_SECONDS = 120
 HOTSPOT_NOTICE_HOURS = 24  # a wall opened later still shows the hotspots announced since
 HOTSPOT_NOTICES_MAX = 5
 
@@ -94,8 +100,31 @@ def wall_device_counts(grant: LayerGrant) -> dict[str, int]:
 
 
 def wall_cells_behind(grant: LayerGrant, now: datetime | None = None) -> list[dict[str, Any]]:
-    """The grid cells falling behind over the last CELL_PERIOD_DAYS days, worst first."""
+    """The grid cells falling behind over the last CELL_PERIOD_DAYS days, worst first.
+
+    Every wall asks after each incident's event; what they get changes only with a new event
+    (every write appends one, the SLA job too) or as time slides the period: so it is computed
+    once per latest event seq, minute and grant area, and shared by every wall and process
+    through the cache (computed here when the cache is away)."""
     now = now or timezone.now()
+    cells = "*" if grant.cells is None else ",".join(map(str, grant.cells))
+    key = f"wall:cells-behind:{latest_seq()}:{int(now.timestamp()) // 60}:{cells}"
+    try:
+        cached = cache.get(key)
+    except Exception as exc:  # the cache is a speed-up, not a dependency
+        log.warning("wall panels: cache away (%s); cells computed here", exc)
+        return _cells_behind(grant, now)
+    if cached is not None:
+        return list(cached)
+    rows = _cells_behind(grant, now)
+    try:
+        cache.set(key, rows, CELLS_CACHE_SECONDS)
+    except Exception as exc:
+        log.warning("wall panels: cache away (%s)", exc)
+    return rows
+
+
+def _cells_behind(grant: LayerGrant, now: datetime) -> list[dict[str, Any]]:
     rows = [
         {
             "cell_id": s.cell_id,

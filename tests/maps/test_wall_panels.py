@@ -19,7 +19,7 @@ from command.services.alarms import alarm_device_register
 from command.services.campaigns import campaign_close, campaign_create
 from command.services.hotspots import hotspots_refresh
 from command.services.requests import request_submit, requests_mark_overdue
-from command.wall_panel_selectors import WALL_PANELS, wall_hotspot_notices, wall_panels_for
+from command.wall_panel_selectors import WALL_PANELS, wall_cells_behind, wall_hotspot_notices, wall_panels_for
 from command.wall_selectors import wall_alarms
 from maps.alarm_sound import HOME_PATH, PATH, alarm_wav_bytes, home_alarm_wav_bytes
 from tests.maps.test_wall_browser import submit
@@ -123,3 +123,21 @@ def test_hotspot_notices_are_those_announced_lately(grid, reference, make_user) 
     assert event.payload["properties"]["count"] == 5
     # and a day later they are gone from the wall's opening
     assert wall_hotspot_notices(layers_for_user(operator)["hotspots"], timezone.now() + timedelta(hours=25)) == []
+
+
+def test_cells_behind_are_computed_once_per_event_and_minute(
+    grid, reference, make_user, django_assert_num_queries
+) -> None:
+    # given: A-01 behind (an incident past its SLA), asked once
+    submit(reference, "falling_object", 117.0002, 39.0008, received_at=timezone.now() - timedelta(hours=1))
+    grant = layers_for_user(make_user("operator"))["cells"]
+    now = timezone.now()
+    first = wall_cells_behind(grant, now)
+    # when: another wall asks in the same minute with nothing new in the event log
+    with django_assert_num_queries(1):  # the latest seq; the rest from the shared cache
+        again = wall_cells_behind(grant, now)
+    # then: the same answer; and after a new event it is computed again
+    assert again == first and [c["code"] for c in first] == ["A-01"]
+    submit(reference, "sanitation", 117.0015, 39.0005)
+    with django_assert_num_queries(3):  # the latest seq, this period's and the period before's statistics
+        assert wall_cells_behind(grant, now) == first
