@@ -23,7 +23,8 @@ The last line is the ratio of the medians and of the best samples (goal: <= 1.2x
 not minutes), and the ratio of the two queries' CPU time in the database backend (run serially,
 without parallel workers, so that all of it is the backend's; when the server runs on this
 machine). On a shared, loaded machine the wall-time medians swing by a third between runs
-and the best samples by more; the CPU times hold within a few per cent.
+and the best samples by more; the CPU times swing less, but still by +-15 % (1.30x to 1.52x
+in three runs of the same code), so compare runs, not one figure.
 """
 
 from __future__ import annotations
