@@ -67,6 +67,62 @@ new MutationObserver((records) => {
 }).observe(document.getElementById('feed'), {childList: true});
 """
 
+# Time to interactive, and its parts (Performance API): the navigation's timings, first paint,
+# when each of the wall's conditions first held, and the main thread's long tasks.
+TTI_PROBE = """
+window.__marks = {}; window.__long = 0;
+(() => {
+  const mark = (k) => { if (!(k in window.__marks)) window.__marks[k] = performance.now(); };
+  const check = () => {
+    const W = window.GridWall;
+    if (W && W.ready) mark('script');
+    if (W && W.status === 'live') mark('live');
+    if (W && W.stateLoads >= 1) mark('state');
+    if (W && W.mapLoaded) mark('map');
+    if (W && W.ready && W.status === 'live' && W.stateLoads >= 1 && W.mapResyncs >= 1 && W.mapLoaded) {
+      window.__tti = performance.now();
+    } else { requestAnimationFrame(check); }
+  };
+  addEventListener('DOMContentLoaded', check);
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long += e.duration; })
+      .observe({type: 'longtask', buffered: true});
+  } catch (e) { /* no long task timing */ }
+})();
+"""
+TTI_PARTS = """() => {
+  const n = performance.getEntriesByType('navigation')[0];
+  const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+  return Object.assign({html_first_byte: n.responseStart, html_end: n.responseEnd,
+    dom_content_loaded: n.domContentLoadedEventEnd, first_paint: fcp ? fcp.startTime : -1,
+    long_tasks: window.__long, tti: window.__tti}, window.__marks);
+}"""
+# When the page's own sockets hear of each incident (before the page's handlers run: this
+# listener is added first), and the long tasks of the latency run.
+SOCKET_PROBE = """
+window.__heard = {}; window.__long = 0;
+(() => {
+  const Native = window.WebSocket;
+  function Probed(url, protocols) {
+    const ws = protocols === undefined ? new Native(url) : new Native(url, protocols);
+    ws.addEventListener('message', (m) => {
+      const t = performance.timeOrigin + performance.now();
+      if (typeof m.data !== 'string' || m.data.indexOf('incident.created') < 0) return;
+      const d = JSON.parse(m.data);
+      if (d.kind === 'incident.created' && !(d.object_id in window.__heard)) window.__heard[d.object_id] = t;
+    });
+    return ws;
+  }
+  Probed.prototype = Native.prototype;
+  Object.assign(Probed, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  window.WebSocket = Probed;
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long += e.duration; })
+      .observe({type: 'longtask'});
+  } catch (e) { /* no long task timing */ }
+})();
+"""
+
 
 def quick_database_url() -> str:
     return default_bench_url().replace("/gc_bench?", "/gc_wall_quick?")
@@ -211,6 +267,42 @@ class SocketTimes(threading.Thread):
                     ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
 
 
+def profile_print(profile: dict[str, Any], top: int = 20) -> None:
+    """The functions the page's main thread spent most time in (self time), from a CDP profile."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    deltas = profile.get("timeDeltas", [])
+    self_us: dict[int, float] = {}
+    for node_id, delta in zip(profile.get("samples", []), [*deltas[1:], 0], strict=False):
+        self_us[node_id] = self_us.get(node_id, 0) + delta
+    by_function: dict[str, float] = {}
+    for node_id, us in self_us.items():
+        frame = nodes[node_id]["callFrame"]
+        name = f"{frame['functionName'] or '(anonymous)'} {frame['url'].rsplit('/', 1)[-1]}:{frame['lineNumber'] + 1}"
+        by_function[name] = by_function.get(name, 0) + us
+    total = sum(by_function.values()) or 1
+    print(f"profile of the latency run: {total / 1000:.0f} ms sampled", file=sys.stderr)
+    for name, us in sorted(by_function.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {us / 1000:8.1f} ms {100 * us / total:5.1f} %  {name}", file=sys.stderr)
+
+
+def trace_print(trace: dict[str, Any], top: int = 15) -> None:
+    """Time of the renderer's main thread by trace event (layout, paint, script...), nested
+    events counted in their own line too."""
+    events = trace.get("traceEvents", [])
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    totals: dict[str, float] = {}
+    for e in events:
+        if (e.get("pid"), e.get("tid")) in main and e.get("ph") == "X" and "dur" in e:
+            totals[e["name"]] = totals.get(e["name"], 0) + e["dur"]
+    print("trace of the latency run, renderer main thread:", file=sys.stderr)
+    for name, us in sorted(totals.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {us / 1000:8.1f} ms  {name}", file=sys.stderr)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -221,6 +313,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small district, 20 reports, a 15 s heap run")
     parser.add_argument("--minutes", type=float, default=None, help="length of the heap run (default 10; quick 0.25)")
     parser.add_argument("--reports", type=int, default=None, help="reports for the latency run (default 100; quick 20)")
+    parser.add_argument(
+        "--profile", action="store_true", help="print where the page's main thread spends the latency run (CDP)"
+    )
     args = parser.parse_args()
     minutes = args.minutes if args.minutes is not None else (0.25 if args.quick else 10)
     reports = args.reports if args.reports is not None else (20 if args.quick else 100)
@@ -269,22 +364,18 @@ def main() -> None:
                 bare.append(float(t))
                 page.close()
             # --- the wall: time to interactive ------------------------------------------------
-            ttis = []
+            ttis: list[float] = []
+            parts: list[dict[str, float]] = []
             for _ in range(loads):
                 context = browser.new_context(viewport={"width": 1920, "height": 1080})
                 context.add_cookies([{"name": "sessionid", "value": setup["cookie"], "url": base}])
                 page = context.new_page()
-                page.add_init_script(
-                    "window.__t0 = performance.now(); addEventListener('DOMContentLoaded', () => {"
-                    " const check = () => { const W = window.GridWall; if (W && W.ready && W.status === 'live' &&"
-                    " W.stateLoads >= 1 && W.mapResyncs >= 1 && W.mapLoaded) { window.__tti = performance.now(); }"
-                    " else { requestAnimationFrame(check); } }; check(); });"
-                )
+                page.add_init_script(TTI_PROBE)
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))  # noqa: B023 - read before the next loop
                 page.goto(base + "/control/")
                 try:
-                    page.wait_for_function("window.__tti !== undefined", timeout=60_000)
+                    page.wait_for_function("() => window.__tti !== undefined", timeout=60_000)
                 except Exception:
                     state = page.evaluate(
                         "JSON.stringify(window.GridWall && {ready: GridWall.ready, status: GridWall.status,"
@@ -293,19 +384,33 @@ def main() -> None:
                     )
                     raise SystemExit(f"the wall did not become interactive: {page.url} {state} {errors}") from None
                 ttis.append(float(page.evaluate("window.__tti")))
+                parts.append(page.evaluate(TTI_PARTS))
                 markers = int(page.evaluate("Object.keys(GridWall.markers).length"))
                 context.close()
             # --- latency: report -> websocket, report -> pixel --------------------------------
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
             context.add_cookies([{"name": "sessionid", "value": setup["cookie"], "url": base}])
             page = context.new_page()
+            page.add_init_script(SOCKET_PROBE)
             page.goto(base + "/control/")
-            page.wait_for_function("window.GridWall && GridWall.ready && GridWall.status === 'live'", timeout=120_000)
+            page.wait_for_function(
+                "() => window.GridWall && GridWall.ready && GridWall.status === 'live' && GridWall.mapLoaded",
+                timeout=120_000,
+            )
             page.evaluate(PIXEL_PROBE)
+            page.evaluate("window.__long = 0")
             sockets = SocketTimes(f"ws://127.0.0.1:{port}/ws/live/", setup["operator_token"])
             sockets.start()
             sockets.ready.wait(10)
             reporter = Reporter(base, setup)
+            profiler = context.new_cdp_session(page) if args.profile else None
+            if profiler is not None:
+                profiler.send("Profiler.enable")
+                profiler.send("Profiler.setSamplingInterval", {"interval": 200})
+                profiler.send("Profiler.start")
+                browser.start_tracing(
+                    page=page, categories=["devtools.timeline", "disabled-by-default-devtools.timeline"]
+                )
             sent: list[tuple[float, int]] = []
             for _ in range(reports):
                 t0, incident_id, fresh = reporter.report()
@@ -319,6 +424,9 @@ def main() -> None:
                     break
                 time.sleep(0.2)
             pix = page.evaluate("window.__pix")
+            if profiler is not None:
+                profile_print(profiler.send("Profiler.stop")["profile"])
+                trace_print(json.loads(browser.stop_tracing()))
             to_ws = [sockets.created[str(i)] - t0 for t0, i in sent if str(i) in sockets.created]
             to_pixel = [pix[str(i)] - t0 for t0, i in sent if pix.get(str(i), -1) > 0]
             added = [
@@ -327,6 +435,14 @@ def main() -> None:
                 if pix.get(str(i), -1) > 0 and str(i) in sockets.created
             ]
             missing = len(sent) - len(to_pixel)
+            heard = page.evaluate("window.__heard")
+            to_page = [
+                heard[str(i)] - sockets.created[str(i)]
+                for _t, i in sent
+                if str(i) in heard and str(i) in sockets.created
+            ]
+            in_page = [pix[str(i)] - heard[str(i)] for _t, i in sent if pix.get(str(i), -1) > 0 and str(i) in heard]
+            long_ms = float(page.evaluate("window.__long"))
             # --- heap over a run at 5 events/s ------------------------------------------------
             cdp = context.new_cdp_session(page)
 
@@ -362,6 +478,12 @@ def main() -> None:
         f"time to interactive: median {tti:.0f} ms of {len(ttis)} loads ({markers} open incidents on the map); "
         f"bare libraries {bare_ms:.0f} ms; goal < 3000 ms: {'met' if tti < 3000 else 'NOT met'}"
     )
+    keys = ("html_first_byte", "html_end", "dom_content_loaded", "first_paint", "script", "live", "state", "map")
+    breakdown = ", ".join(
+        f"{k} {statistics.median(p.get(k, -1) for p in parts):.0f}" for k in keys if all(k in p for p in parts)
+    )
+    long_tti = statistics.median(p["long_tasks"] for p in parts)
+    print(f"  parts (ms after navigation, medians): {breakdown}; long tasks {long_tti:.0f} ms")
     print(f"report-to-websocket: p50 {pct(to_ws, 0.5):.1f} ms, p95 {ws95:.1f} ms ({len(to_ws)} reports)")
     print(
         f"report-to-pixel:     p50 {pct(to_pixel, 0.5):.1f} ms, p95 {px95:.1f} ms "
@@ -370,6 +492,11 @@ def main() -> None:
     print(
         f"page adds: p50 {pct(added, 0.5):.1f} ms, p95 {pct(added, 0.95):.1f} ms; goal < 50 ms at p95: "
         f"{'met' if pct(added, 0.95) < 50 else 'NOT met'}"
+    )
+    print(
+        f"  of which: the page's socket after the raw client p50 {pct(to_page, 0.5):.1f} ms, "
+        f"p95 {pct(to_page, 0.95):.1f} ms; socket to painted row p50 {pct(in_page, 0.5):.1f} ms, "
+        f"p95 {pct(in_page, 0.95):.1f} ms; long tasks {long_ms:.0f} ms"
     )
     print(
         f"JS heap: {heap_start / 1e6:.1f} MB -> {heap_end / 1e6:.1f} MB over {minutes:.1f} min, {events} events "
