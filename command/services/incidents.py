@@ -194,9 +194,17 @@ def incident_dispatch(*, incident_id: int, worker_id: int, actor: Any, at: datet
     worker = Worker.objects.filter(pk=worker_id).first()
     if worker is None:
         raise ValidationError({"worker_id": _("No worker %(id)s.") % {"id": worker_id}})
+    return _dispatched(incident, worker=worker, team_id=worker.team_id, now=now, action="dispatch", actor=actor)
+
+
+def _dispatched(
+    incident: Incident, *, worker: Worker | None, team_id: int, now: datetime, action: str, actor: Any
+) -> Incident:
+    """The one dispatch write, to a worker (``incident_dispatch``) or a whole team
+    (``incident_dispatch_team``): dispatched now, not yet accepted nor on scene."""
     incident.status = Status.DISPATCHED
     incident.worker = worker
-    incident.team_id = worker.team_id
+    incident.team_id = team_id
     incident.dispatched_at = now
     incident.accepted_at = None
     incident.arrived_at = None
@@ -204,7 +212,7 @@ def incident_dispatch(*, incident_id: int, worker_id: int, actor: Any, at: datet
         incident,
         fields=["status", "worker", "team", "dispatched_at", "accepted_at", "arrived_at"],
         now=now,
-        action="dispatch",
+        action=action,
         actor_id=actor.pk,
     )
 
@@ -259,19 +267,7 @@ def incident_dispatch_team(*, incident_id: int, team_id: int, actor: Any, at: da
     _require(incident, Incident.OPEN_STATUSES, _("dispatch"))
     if not Team.objects.filter(pk=team_id).exists():
         raise ValidationError({"team_id": _("No team %(id)s.") % {"id": team_id}})
-    incident.status = Status.DISPATCHED
-    incident.worker = None
-    incident.team_id = team_id
-    incident.dispatched_at = now
-    incident.accepted_at = None
-    incident.arrived_at = None
-    return _save_and_announce(
-        incident,
-        fields=["status", "worker", "team", "dispatched_at", "accepted_at", "arrived_at"],
-        now=now,
-        action="dispatch_team",
-        actor_id=actor.pk,
-    )
+    return _dispatched(incident, worker=None, team_id=team_id, now=now, action="dispatch_team", actor=actor)
 
 
 @transaction.atomic
