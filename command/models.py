@@ -598,6 +598,11 @@ class Incident(models.Model):
             models.Index(fields=["status", "category"]),
             models.Index(fields=["opened_at"]),
             models.Index(fields=["due_at"], condition=Q(overdue_at__isnull=True), name="incident_due_unannounced"),
+            # the wall's numbers (command/wall_selectors.py): today's response and resolution
+            # times and the SLA window read a day of 200,000 incidents, not all of them (~300 ms)
+            models.Index(fields=["accepted_at"], name="incident_accepted_at"),
+            models.Index(fields=["resolved_at"], name="incident_resolved_at"),
+            models.Index(fields=["due_at"], name="incident_due_at"),
         ]
         permissions = [("dispatch_incident", ACTIONS["dispatch_incident"])]
 
