@@ -490,6 +490,22 @@ def layer_feature_count(grant: LayerGrant, query: FeatureQuery) -> int:
     return int(row[0]) if row else 0
 
 
+def layer_size_estimates(names: list[str]) -> dict[str, int]:
+    """The planner's row count of each table-backed layer's table (``pg_class.reltuples``, one
+    query, no scan): an upper bound of what a viewer may get, enough to send a layer of a large
+    table as vector tiles at once. Computed layers and never-analysed tables are left out."""
+    tables = {name: LAYERS[name].source.table for name in names if isinstance(LAYERS[name].source, TableSource)}
+    if not tables:
+        return {}
+    with connections[read_alias()].cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s)",
+            [sorted(set(tables.values()))],
+        )
+        rows = {relname: int(reltuples) for relname, reltuples in cursor.fetchall() if reltuples >= 0}
+    return {name: rows[table] for name, table in tables.items() if table in rows}
+
+
 EXACT_EXTENT_MAX_ROWS = 20000
 
 

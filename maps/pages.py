@@ -5,7 +5,12 @@ are drawn from GeoJSON built in PostGIS; large ones come as vector tiles."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -18,6 +23,7 @@ from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 from folium.elements import JSCSSMixin
@@ -25,7 +31,13 @@ from folium.map import Layer
 from folium.plugins import Fullscreen, MarkerCluster
 from jinja2 import Template
 
-from command.layer_queries import FeatureQuery, layer_extent, layer_feature_count, layer_features
+from command.layer_queries import (
+    FeatureQuery,
+    layer_extent,
+    layer_feature_count,
+    layer_features,
+    layer_size_estimates,
+)
 from command.layers import OPEN_INCIDENT_STATUSES, LayerGrant, layer_access_log, layers_for_user
 from command.models import Camera
 from maps.gcj02 import shift_geojson_coordinates, wgs84_to_gcj02
@@ -48,7 +60,13 @@ VENDOR_ASSETS: dict[str, str | None] = {
     "Control.Fullscreen.js": "vendor/fullscreen/Control.FullScreen.js",
     "Control.FullScreen.css": "vendor/fullscreen/Control.FullScreen.css",
     "vectorgrid": "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+    "gc_layer_loader": "maps/layer-loader.js",  # ours: the layers a page loads after its first paint
 }
+# What a page that draws no folium marker, popup or icon leaves out of folium's default assets
+# (jQuery, Bootstrap, Awesome Markers and its font: ~400 KB the wall parsed before its first paint).
+UNUSED_ASSETS = frozenset(
+    {"jquery", "bootstrap", "awesome_markers", "bootstrap_css", "awesome_markers_font_css", "awesome_markers_css"}
+)
 
 
 def inline_max_features() -> int:
@@ -57,12 +75,14 @@ def inline_max_features() -> int:
 
 
 PAGE_KINDS = {
-    "police": {"dark": False, "controls": True, "live": True},
-    "print": {"dark": False, "controls": False, "live": False},
+    "police": {"dark": False, "controls": True, "live": True, "lazy": False},
+    "print": {"dark": False, "controls": False, "live": False, "lazy": False},
     # The control-room wall (maps/wall.py): its own script (maps/static/wall/wall.js) draws the
     # open incidents and the workers on duty live, and shades the cells; the builder draws the
     # rest and hands the script the map, the incident cluster and the layers (WallHooks).
-    "wall": {"dark": True, "controls": True, "live": False},
+    # "lazy": the layers come after the first paint (LazyLayer), so the page holds no layer data
+    # and is the same for every viewer with the same grants (maps/wall.py caches it).
+    "wall": {"dark": True, "controls": True, "live": False, "lazy": True},
 }
 # Not drawn by the builder on the wall: the workers (wall.js draws them live), and households
 # (residents' names and phones do not belong on a screen the whole room reads; the drawer and
@@ -85,12 +105,49 @@ class VectorTileLayer(JSCSSMixin, Layer):
     def __init__(self, *, layer: str, title: str, style: dict[str, Any], show: bool = True) -> None:
         super().__init__(name=title, overlay=True, control=True, show=show)
         self._name = "VectorTileLayer"
-        self.url = "/maps/tiles/" + layer + "/{z}/{x}/{y}.pbf"
-        self.options = {
-            "vectorTileLayerStyles": {layer: style},
-            "interactive": False,
-            "maxNativeZoom": 20,
-            "maxZoom": 22,
+        self.url = tile_url(layer)
+        self.options = tile_options(layer, style)
+
+
+def tile_url(layer: str) -> str:
+    return "/maps/tiles/" + layer + "/{z}/{x}/{y}.pbf"
+
+
+def tile_options(layer: str, style: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet.VectorGrid's options for one layer's tiles."""
+    return {"vectorTileLayerStyles": {layer: style}, "interactive": False, "maxNativeZoom": 20, "maxZoom": 22}
+
+
+class LazyLayer(JSCSSMixin, Layer):
+    """A layer loaded after the page's first paint (maps/static/maps/layer-loader.js): an empty
+    Leaflet group in the page, filled with the GeoJSON of the view (at most ``limit`` features)
+    or, when the view holds more (or ``tiles_only``), with the layer's vector tiles. The
+    description comes from the layer's declaration and the viewer's grant; no data is in the page."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.featureGroup();
+        window.GridLayerLoader.add({{ this._parent.get_name() }}, {{ this.get_name() }}, {{ this.spec|tojson }});
+        {% endmacro %}
+        """
+    )
+    default_js = [("vectorgrid", "vectorgrid"), ("gc_layer_loader", "gc_layer_loader")]  # by name: _vendor links ours
+
+    def __init__(self, grant: LayerGrant, *, title: str, show: bool, limit: int, tiles_only: bool) -> None:
+        super().__init__(name=title, overlay=True, control=True, show=show)
+        self._name = "LazyLayer"
+        layer = grant.layer
+        self.spec = {
+            "name": layer.name,
+            "geojson": f"/maps/layers/{layer.name}.geojson",
+            "tiles": tile_url(layer.name),
+            "tile_options": tile_options(layer.name, layer.style),
+            "feature_id": "id" if "id" in grant.fields else None,  # tiles restyled by id (the wall's cells)
+            "style": layer.style,
+            "tooltip": [f for f in layer.tooltip if f in grant.fields],
+            "limit": limit,
+            "tiles_only": tiles_only,
         }
 
 
@@ -171,13 +228,14 @@ class LiveIncidents(MacroElement):
 
 
 class WallHooks(MacroElement):
-    """``window.GridWallMap = {map, cluster, layers: {name: Leaflet layer}}`` for wall.js."""
+    """``window.GridWallMap = {map, bounds, cluster, layers: {name: Leaflet layer}}`` for wall.js."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         window.GridWallMap = {
           map: {{ this._parent.get_name() }},
+          bounds: {{ this.bounds|tojson }},
           cluster: {{ this.cluster.get_name() if this.cluster else 'null' }},
           layers: { {% for name, el in this.layers.items() %}{{ name|tojson }}: {{ el.get_name() }},{% endfor %} }
         };
@@ -185,11 +243,12 @@ class WallHooks(MacroElement):
         """
     )
 
-    def __init__(self, *, cluster: MarkerCluster | None, layers: dict[str, Any]) -> None:
+    def __init__(self, *, cluster: MarkerCluster | None, layers: dict[str, Any], bounds: list[list[float]]) -> None:
         super().__init__()
         self._name = "WallHooks"
         self.cluster = cluster
         self.layers = layers
+        self.bounds = bounds  # the district's extent, [[south, west], [north, east]] as shown
 
 
 class Legend(MacroElement):
@@ -255,8 +314,9 @@ window.GridGcj02 = function (lon, lat) {
 </script>"""
 
 
-def _vendor(element: Any) -> None:
-    """Point every JS/CSS link of ``element`` and its children at our static files."""
+def _vendor(element: Any, *, skip: frozenset[str] = frozenset()) -> None:
+    """Point every JS/CSS link of ``element`` and its children at our static files (leaving
+    out the assets named in ``skip``)."""
     if isinstance(element, JSCSSMixin):
         for attr in ("default_js", "default_css"):
             links = []
@@ -264,11 +324,11 @@ def _vendor(element: Any) -> None:
                 if name not in VENDOR_ASSETS:
                     raise LookupError(f"folium asset {name!r} is not vendored: add it to maps/static/vendor")
                 local = VENDOR_ASSETS[name]
-                if local is not None:
+                if local is not None and name not in skip:
                     links.append((name, static(local)))
             setattr(element, attr, links)
     for child in list(element._children.values()):
-        _vendor(child)
+        _vendor(child, skip=skip)
 
 
 def _geojson(grant: LayerGrant, query: FeatureQuery, *, user: Any, gcj02: bool) -> dict[str, Any]:
@@ -290,18 +350,40 @@ def _tooltip(grant: LayerGrant, data: dict[str, Any]) -> folium.GeoJsonTooltip |
     return folium.GeoJsonTooltip(fields=fields) if fields and data["features"] else None
 
 
-def map_build(*, user: Any, kind: str = "wall") -> folium.Map:
+@dataclass(frozen=True)
+class PageInputs:
+    """What a map page is built from besides its kind: the viewer's grants, the district's
+    extent (as shown) and, on lazy pages, the layers that come as tiles at once."""
+
+    grants: dict[str, LayerGrant]
+    extent: tuple[float, float, float, float]
+    tiles_only: frozenset[str]
+
+
+def map_page_inputs(*, user: Any, kind: str) -> PageInputs:
+    grants = layers_for_user(user)
+    extent = layer_extent("cells") or layer_extent("buildings") or (116.99, 38.99, 117.01, 39.01)
+    if settings.BASEMAP_CRS == "gcj02":
+        x0, y0 = wgs84_to_gcj02(extent[0], extent[1])
+        x1, y1 = wgs84_to_gcj02(extent[2], extent[3])
+        extent = (x0, y0, x1, y1)
+    tiles_only: frozenset[str] = frozenset()
+    if PAGE_KINDS[kind]["lazy"]:
+        most = inline_max_features()
+        sizes = layer_size_estimates(list(grants))
+        tiles_only = frozenset(name for name in grants if most == 0 or sizes.get(name, 0) > most)
+    return PageInputs(grants=grants, extent=extent, tiles_only=tiles_only)
+
+
+def map_build(*, user: Any, kind: str = "wall", inputs: PageInputs | None = None) -> folium.Map:
     """The base map for ``user``: basemap (``BASEMAP_URL`` or none), grid cells, buildings,
     cameras with view cones, clustered incidents, hotspots and whatever else the policy grants;
     layer control, scale and fullscreen. Only layers and fields ``layers_for_user`` allows."""
     options = PAGE_KINDS[kind]
-    grants = layers_for_user(user)
+    inputs = inputs or map_page_inputs(user=user, kind=kind)
+    grants = inputs.grants
     gcj02 = settings.BASEMAP_CRS == "gcj02"
-    extent = layer_extent("cells") or layer_extent("buildings") or (116.99, 38.99, 117.01, 39.01)
-    if gcj02:
-        x0, y0 = wgs84_to_gcj02(extent[0], extent[1])
-        x1, y1 = wgs84_to_gcj02(extent[2], extent[3])
-        extent = (x0, y0, x1, y1)
+    extent = inputs.extent
     m = folium.Map(
         location=[(extent[1] + extent[3]) / 2, (extent[0] + extent[2]) / 2],
         tiles=None,
@@ -331,13 +413,21 @@ def map_build(*, user: Any, kind: str = "wall") -> folium.Map:
     if gcj02:
         root.header.add_child(Element(GCJ02_JS))
     wall = kind == "wall"
-    drawn: dict[str, Any] = {}  # layer name -> its folium element (GeoJSON only: the wall restyles them)
+    drawn: dict[str, Any] = {}  # layer name -> its folium element (GeoJSON or lazy: the wall restyles them)
     clusters: list[MarkerCluster] = []
+
+    lazy = options["lazy"]
 
     def add_layer(grant: LayerGrant) -> None:
         layer = grant.layer
         title = f"{layer.title_zh} {layer.title_en}"
         show = layer.page == "shown"
+        if lazy:
+            drawn[layer.name] = LazyLayer(
+                grant, title=title, show=show, limit=inline_max_features(), tiles_only=layer.name in inputs.tiles_only
+            )
+            drawn[layer.name].add_to(m)
+            return
         if layer_feature_count(grant, FeatureQuery(limit=None)) > inline_max_features():
             VectorTileLayer(layer=layer.name, title=title, style=layer.style, show=show).add_to(m)
             return
@@ -384,7 +474,8 @@ def map_build(*, user: Any, kind: str = "wall") -> folium.Map:
         elif grant.layer.page != "none":
             add_layer(grant)
     if wall:
-        WallHooks(cluster=clusters[0] if clusters else None, layers=drawn).add_to(m)
+        bounds = [[extent[1], extent[0]], [extent[3], extent[2]]]
+        WallHooks(cluster=clusters[0] if clusters else None, layers=drawn, bounds=bounds).add_to(m)
     root.header.add_child(Element(LEGEND_CSS))
     if options["dark"]:
         root.html.add_child(Element("<script>document.documentElement.classList.add('gc-dark')</script>"))
@@ -398,8 +489,52 @@ def map_build(*, user: Any, kind: str = "wall") -> folium.Map:
     if options["controls"]:
         folium.LayerControl(collapsed=True).add_to(m)
         Fullscreen(position="topleft").add_to(m)
-    _vendor(m)
+    _vendor(m, skip=UNUSED_ASSETS if wall else frozenset())
     return m
+
+
+PAGE_CACHE_SIZE = 64
+_page_cache: OrderedDict[str, str] = OrderedDict()
+_page_cache_lock = threading.Lock()
+
+
+def map_page_cached(*, user: Any, kind: str, head: Sequence[str]) -> str:
+    """The rendered page of a lazy kind (the wall), with ``head`` added to its ``<head>``. It
+    holds no layer data, so it is built once for everything it depends on and reused: the
+    viewer's grants (layers, fields, masking, area), the language, the district's extent, the
+    layers sent as tiles at once, the basemap settings and ``head``. Nothing to invalidate: a
+    change of any of these is another key (the inputs are read on every request, ~1 ms)."""
+    if not PAGE_KINDS[kind]["lazy"]:
+        raise ValueError(f"{kind} pages hold layer data: not cacheable")
+    inputs = map_page_inputs(user=user, kind=kind)
+    key_parts = [
+        kind,
+        get_language() or "",
+        repr(inputs.extent),
+        ",".join(sorted(inputs.tiles_only)),
+        str(inline_max_features()),
+        settings.BASEMAP_URL or "",
+        settings.BASEMAP_ATTRIBUTION or "",
+        settings.BASEMAP_CRS or "",
+        *(f"{name}:{g.personal_data}:{g.profile}" for name, g in sorted(inputs.grants.items())),
+        *head,
+    ]
+    key = hashlib.sha256("\x1f".join(key_parts).encode()).hexdigest()
+    with _page_cache_lock:
+        html = _page_cache.get(key)
+        if html is not None:
+            _page_cache.move_to_end(key)
+            return html
+    m = map_build(user=user, kind=kind, inputs=inputs)
+    root: Figure = m.get_root()  # type: ignore[assignment]
+    for element in head:
+        root.header.add_child(Element(element))
+    html = root.render()
+    with _page_cache_lock:
+        _page_cache[key] = html
+        while len(_page_cache) > PAGE_CACHE_SIZE:
+            _page_cache.popitem(last=False)
+    return html
 
 
 def map_page_html(*, user: Any, kind: str, title: str) -> str:

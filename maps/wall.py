@@ -18,7 +18,6 @@ from functools import wraps
 from html import escape
 from typing import Any
 
-from branca.element import Element
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -50,7 +49,7 @@ from command.wall_selectors import (
     workers_nearest_available,
 )
 from maps.campaigns import progress_strings
-from maps.pages import map_build
+from maps.pages import map_page_cached
 
 WALL_PERMISSION = "command.use_control_room"
 DESK_MAX_HOURS = 24 * 90
@@ -223,14 +222,28 @@ def wall_panels_head(names: list[str]) -> list[str]:
     ]
 
 
+WALL_SCRIPTS = ("realtime/live.js", "wall/wall.js")
+WALL_LATER_SCRIPT = "vendor/echarts/echarts.min.js"  # 1 MB: wall.js loads it after the first data
+
+
 @require_GET
 @wall_view
 def control(request: HttpRequest) -> HttpResponse:
+    """The wall: the map page (built once per grants and language, maps.pages.map_page_cached:
+    it holds no data; the layers load after the first paint) with this request's panels and
+    configuration (translations, reference lists, permissions, CSRF token)."""
     desk = request.GET.get("mode") == "desk"
     user = request.user
-    m = map_build(user=user, kind="wall")
-    root: Any = m.get_root()
-
+    title = _("Control room") + " · GridCommand"
+    head = [
+        f"<title>{escape(title)}</title>",
+        f'<link rel="stylesheet" href="{static("wall/wall.css")}">',
+        *(f'<script defer src="{static(script)}"></script>' for script in WALL_SCRIPTS),
+    ]
+    # the panels this viewer's grants hold (command/wall_panel_selectors.py), one script each
+    panel_names = [p.name for p in wall_panels_for(layers_for_user(user))]
+    head += wall_panels_head(panel_names)
+    page = map_page_cached(user=user, kind="wall", head=head)
     config = {
         "mode": "desk" if desk else "wall",
         "strings": _strings(),
@@ -240,28 +253,19 @@ def control(request: HttpRequest) -> HttpResponse:
         "gcj02": settings.BASEMAP_CRS == "gcj02",
         "can_dispatch": user.has_perm(DISPATCH_PERMISSION),
         "alarm_sound": static("wall/alarm.wav"),
+        "charts_script": static(WALL_LATER_SCRIPT),
         "language": get_language(),
         "csrf_token": get_token(request),
     }
-    # the panels this viewer's grants hold (command/wall_panel_selectors.py), one script each
-    panel_names = [p.name for p in wall_panels_for(layers_for_user(user))]
     config["panels"] = panel_names
     config["panel_strings"] = _panel_strings()
     config["campaign_strings"] = progress_strings()
     config["home_alarm_sound"] = static("wall/home-alarm.wav")
     config["request_open_statuses"] = list(ServiceRequest.OPEN_STATUSES)
-    title = _("Control room") + " · GridCommand"
-    root.header.add_child(Element(f"<title>{escape(title)}</title>"))
-    root.header.add_child(Element(f'<link rel="stylesheet" href="{static("wall/wall.css")}">'))
-    for script in ("vendor/echarts/echarts.min.js", "realtime/live.js", "wall/wall.js"):
-        root.header.add_child(Element(f'<script defer src="{static(script)}"></script>'))
-    for tag in wall_panels_head(panel_names):
-        root.header.add_child(Element(tag))
     panels = render_to_string("maps/wall.html", {"desk": desk, "reference": config["reference"]}, request=request)
-    root.html.add_child(Element(panels))
     blob = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
-    root.html.add_child(Element(f'<script id="gc-wall-config" type="application/json">{blob}</script>'))
-    html = root.render().replace("<html>", f'<html lang="{get_language()}" class="gc-wall">', 1)
+    body = f'{panels}<script id="gc-wall-config" type="application/json">{blob}</script>\n</body>'
+    html = page.replace("<html>", f'<html lang="{get_language()}" class="gc-wall">', 1).replace("</body>", body, 1)
     response = HttpResponse(html)
     response["Cache-Control"] = "private, no-store"
     return response

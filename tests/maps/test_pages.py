@@ -98,7 +98,7 @@ def test_chromium_draws_the_village_with_the_network_blocked(village: Village, w
         page.fill("input[name=password]", "pw-for-tests-1")
         page.click("[type=submit]")
         page.wait_for_url("**/police/")
-        page.wait_for_function("document.querySelectorAll('path.leaflet-interactive').length >= 4", timeout=20000)
+        page.wait_for_function("() => document.querySelectorAll('path.leaflet-interactive').length >= 4", timeout=20000)
         page.wait_for_load_state("networkidle")
         paths = page.eval_on_selector_all("path.leaflet-interactive", "els => els.length")
         clusters = page.eval_on_selector_all(".marker-cluster", "els => els.length")
@@ -151,7 +151,7 @@ def test_chromium_draws_large_layers_from_vector_tiles(village: Village, wall_us
         page.click("[type=submit]")
         page.wait_for_url("**/maps/print/")
         page.wait_for_load_state("networkidle")
-        page.wait_for_function("document.querySelectorAll('svg.leaflet-tile path').length >= 5", timeout=20000)
+        page.wait_for_function("() => document.querySelectorAll('svg.leaflet-tile path').length >= 5", timeout=20000)
         drawn = page.eval_on_selector_all("svg.leaflet-tile path", "els => els.length")
         context.close()
     assert errors == []

@@ -50,17 +50,7 @@
   var map = hooks.map;
   var cluster = hooks.cluster;
   var shift = cfg.gcj02 && window.GridGcj02 ? window.GridGcj02 : function (lon, lat) { return [lon, lat]; };
-  function unshift(lon, lat) {
-    // GCJ-02 -> WGS 84 by fixed-point iteration (the map shows GCJ-02, the server speaks WGS 84)
-    if (!cfg.gcj02) return [lon, lat];
-    var x = lon, y = lat;
-    for (var i = 0; i < 4; i++) {
-      var s = shift(x, y);
-      x += lon - s[0];
-      y += lat - s[1];
-    }
-    return [x, y];
-  }
+  var loader = window.GridLayerLoader; // the map's other layers, loaded after the first paint (maps/pages.py)
 
   // Exposed for people debugging a wall from the console, and for the browser tests.
   var W = (window.GridWall = {
@@ -112,10 +102,11 @@
       .then(function (state) {
         W.stateLoads += 1;
         renderKpis(state.kpis);
-        renderCharts(state.trends);
+        scheduleCharts(state.trends);
         shadeCells(state.trends.cell_load);
         setAlarms(state.alarms);
         if (withFeed) renderFeed(state.feed);
+        firstData("state");
       })
       .finally(function () {
         refreshing = false;
@@ -133,11 +124,13 @@
       if (value == null) node.textContent = "–";
       else if (node.dataset.format === "duration") node.textContent = fmt(S.minutes, { n: Math.round(value / 60) });
       else node.textContent = raw;
-      node.classList.remove("kpi-changed");
-      void node.offsetWidth; // restart the flash
-      node.classList.add("kpi-changed");
+      // flash (Web Animations: no class toggling, no forced layout of the whole wall)
+      if (node.animate) node.animate([{ color: "#ffe066" }, {}], { duration: 1000, easing: "ease-out" });
     });
     var teams = $("#kpi-teams");
+    var sig = JSON.stringify(k.open_by_team);
+    if (teams.dataset.value === sig) return;
+    teams.dataset.value = sig;
     var items = Object.keys(k.open_by_team).sort(function (a, b) { return k.open_by_team[b] - k.open_by_team[a]; })
       .slice(0, 5).map(function (team) {
         var name = team === "none" ? S.unassigned : R.teams[team] || "#" + team;
@@ -158,16 +151,44 @@
     Object.keys(charts).forEach(function (id) { charts[id].resize(); });
   });
   var AXIS = { axisLabel: { color: "#b8c7d9" } };
+  // Charts are drawn when the page is idle (an event's feed row and markers go first), only
+  // the latest numbers, and only the charts whose numbers changed.
+  var chartsWaiting = null, drawn = {};
+  var whenIdle = window.requestIdleCallback
+    ? function (fn) { window.requestIdleCallback(fn, { timeout: 1500 }); }
+    : function (fn) { setTimeout(fn, 50); };
+  var CHARTS_MIN_MS = 3000, chartsAt = 0;
+  function scheduleCharts(t) {
+    W.trends = t;
+    var idle = chartsWaiting === null;
+    chartsWaiting = t;
+    if (!idle) return;
+    // trends move slowly: at most one drawing every CHARTS_MIN_MS, when the page is idle
+    setTimeout(function () {
+      whenIdle(function () {
+        var next = chartsWaiting;
+        chartsWaiting = null;
+        chartsAt = Date.now();
+        renderCharts(next);
+      });
+    }, Math.max(0, CHARTS_MIN_MS - (Date.now() - chartsAt)));
+  }
+  function changed(id, data) {
+    var sig = JSON.stringify(data);
+    if (drawn[id] === sig) return false;
+    drawn[id] = sig;
+    return true;
+  }
   function renderCharts(t) {
     W.trends = t;
     var hourly = chart("chart-hourly");
-    if (hourly) {
+    if (hourly && changed("hourly", [t.hours, t.per_category])) {
       var hours = t.hours.map(function (iso) { return new Date(iso).getHours() + ":00"; });
       var series = Object.keys(t.per_category).map(function (cat) {
         return { name: category(cat).name, type: "bar", stack: "all", data: t.per_category[cat] };
       });
       hourly.setOption({
-        backgroundColor: "transparent", title: { text: S.per_hour, textStyle: { fontSize: 14 } },
+        animation: false, backgroundColor: "transparent", title: { text: S.per_hour, textStyle: { fontSize: 14 } },
         tooltip: { trigger: "axis" }, legend: { type: "scroll", top: 22, textStyle: { fontSize: 10 } },
         grid: { top: 50, left: 36, right: 10, bottom: 22 },
         xAxis: Object.assign({ type: "category", data: hours }, AXIS), yAxis: Object.assign({ type: "value", minInterval: 1 }, AXIS),
@@ -175,10 +196,10 @@
       }, { replaceMerge: ["series"] });
     }
     var sla = chart("chart-sla");
-    if (sla) {
+    if (sla && changed("sla", t.sla_by_team)) {
       var teams = Object.keys(t.sla_by_team);
       sla.setOption({
-        backgroundColor: "transparent", title: { text: S.sla_by_team, textStyle: { fontSize: 14 } },
+        animation: false, backgroundColor: "transparent", title: { text: S.sla_by_team, textStyle: { fontSize: 14 } },
         tooltip: {}, grid: { top: 30, left: 110, right: 20, bottom: 20 },
         xAxis: Object.assign({ type: "value", max: 100, axisLabel: { formatter: "{value}%", color: "#b8c7d9" } }),
         yAxis: Object.assign({ type: "category", data: teams.map(function (x) { return x === "none" ? S.unassigned : R.teams[x] || x; }) }, AXIS),
@@ -190,10 +211,10 @@
       }, { replaceMerge: ["series"] });
     }
     var cells = chart("chart-cells");
-    if (cells) {
+    if (cells && changed("cells", t.cell_load)) {
       var ids = Object.keys(t.cell_load).sort(function (a, b) { return t.cell_load[b] - t.cell_load[a]; }).slice(0, 12);
       cells.setOption({
-        backgroundColor: "transparent", title: { text: S.load_by_cell, textStyle: { fontSize: 14 } },
+        animation: false, backgroundColor: "transparent", title: { text: S.load_by_cell, textStyle: { fontSize: 14 } },
         tooltip: {}, grid: { top: 30, left: 36, right: 10, bottom: 22 },
         xAxis: Object.assign({ type: "category", data: ids.map(function (id) { return R.cells[id] || "#" + id; }) }, AXIS),
         yAxis: Object.assign({ type: "value", minInterval: 1 }, AXIS),
@@ -203,20 +224,41 @@
   }
 
   // --- grid cells shaded by open-incident load -------------------------------------------------
+  // Drawn as GeoJSON (a view of a few thousand cells at most) or as vector tiles (more): both are
+  // shaded, when they load and whenever the numbers change; tiles only where a cell's load changed.
+  var cellLoad = null, cellShaded = {};
+  function cellStyle(n, max) {
+    var share = n / max;
+    return { fillColor: n ? "hsl(" + Math.round(50 - 50 * share) + ",90%,50%)" : "#3d8bfd", fillOpacity: n ? 0.1 + 0.3 * share : 0.04 };
+  }
   function shadeCells(load) {
-    var layer = hooks.layers && hooks.layers.cells;
-    if (!layer || !layer.eachLayer) return; // drawn as vector tiles (very many cells): not shaded
+    if (load) cellLoad = load;
+    var entry = loader && loader.get("cells");
+    if (!cellLoad || !entry || !entry.layer) return;
     var max = 1;
-    Object.keys(load).forEach(function (id) { max = Math.max(max, load[id]); });
-    layer.eachLayer(function (l) {
+    Object.keys(cellLoad).forEach(function (id) { max = Math.max(max, cellLoad[id]); });
+    if (entry.mode === "tiles") {
+      var base = entry.spec.tile_options.vectorTileLayerStyles.cells, next = {};
+      Object.keys(cellLoad).forEach(function (id) { if (cellLoad[id]) next[id] = cellLoad[id] + "/" + max; });
+      Object.keys(Object.assign({}, cellShaded, next)).forEach(function (id) {
+        if (cellShaded[id] === next[id]) return;
+        if (next[id]) entry.layer.setFeatureStyle(Number(id), Object.assign({}, base, cellStyle(cellLoad[id], max)));
+        else entry.layer.resetFeatureStyle(Number(id));
+      });
+      cellShaded = next;
+      return;
+    }
+    entry.layer.eachLayer(function (l) {
       var p = (l.feature && l.feature.properties) || {};
       if (p.level === "big") return;
-      var n = load[String(p.id)] || 0;
-      var share = n / max;
-      l.setStyle({ fillColor: n ? "hsl(" + Math.round(50 - 50 * share) + ",90%,50%)" : "#3d8bfd", fillOpacity: n ? 0.1 + 0.3 * share : 0.04 });
+      var n = cellLoad[String(p.id)] || 0, shade = n ? n + "/" + max : "0";
+      if (l._gcShade === shade) return; // restyle only the cells whose share changed
+      l._gcShade = shade;
+      l.setStyle(cellStyle(n, max));
       if (l.getElement && l.getElement()) l.getElement().dataset.load = String(n);
     });
   }
+  if (loader) loader.onLoad("cells", function () { cellShaded = {}; shadeCells(null); });
 
   // --- the feed ---------------------------------------------------------------------------------
   var feedList = $("#feed");
@@ -268,7 +310,9 @@
   audio.src = cfg.alarm_sound;
   var soundWanted = localStorage.getItem("gc.wall.sound") !== "off";
   var soundBlocked = false;
+  var alarmsShown = false;
   function renderAlarms() {
+    alarmsShown = true;
     var ids = Object.keys(W.alarms).sort(function (a, b) { return Number(b) - Number(a); });
     var list = $("#alarm-list");
     list.replaceChildren.apply(list, ids.map(function (id) {
@@ -306,9 +350,10 @@
     sound(Object.keys(W.alarms).length > 0);
   });
   function setAlarms(rows) {
+    var before = Object.keys(W.alarms).sort().join(",");
     W.alarms = {};
     rows.forEach(function (r) { W.alarms[String(r.id)] = r; });
-    renderAlarms();
+    if (Object.keys(W.alarms).sort().join(",") !== before || !alarmsShown) renderAlarms(); // the banner only when it changes
   }
   function acknowledge(id) {
     return post("/api/v1/incidents/" + id + "/acknowledge/", {}).then(function (res) {
@@ -345,12 +390,22 @@
     var c = shift(geometry.coordinates[0], geometry.coordinates[1]);
     return [c[1], c[0]];
   }
-  function transient(latlng, style, className, ms) {
-    var m = L.circleMarker(latlng, Object.assign({}, style, { className: className, interactive: false })).addTo(map);
+  // A new incident pulses, a resolved one fades: HTML rings animated by transform and opacity
+  // only (run by the compositor), not SVG paths whose animation repainted the whole map's
+  // overlay (all cells and cones) on every frame.
+  function transient(latlng, colour, radius, className, ms) {
+    var ring = document.createElement("div");
+    ring.className = "gc-ring " + className;
+    ring.style.borderColor = colour;
+    ring.style.background = className === "gc-fade" ? colour : "transparent";
+    var size = Math.round(2 * radius);
+    var m = L.marker(latlng, {
+      icon: L.divIcon({ html: ring, className: "gc-transient", iconSize: [size, size] }), interactive: false, keyboard: false,
+    }).addTo(map);
     setTimeout(function () { map.removeLayer(m); }, ms);
     return m;
   }
-  function placeIncident(id, geometry, props, live) {
+  function placeIncident(id, geometry, props, live, batch) {
     var key = String(id);
     var marker = W.markers[key];
     if (!geometry || !isOpen(props)) {
@@ -359,8 +414,7 @@
         delete W.markers[key];
         if (live) {
           // resolved (or closed, cancelled): fades out where it was
-          var fade = transient(marker.getLatLng(), Object.assign(markerStyle(marker.feature.properties), { fillColor: "#9aa5b1" }), "gc-fading", 4500);
-          requestAnimationFrame(function () { var e = fade.getElement(); if (e) e.classList.add("gc-fade"); });
+          transient(marker.getLatLng(), "#9aa5b1", markerStyle(marker.feature.properties).radius, "gc-fade", 4500);
         }
       }
       return;
@@ -370,15 +424,16 @@
       marker.feature.properties = props;
       marker.setLatLng(latlng);
       marker.setStyle(markerStyle(props));
-      cluster.refreshClusters(marker);
+      cluster.refreshClusters([marker]); // an array: markercluster takes only L.Marker alone, not a circle marker
       return;
     }
     marker = L.circleMarker(latlng, markerStyle(props));
     marker.feature = { id: key, properties: props };
     marker.on("click", function () { openDrawer(Number(key)); });
     W.markers[key] = marker;
-    cluster.addLayer(marker);
-    if (live) transient(latlng, Object.assign(markerStyle(props), { fillOpacity: 0.2 }), "gc-pulse", 4200); // pulses as it commits
+    if (batch) batch.push(marker);
+    else cluster.addLayer(marker);
+    if (live) { var st = markerStyle(props); transient(latlng, st.fillColor, st.radius, "gc-pulse", 4200); } // pulses as it commits
   }
 
   var workerGroup = map ? L.featureGroup().addTo(map) : null;
@@ -401,12 +456,7 @@
     workerGroup.addLayer(m);
   }
 
-  function viewBbox() {
-    var b = map.getBounds().pad(0.2);
-    var sw = unshift(b.getWest(), b.getSouth()), ne = unshift(b.getEast(), b.getNorth());
-    var clamp = function (v, lo, hi) { return Math.max(lo, Math.min(hi, v)); };
-    return [clamp(sw[0], -180, 180), clamp(sw[1], -90, 90), clamp(ne[0], -180, 180), clamp(ne[1], -90, 90)];
-  }
+  function viewBbox() { return loader.viewBbox(map, 0.2); }
   function geojson(layer, query) {
     return fetch("/maps/layers/" + layer + ".geojson?" + query, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error(layer + " snapshot: HTTP " + r.status);
@@ -420,16 +470,32 @@
       geojson("incidents", "status=" + cfg.open_statuses.join(",") + "&limit=5000&bbox=" + bbox),
       geojson("workers", "limit=5000&bbox=" + bbox).catch(function () { return { features: [] }; }),
     ]).then(function (res) {
+      mapQueue = []; // the snapshot is newer than every event still waiting
       cluster.clearLayers();
       W.markers = {};
-      (res[0].features || []).forEach(function (f) { placeIncident(f.id, f.geometry, f.properties, false); });
+      var batch = [];
+      (res[0].features || []).forEach(function (f) { placeIncident(f.id, f.geometry, f.properties, false, batch); });
+      cluster.addLayers(batch); // one re-clustering, not one per marker
       workerGroup.clearLayers();
       W.workers = {};
       (res[1].features || []).forEach(function (f) { placeWorker(f.id, f.geometry, f.properties); });
       W.mapLoaded = true;
+      firstData("map");
     });
   }
+  // The map's events wait for the frame after they arrive and are applied together: the feed
+  // row of the same event (the other stream) is painted first, and a burst re-clusters once.
+  var mapQueue = [];
   function mapEvent(ev) {
+    mapQueue.push(ev);
+    if (mapQueue.length === 1) requestAnimationFrame(function () { setTimeout(flushMap, 0); });
+  }
+  function flushMap() {
+    var events = mapQueue;
+    mapQueue = [];
+    events.forEach(applyMapEvent);
+  }
+  function applyMapEvent(ev) {
     if (ev.kind === "layer.reloaded") { mapSnapshot(); return; }
     if (!ev.payload) return;
     if (ev.layer === "incidents") {
@@ -621,12 +687,30 @@
   }
 
   // --- start ------------------------------------------------------------------------------------
+  // The map's other layers (cells, buildings, cameras, ...) load once the wall's own first data
+  // is in: they do not hold up the numbers, the feed and the open incidents.
+  var waitingFor = { state: true, map: !!(map && cluster) };
+  function firstData(what) {
+    delete waitingFor[what];
+    if (Object.keys(waitingFor).length === 0) later();
+  }
+  var laterDone = false;
+  function later() {
+    if (laterDone) return;
+    laterDone = true;
+    if (loader) loader.start();
+    // Apache ECharts (1 MB) too: the charts are drawn once it is in
+    var script = document.createElement("script");
+    script.src = cfg.charts_script;
+    script.onload = function () { if (W.trends) scheduleCharts(W.trends); };
+    document.head.appendChild(script);
+  }
+  setTimeout(later, 5000); // the first data is slow to come: load them anyway
   renderSoundButton();
   if (map) {
-    // fill the wall with the district: fractional zoom, fitted to the grid cells when drawn inline
+    // fill the wall with the district: fractional zoom, fitted to its extent (the cells')
     map.options.zoomSnap = 0.25;
-    var cells = hooks.layers && hooks.layers.cells;
-    if (cells && cells.getBounds && cells.getBounds().isValid()) map.fitBounds(cells.getBounds(), { padding: [16, 16] });
+    if (hooks.bounds) map.fitBounds(hooks.bounds, { padding: [16, 16], animate: false });
   }
   W.feedLive = window.GridLive.connect({
     layers: ["incidents", "reports", "workers"], onEvent: feedEvent, onResync: feedResync, onStatus: onStatus,
