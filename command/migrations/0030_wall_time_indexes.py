@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('command', '0028_roles'),
+        ('command', '0029_alarm_receive_v1'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
