@@ -863,6 +863,7 @@ from command.resident_models import (  # noqa: E402, F401
     AlarmEvent,
     AlarmSignatureSeen,
     Notice,
+    NoticePhoto,
     NoticeRead,
     PhoneCode,
     PointEntry,

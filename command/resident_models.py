@@ -239,22 +239,41 @@ def request_photo_path(instance: RequestPhoto, filename: str) -> str:
     return f"photos/q-{instance.request_id}/{filename}"
 
 
-class RequestPhoto(models.Model):
-    """A photo of a request's resolution, re-encoded without metadata (command/services/photos.py)."""
+def stored_photo_path(instance: StoredPhoto, filename: str) -> str:
+    return f"photos/{instance.photo_folder()}/{filename}"
 
-    request = models.ForeignKey(ServiceRequest, on_delete=models.CASCADE, related_name="photos")
+
+class StoredPhoto(models.Model):
+    """A photo as command/services/photos.py stores it: checked by content, re-encoded without
+    metadata, with its thumbnail; one per owner and content (``sha256`` of the upload)."""
+
     sha256 = models.CharField(max_length=64)
-    image = models.FileField(upload_to=request_photo_path)
-    thumbnail = models.FileField(upload_to=request_photo_path)
+    image = models.FileField(upload_to=stored_photo_path)
+    thumbnail = models.FileField(upload_to=stored_photo_path)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    def photo_folder(self) -> str:
+        raise NotImplementedError
+
+
+class RequestPhoto(StoredPhoto):
+    """A photo of a request's resolution."""
+
+    request = models.ForeignKey(ServiceRequest, on_delete=models.CASCADE, related_name="photos")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "sha256"], name="requestphoto_unique")]
 
     def __str__(self) -> str:
         return f"{self.request_id}/{self.sha256[:8]}"
+
+    def photo_folder(self) -> str:
+        return f"q-{self.request_id}"
 
 
 class PhoneCode(models.Model):
@@ -328,6 +347,21 @@ class NoticeRead(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notice_id} {self.user_id}"
+
+
+class NoticePhoto(StoredPhoto):
+    """An image of a notice, shown with it on the resident page."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="photos")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["notice", "sha256"], name="noticephoto_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.notice_id}/{self.sha256[:8]}"
+
+    def photo_folder(self) -> str:
+        return f"n-{self.notice_id}"
 
 
 class Activity(models.Model):

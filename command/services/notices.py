@@ -7,6 +7,7 @@ goes to the ``notices`` event layer (no screen draws it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,12 +17,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from command.eventlog import event_append
-from command.models import GridCell, Notice, NoticeRead, Resident
+from command.models import GridCell, Notice, NoticePhoto, NoticeRead, Resident
+from command.services.photos import PreparedPhoto, photo_files_delete, photo_rows_store, photos_prepare
 
 PUBLISH_PERMISSION = "command.dispatch_incident"  # the operators
+RESIDENT_PERMISSION = "command.use_resident_page"
 
 
-def notice_publish(*, actor: Any, title: str, body: str, target_code: str = "") -> Notice:
+def notice_publish(*, actor: Any, title: str, body: str, target_code: str = "", photos: Sequence[Any] = ()) -> Notice:
+    """Publish a notice, with images (``photos``: the same checks as a report's, re-encoded
+    without metadata, command/services/photos.py)."""
     if actor is None or not actor.is_active or not actor.has_perm(PUBLISH_PERMISSION):
         raise PermissionDenied(_("Only operators publish notices."))
     title, body = (title or "").strip(), (body or "").strip()
@@ -35,10 +40,26 @@ def notice_publish(*, actor: Any, title: str, body: str, target_code: str = "") 
         target = GridCell.objects.filter(code=target_code).first()
         if target is None:
             errors["target"] = _("No grid %(code)s.") % {"code": target_code}
+    try:
+        prepared = photos_prepare(photos) if photos else []
+    except ValidationError as exc:
+        errors.update({field: " ".join(messages) for field, messages in exc.message_dict.items()})
     if errors:
         raise ValidationError(errors)
+    written: list[str] = []
+    try:
+        return _publish(actor=actor, title=title, body=body, target=target, photos=prepared, written=written)
+    except BaseException:
+        photo_files_delete(written)
+        raise
+
+
+def _publish(
+    *, actor: Any, title: str, body: str, target: GridCell | None, photos: list[PreparedPhoto], written: list[str]
+) -> Notice:
     with transaction.atomic():
         notice = Notice.objects.create(title=title, body=body, target=target, author=actor, published_at=timezone.now())
+        photo_rows_store(NoticePhoto, {"notice": notice}, photos, written)
         event_append(
             kind="notice.published",
             layer="notices",
@@ -86,6 +107,20 @@ def notice_read(*, user: Any, notice_id: int) -> Notice:
     except IntegrityError:
         pass  # read before: counted once
     return notice
+
+
+def notice_photo_for_user(user: Any, *, notice_id: int, photo_id: int) -> NoticePhoto | None:
+    """An image of a notice, for a resident it is for or an operator; None (404) for anyone else,
+    as for an image that does not exist."""
+    if user is None or not user.is_authenticated:
+        return None
+    if user.has_perm(PUBLISH_PERMISSION):
+        notices = Notice.objects.all()
+    elif user.has_perm(RESIDENT_PERMISSION):
+        notices = notices_for_resident(user)
+    else:
+        return None
+    return NoticePhoto.objects.filter(pk=photo_id, notice_id=notice_id, notice__in=notices).first()
 
 
 def notice_read_counts(notice_id: int) -> dict[str, int]:

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from command.models import Incident, Report, ReportPhoto
+from command.resident_models import StoredPhoto
 
 # Formats accepted, by what the bytes are (Pillow's detection), never by file name or header.
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
@@ -226,6 +227,29 @@ def photos_attach(
     except BaseException:
         _delete_files(written)
         raise
+    return stored
+
+
+def photo_rows_store(
+    model: type[StoredPhoto], owner: dict[str, Any], photos: Sequence[PreparedPhoto], written: list[str]
+) -> list[StoredPhoto]:
+    """Store prepared photos as rows of ``model`` (a StoredPhoto: a request's, a notice's) for
+    ``owner`` (``{"notice": notice}``) inside the caller's transaction; a photo already stored for
+    that owner is not stored again. The files' names go to ``written``: the caller deletes them
+    (photo_files_delete) when its transaction does not commit."""
+    known = set(model.objects.filter(**owner, sha256__in=[p.sha256 for p in photos]).values_list("sha256", flat=True))
+    stored: list[StoredPhoto] = []
+    for photo in photos:
+        if photo.sha256 in known:
+            continue
+        row = model(**owner, sha256=photo.sha256, width=photo.width, height=photo.height)
+        row.image.save(f"{photo.sha256[:24]}.jpg", ContentFile(photo.image), save=False)
+        written.append(row.image.name)
+        row.thumbnail.save(f"{photo.sha256[:24]}-thumb.jpg", ContentFile(photo.thumbnail), save=False)
+        written.append(row.thumbnail.name)
+        row.save(force_insert=True)
+        known.add(photo.sha256)
+        stored.append(row)
     return stored
 
 

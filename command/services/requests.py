@@ -19,7 +19,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -29,7 +28,7 @@ from command.features import feature_of
 from command.geometry import check_geometry
 from command.models import Building, Category, RequestPhoto, ServiceRequest, Team, Worker
 from command.selectors import grid_cell_for_point
-from command.services.photos import photos_prepare
+from command.services.photos import photo_files_delete, photo_rows_store, photos_prepare
 from command.services.points import points_award
 
 DISPATCH_PERMISSION = "command.dispatch_incident"
@@ -222,15 +221,7 @@ def request_resolve(
             _require(request, (Status.TAKEN,), _("resolve"))
             if request.worker_id != worker.pk:
                 raise RequestStateError(_("Request #%(id)s was taken by someone else.") % {"id": request.pk})
-            for photo in prepared:
-                if RequestPhoto.objects.filter(request=request, sha256=photo.sha256).exists():
-                    continue
-                row = RequestPhoto(request=request, sha256=photo.sha256, width=photo.width, height=photo.height)
-                row.image.save(f"{photo.sha256[:24]}.jpg", ContentFile(photo.image), save=False)
-                written.append(row.image.name)
-                row.thumbnail.save(f"{photo.sha256[:24]}-thumb.jpg", ContentFile(photo.thumbnail), save=False)
-                written.append(row.thumbnail.name)
-                row.save(force_insert=True)
+            photo_rows_store(RequestPhoto, {"request": request}, prepared, written)
             request.status = Status.RESOLVED
             request.resolution_note = note
             request.resolved_at = now
@@ -241,8 +232,6 @@ def request_resolve(
             points_award(worker=worker, kind="order", source=f"request:{request.pk}", at=now)
             return request
     except BaseException:
-        from command.services.photos import photo_files_delete
-
         photo_files_delete(written)
         raise
 

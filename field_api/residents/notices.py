@@ -4,7 +4,7 @@ the counts per grid over REST (``/api/v1/notices/``)."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -14,10 +14,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command.models import Notice
-from command.services.notices import PUBLISH_PERMISSION, notice_publish, notice_read, notice_read_counts
+from command.services.notices import (
+    PUBLISH_PERMISSION,
+    RESIDENT_PERMISSION,
+    notice_photo_for_user,
+    notice_publish,
+    notice_read,
+    notice_read_counts,
+)
 from field_api.serializers import StrictInputSerializer
-
-RESIDENT_PERMISSION = "command.use_resident_page"
 
 
 @never_cache
@@ -28,13 +33,30 @@ def resident_notice(request: HttpRequest, pk: int) -> HttpResponse:
         notice = notice_read(user=request.user, notice_id=pk)
     except Notice.DoesNotExist:
         raise Http404 from None  # a notice for another grid answers like a missing one
-    return render(request, "residents/resident_notice.html", {"notice": notice})
+    return render(request, "residents/resident_notice.html", {"notice": notice, "photos": notice.photos.all()})
+
+
+def notice_photo(request: HttpRequest, pk: int, photo_id: int, thumbnail: bool = False) -> FileResponse:
+    """An image of a notice (or its thumbnail), for whoever may read the notice; 404 otherwise."""
+    photo = notice_photo_for_user(request.user, notice_id=pk, photo_id=photo_id)
+    if photo is None:
+        raise Http404
+    try:
+        handle = (photo.thumbnail if thumbnail else photo.image).open("rb")
+    except OSError as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 class NoticeIn(StrictInputSerializer):
     title = serializers.CharField(max_length=100)
     body = serializers.CharField(max_length=20000)
     target = serializers.CharField(required=False, allow_blank=True, default="", max_length=32)
+    photos = serializers.ListField(
+        child=serializers.FileField(), required=False, help_text="images (multipart): JPEG, PNG or WebP"
+    )
 
 
 class NoticeListView(APIView):
@@ -48,6 +70,7 @@ class NoticeListView(APIView):
                     "title": serializers.CharField(),
                     "target": serializers.CharField(allow_null=True),
                     "published_at": serializers.DateTimeField(),
+                    "photos": serializers.IntegerField(help_text="images stored"),
                 },
             )
         },
@@ -56,13 +79,20 @@ class NoticeListView(APIView):
         data = NoticeIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        notice = notice_publish(actor=request.user, title=v["title"], body=v["body"], target_code=v["target"])
+        notice = notice_publish(
+            actor=request.user,
+            title=v["title"],
+            body=v["body"],
+            target_code=v["target"],
+            photos=request.FILES.getlist("photos"),
+        )
         return Response(
             {
                 "id": notice.pk,
                 "title": notice.title,
                 "target": v["target"] or None,
                 "published_at": notice.published_at,
+                "photos": notice.photos.count(),
             },
             status=status.HTTP_201_CREATED,
         )

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from command.models import Category, Resident, ServiceRequest, Worker
-from command.services.notices import notices_for_resident
+from command.services.notices import RESIDENT_PERMISSION, notices_for_resident
 from command.services.phone_login import PhoneLoginRefused, phone_code_send, phone_code_verify
 from command.services.requests import (
     RequestStateError,
@@ -39,7 +39,6 @@ from command.services.requests import (
 )
 from field_api.serializers import NoInputSerializer, StrictInputSerializer
 
-RESIDENT_PERMISSION = "command.use_resident_page"
 FIELD_PERMISSION = "command.use_field_app"
 STEPS = ("submitted", "triaged", "published", "taken", "resolved", "closed")
 

@@ -22,6 +22,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("resident/logout/", requests.resident_logout, name="resident-logout"),
     path("resident/requests/<int:pk>/", requests.resident_request, name="resident-request"),
     path("resident/notices/<int:pk>/", notices.resident_notice, name="resident-notice"),
+    path("resident/notices/<int:pk>/photos/<int:photo_id>/", notices.notice_photo, name="notice-photo"),
+    path(
+        "resident/notices/<int:pk>/photos/<int:photo_id>/thumbnail/",
+        notices.notice_photo,
+        {"thumbnail": True},
+        name="notice-photo-thumbnail",
+    ),
     path("api/v1/notices/", notices.NoticeListView.as_view(), name="notices"),
     path("api/v1/notices/<int:pk>/reads/", notices.NoticeReadsView.as_view(), name="notice-reads"),
     path("volunteers/leaderboard/", points.leaderboard, name="leaderboard"),

@@ -9,11 +9,13 @@ import json
 import re
 import time
 
+from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
 from command.models import ServiceRequest
 from command.services.phone_login import resident_ensure
 from command.services.requests import request_publish
+from tests.field_api.conftest import image_bytes
 from tests.realtime.conftest import session_cookie
 
 PHONE = "13912345678"
@@ -81,3 +83,35 @@ def test_resident_request_taken_by_a_volunteer_resolved_and_rated(live_daphne, c
         message = None
     assert message is None or json.loads(message)["type"] != "request"
     spy.close()
+
+
+def test_a_notice_with_an_image_shows_on_the_resident_page(live_daphne, chromium, make_user, household) -> None:
+    # given: an operator publishes a notice with an image over REST, for the household's grid
+    operator = make_user("operator")
+    token = Token.objects.create(user=operator).key
+    context = chromium.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    published = context.request.post(
+        f"{live_daphne.url}/api/v1/notices/",
+        headers={"Authorization": f"Token {token}"},
+        multipart={
+            "title": "幸福路施工公告",
+            "body": "本周六道路施工，请绕行。",
+            "target": household.building.grid_cell.code,
+            "photos": {"name": "site.jpg", "mimeType": "image/jpeg", "buffer": image_bytes("JPEG", size=(400, 300))},
+        },
+    )
+    assert published.status == 201, published.text()
+    notice_id = published.json()["id"]
+    # when: the household's resident opens the resident page (signed in) and the notice
+    resident = resident_ensure(phone=household.phone)
+    context.add_cookies([{"name": "sessionid", "value": session_cookie(resident), "url": live_daphne.url}])
+    phone = context.new_page()
+    phone.goto(f"{live_daphne.url}/resident/")
+    phone.click(f"a.notice[href='/resident/notices/{notice_id}/']")
+    # then: the image is drawn (decoded by the browser: our own JPEG, served to this resident)
+    phone.wait_for_function(
+        "() => { const i = document.querySelector('.notice-photo img'); return i && i.complete && i.naturalWidth > 0 }",
+        timeout=10000,
+    )
+    assert phone.locator("#notice-title").inner_text() == "幸福路施工公告"
+    assert phone.locator(".notice-photo img").evaluate("i => i.naturalWidth") == 320  # the thumbnail
