@@ -123,7 +123,12 @@ def resident_ensure(*, phone: str) -> User:
         return resident.user
     from command.services.accounts import roles_ensure
 
-    user = User.objects.create_user(username=f"resident-{phone}", password=None)
+    # The login may outlive its Resident row (a reload of the village truncates the households and,
+    # with them, the residents): it is the same person's, so it is taken up again.
+    user, created = User.objects.get_or_create(username=f"resident-{phone}")
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
     if not Group.objects.filter(name="resident").exists():
         roles_ensure()
     user.groups.add(Group.objects.get(name="resident"))

@@ -237,7 +237,8 @@ def photo_rows_store(
     ``owner`` (``{"notice": notice}``) inside the caller's transaction; a photo already stored for
     that owner is not stored again. The files' names go to ``written``: the caller deletes them
     (photo_files_delete) when its transaction does not commit."""
-    known = set(model.objects.filter(**owner, sha256__in=[p.sha256 for p in photos]).values_list("sha256", flat=True))
+    rows: Any = model._default_manager
+    known = set(rows.filter(**owner, sha256__in=[p.sha256 for p in photos]).values_list("sha256", flat=True))
     stored: list[StoredPhoto] = []
     for photo in photos:
         if photo.sha256 in known:
