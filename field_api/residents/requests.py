@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from command.models import Category, Resident, ServiceRequest, Worker
+from command.models import Category, Resident, ServiceRequest, Team, Worker
 from command.services.notices import RESIDENT_PERMISSION, notices_for_resident
 from command.services.phone_login import PhoneLoginRefused, phone_code_send, phone_code_verify
 from command.services.requests import (
@@ -232,6 +232,28 @@ def field_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("residents:field-requests")
 
 
+# --- the operators' desk ------------------------------------------------------------------------
+
+
+DISPATCH_PERMISSION = "command.dispatch_incident"
+
+
+@never_cache
+@login_required
+def desk_requests(request: HttpRequest) -> HttpResponse:
+    """The operators' request desk: a phone call entered, triage to a category and team, publish
+    to the volunteers, take and resolve (a desk login with a team), all through the REST API."""
+    if not request.user.has_perm(DISPATCH_PERMISSION):
+        raise Http404
+    context = {
+        "categories": Category.objects.order_by("code"),
+        "teams": Team.objects.filter(is_field_team=True).order_by("code"),
+        "worker_id": Worker.objects.filter(user_id=_uid(request)).values_list("pk", flat=True).first(),
+        "labels": dict(ServiceRequest.Status.choices),
+    }
+    return render(request, "residents/desk_requests.html", context)
+
+
 # --- REST: operators and workers ---------------------------------------------------------------
 
 
@@ -272,7 +294,18 @@ def _visible(request: Request, pk: int) -> ServiceRequest:
     return found
 
 
+DESK_LIST_MAX = 200
+
+
 class RequestListView(APIView):
+    @extend_schema(responses={200: RequestOut(many=True)})
+    def get(self, request: Request) -> Response:
+        """The operators' desk list: every open request and the latest closed ones, newest first."""
+        if not request.user.has_perm(DISPATCH_PERMISSION):
+            raise PermissionDenied()
+        rows = ServiceRequest.objects.select_related("category", "team").order_by("-created_at")[:DESK_LIST_MAX]
+        return Response(RequestOut(rows, many=True).data)
+
     @extend_schema(request=RequestIn, responses={201: RequestOut})
     def post(self, request: Request) -> Response:
         data = RequestIn(data=request.data)
@@ -319,6 +352,9 @@ class _Step(APIView):
 
 class TriageIn(StrictInputSerializer):
     category = serializers.SlugRelatedField(slug_field="code", queryset=Category.objects.all())
+    team = serializers.SlugRelatedField(
+        slug_field="code", queryset=Team.objects.all(), required=False, help_text="default: the category's team"
+    )
 
 
 class RequestTriageView(_Step):
@@ -329,7 +365,10 @@ class RequestTriageView(_Step):
         return super().post(request, pk)
 
     def step(self, request: Request, item: ServiceRequest) -> ServiceRequest:
-        return request_triage(request_id=item.pk, actor=request.user, category=self.input.validated_data["category"])
+        values = self.input.validated_data
+        return request_triage(
+            request_id=item.pk, actor=request.user, category=values["category"], team=values.get("team")
+        )
 
 
 class RequestPublishView(_Step):

@@ -39,6 +39,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("field/requests/", requests.field_pool, name="field-requests"),
     path("field/requests/<int:pk>/take/", requests.field_take, name="field-take"),
     path("field/requests/<int:pk>/resolve/", requests.field_resolve, name="field-resolve"),
+    path("desk/requests/", requests.desk_requests, name="desk-requests"),
     path("api/v1/requests/", requests.RequestListView.as_view(), name="requests"),
     path("api/v1/requests/<int:pk>/triage/", requests.RequestTriageView.as_view(), name="request-triage"),
     path("api/v1/requests/<int:pk>/publish/", requests.RequestPublishView.as_view(), name="request-publish"),
