@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('command', '0029_alarm_receive_v1'),
+        ('command', '0030_wall_time_indexes'),
     ]
 
     operations = [
