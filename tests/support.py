@@ -136,3 +136,15 @@ def site_login(page: Any, base_url: str, next_path: str, username: str, password
     page.fill("input[name=password]", password)
     page.click("[type=submit]")
     page.wait_for_url(f"**{next_path}")
+
+
+def response_body(response: Any) -> bytes:
+    """The whole body of a Django test response, streamed (exports, large GeoJSON) or not."""
+    if not response.streaming:
+        return bytes(response.content)
+    from asgiref.sync import async_to_sync
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    return bytes(async_to_sync(collect)())

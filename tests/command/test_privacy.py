@@ -9,7 +9,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 from django.db import DatabaseError, connection, transaction
@@ -24,6 +23,7 @@ from command.services.reports import report_submit
 from tests.field_api.conftest import client_for, report_body
 from tests.maps import conftest as maps_conftest
 from tests.maps.conftest import Village
+from tests.support import response_body
 
 village = maps_conftest.village  # the map tests' demo village (a fixture)
 
@@ -194,13 +194,6 @@ def _households(client: APIClient) -> set[str]:
     return {f["properties"]["unit"] for f in response.json()["features"]}
 
 
-def _streamed(response) -> str:
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in response.streaming_content])
-
-    return async_to_sync(collect)().decode("utf-8-sig")
-
-
 @pytest.mark.django_db(transaction=True)  # exports read on a connection of their own
 def test_a_grid_worker_outside_a_cells_grant_sees_none_of_its_households(
     village: Village, make_user: Callable[..., User]
@@ -214,7 +207,7 @@ def test_a_grid_worker_outside_a_cells_grant_sees_none_of_its_households(
     assert _households(nowhere) == set()
     wang = next(h for h in village.households if h.head_name == "王五")
     assert a01.get(f"/api/v1/layers/households/features/{wang.pk}/").status_code == 404
-    exported = _streamed(a01.get("/maps/export/households.csv", {"bbox": "116.999,38.999,117.003,39.002"}))
+    exported = response_body(a01.get("/maps/export/households.csv", {"bbox": "116.999,38.999,117.003,39.002"}))
     assert "1-101" in exported and "2-201" not in exported
     ogc = a01.get("/ogc/collections/households/items").json()
     assert {f["properties"]["unit"] for f in ogc["features"]} == {"1-101", "1-102"}

@@ -17,7 +17,6 @@ from typing import Any
 
 import mapbox_vector_tile
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -28,21 +27,12 @@ from command.services.records import record_save
 from command.services.registry import business_save
 from tests.maps.conftest import tile_of
 from tests.registry_support import Registry
+from tests.support import response_body
 
 pytestmark = pytest.mark.django_db(transaction=True)  # exports read on a connection of their own
 
 AREA = "116.999,38.999,117.003,39.002"
 LAYERS = ("households", "persons", "businesses", "campaign_targets")
-
-
-def _body(response: Any) -> bytes:
-    if not response.streaming:
-        return bytes(response.content)
-
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in response.streaming_content])
-
-    return async_to_sync(collect)()
 
 
 @pytest.fixture
@@ -98,7 +88,7 @@ def _tile_ids(client: Client, layer: str) -> tuple[set[int], list[bytes]]:
         x, y = tile_of(lon, 39.0005, 17)
         response = client.get(f"/maps/tiles/{layer}/17/{x}/{y}.pbf")
         assert response.status_code == 200, (layer, response.status_code)
-        body = _body(response)
+        body = response_body(response)
         bodies.append(body)
         decoded = mapbox_vector_tile.decode(body) if body else {}
         ids |= {int(f["properties"]["id"]) for f in decoded.get(layer, {"features": []})["features"]}
@@ -115,10 +105,10 @@ def _channels(client: Client, layer: str) -> dict[str, tuple[set[int], list[byte
     ):
         response = client.get(url, {"bbox": AREA, "limit": 1000} if channel == "ogc" else {"bbox": AREA})
         assert response.status_code == 200, (layer, channel, response.status_code)
-        body = _body(response)
+        body = response_body(response)
         out[channel] = (_feature_ids(body), [body])
     response = client.get(f"/maps/export/{layer}.csv", {"bbox": AREA})
-    body = _body(response)
+    body = response_body(response)
     rows = csv.DictReader(io.StringIO(body.decode("utf-8-sig")))
     out["export.csv"] = ({int(r["id"]) for r in rows}, [body])
     out["tile"] = _tile_ids(client, layer)
@@ -180,7 +170,7 @@ def test_a_grid_worker_sees_nothing_of_another_cell_on_any_http_channel(
     for url in ("/maps/print/", "/maps/campaigns/", f"/maps/campaigns/{district['campaign'].pk}/progress/", "/field/"):
         response = client.get(url)
         assert response.status_code == 200, url
-        assert not _leaks(_body(response), secrets), (url, _leaks(_body(response), secrets))
+        assert not _leaks(response_body(response), secrets), (url, _leaks(response_body(response), secrets))
 
 
 @pytest.mark.parametrize("how", ["ab_cover", "big_grid"])
@@ -223,7 +213,7 @@ def test_narrowed_tiles_are_cached_per_grant_and_never_served_across_it(
     url = f"/maps/tiles/households/17/{x}/{y}.pbf"
 
     def ids(response: Any) -> set[int]:
-        decoded = mapbox_vector_tile.decode(_body(response))
+        decoded = mapbox_vector_tile.decode(response_body(response))
         return {int(f["properties"]["id"]) for f in decoded["households"]["features"]}
 
     a01, a02 = district["a01"], district["a02"]
@@ -238,7 +228,7 @@ def test_narrowed_tiles_are_cached_per_grant_and_never_served_across_it(
     assert ids(second["a01"]) == own[a01] and ids(second["a02"]) == own[a02]
     assert ids(second["operator"]) == own[a01] | own[a02]
     for name in clients:
-        assert _body(second[name]) == _body(first[name]), name
+        assert response_body(second[name]) == response_body(first[name]), name
     # and a second worker of A-01 shares the first one's tile (same grant, same profile)
     other = Client()
     other.force_login(make_user("grid_worker", cells=["A-01"]))

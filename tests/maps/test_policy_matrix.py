@@ -16,7 +16,6 @@ from typing import Any
 
 import mapbox_vector_tile
 import pytest
-from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.test import Client
@@ -29,6 +28,7 @@ from command.roles import ROLES
 from command.services.accounts import api_token_issue
 from command.services.records import record_save
 from tests.maps.conftest import Village, tile_of
+from tests.support import response_body
 
 pytestmark = pytest.mark.django_db(transaction=True)  # exports read on a connection of their own
 
@@ -83,16 +83,6 @@ def test_the_matrix_covers_every_layer_and_role() -> None:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _body(response: Any) -> bytes:
-    if not response.streaming:
-        return bytes(response.content)
-
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in response.streaming_content])
-
-    return async_to_sync(collect)()
-
-
 def _field(layer: str, name: str) -> Field:
     return next(f for f in LAYERS[layer].fields if f.name == name)
 
@@ -126,17 +116,34 @@ def _http_channels(client: Client, layer: str, feature_id: str | None) -> dict[s
     """status and (id, properties) of each feature of the layer, per HTTP channel."""
     out: dict[str, tuple[int, list]] = {}
     response = client.get(f"/maps/layers/{layer}.geojson", {"bbox": AREA})
-    out["geojson"] = (response.status_code, _geojson_features(_body(response)) if response.status_code == 200 else [])
+    out["geojson"] = (
+        response.status_code,
+        _geojson_features(response_body(response)) if response.status_code == 200 else [],
+    )
     response = client.get(f"/ogc/collections/{layer}/items", {"bbox": AREA})
-    out["ogc"] = (response.status_code, _geojson_features(_body(response)) if response.status_code == 200 else [])
+    out["ogc"] = (
+        response.status_code,
+        _geojson_features(response_body(response)) if response.status_code == 200 else [],
+    )
     response = client.get(f"/maps/export/{layer}.geojson", {"bbox": AREA})
-    out["export"] = (response.status_code, _geojson_features(_body(response)) if response.status_code == 200 else [])
+    out["export"] = (
+        response.status_code,
+        _geojson_features(response_body(response)) if response.status_code == 200 else [],
+    )
     response = client.get(f"/maps/export/{layer}.csv", {"bbox": AREA})
-    rows = list(csv.DictReader(io.StringIO(_body(response).decode("utf-8-sig")))) if response.status_code == 200 else []
+    rows = (
+        list(csv.DictReader(io.StringIO(response_body(response).decode("utf-8-sig"))))
+        if response.status_code == 200
+        else []
+    )
     out["export.csv"] = (response.status_code, [(r.get("id"), {k: v for k, v in r.items() if v != ""}) for r in rows])
     x, y = tile_of(117.0005, 39.0005, 16)
     response = client.get(f"/maps/tiles/{layer}/16/{x}/{y}.pbf")
-    decoded = mapbox_vector_tile.decode(_body(response)) if response.status_code == 200 and _body(response) else {}
+    decoded = (
+        mapbox_vector_tile.decode(response_body(response))
+        if response.status_code == 200 and response_body(response)
+        else {}
+    )
     out["tile"] = (
         response.status_code,
         [(None, f["properties"]) for f in decoded.get(layer, {"features": []})["features"]],
