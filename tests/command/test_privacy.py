@@ -207,7 +207,9 @@ def test_a_grid_worker_outside_a_cells_grant_sees_none_of_its_households(
     assert _households(nowhere) == set()
     wang = next(h for h in village.households if h.head_name == "王五")
     assert a01.get(f"/api/v1/layers/households/features/{wang.pk}/").status_code == 404
-    exported = response_body(a01.get("/maps/export/households.csv", {"bbox": "116.999,38.999,117.003,39.002"}))
+    exported = response_body(a01.get("/maps/export/households.csv", {"bbox": "116.999,38.999,117.003,39.002"})).decode(
+        "utf-8-sig"
+    )
     assert "1-101" in exported and "2-201" not in exported
     ogc = a01.get("/ogc/collections/households/items").json()
     assert {f["properties"]["unit"] for f in ogc["features"]} == {"1-101", "1-102"}
