@@ -215,15 +215,23 @@ def purpose_stated(user: Any, raw: str | None) -> str:
     return purpose
 
 
-def access_log_write(
-    *, user: Any, channel: str, layer: str, object_ids: list[Any], detail: str = "", purpose: str = ""
-) -> None:
-    """One row of the append-only access log: who (user, login, role), what, when, why, which request."""
+def access_log_row(
+    *,
+    user: Any,
+    channel: str,
+    layer: str,
+    object_ids: list[Any],
+    detail: str = "",
+    purpose: str = "",
+    request_id: str | None = None,
+) -> Any:
+    """One row of the append-only access log, unsaved: who (user, login, role), what, when,
+    why, which request (``request_id``, or the current request's)."""
     from command.models import PersonalDataAccess
 
     known = getattr(user, "pk", None) is not None
     roles = user_access(user).roles if known and getattr(user, "is_authenticated", False) else ()
-    PersonalDataAccess.objects.create(
+    return PersonalDataAccess(
         user=user if known else None,
         username=user.get_username() if known else "",
         role=",".join(roles)[:100],
@@ -232,8 +240,24 @@ def access_log_write(
         object_ids=[str(i)[:64] for i in object_ids][:10000],
         detail=detail[:200],
         purpose=purpose[:200],
-        request_id=request_id_var.get()[:64],
+        request_id=(request_id_var.get() if request_id is None else request_id)[:64],
     )
+
+
+def access_log_write(
+    *, user: Any, channel: str, layer: str, object_ids: list[Any], detail: str = "", purpose: str = ""
+) -> None:
+    """Write one row of the access log (``access_log_row``)."""
+    access_log_row(
+        user=user, channel=channel, layer=layer, object_ids=object_ids, detail=detail, purpose=purpose
+    ).save()
+
+
+def access_log_write_many(rows: list[Any]) -> None:
+    """Write rows of ``access_log_row`` in one statement (the live screens' rows of a heartbeat)."""
+    from command.models import PersonalDataAccess
+
+    PersonalDataAccess.objects.bulk_create(rows)
 
 
 # --- live events: is a feature inside the granted cells? --------------------------------------

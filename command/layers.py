@@ -777,6 +777,33 @@ def mask_properties(layer_name: str, properties: dict[str, Any]) -> dict[str, An
     return out
 
 
+def layer_access_row(
+    *,
+    user: Any,
+    channel: str,
+    grant: LayerGrant,
+    object_ids: list[Any] | None = None,
+    detail: str = "",
+    purpose: str = "",
+    request_id: str | None = None,
+) -> Any:
+    """The access-log row (unsaved, ``command.access.access_log_row``) for a view through
+    ``grant`` when it unmasks personal data; None otherwise."""
+    if not grant.personal_data:
+        return None
+    from command.access import access_log_row  # models import this module
+
+    return access_log_row(
+        user=user,
+        channel=channel,
+        layer=grant.layer.name,
+        object_ids=object_ids or [],
+        detail=detail,
+        purpose=purpose or grant.purpose,
+        request_id=request_id,
+    )
+
+
 def layer_access_log(
     *,
     user: Any,
@@ -787,16 +814,10 @@ def layer_access_log(
     purpose: str = "",
 ) -> None:
     """Write one row to the append-only personal-data access log when ``grant`` unmasks
-    personal data (a no-op otherwise). Every channel that hands out unmasked fields calls it."""
-    if not grant.personal_data:
-        return
-    from command.access import access_log_write  # models import this module
-
-    access_log_write(
-        user=user,
-        channel=channel,
-        layer=grant.layer.name,
-        object_ids=object_ids or [],
-        detail=detail,
-        purpose=purpose or grant.purpose,
+    personal data (a no-op otherwise). Every channel that hands out unmasked fields calls it
+    (or writes ``layer_access_row``s in bulk: the live screens, realtime.hub)."""
+    row = layer_access_row(
+        user=user, channel=channel, grant=grant, object_ids=object_ids, detail=detail, purpose=purpose
     )
+    if row is not None:
+        row.save()

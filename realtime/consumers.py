@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import DatabaseError
 from pydantic import ValidationError
@@ -43,13 +43,35 @@ from realtime import messages
 from realtime.auth import CREDENTIAL, SUBPROTOCOL
 from realtime.geo import geometry_in_bbox
 from realtime.hub import hub_for_loop
+from realtime.wire import Writer, direct_writer, text_frame
 
 logger = logging.getLogger(__name__)
 
 REPLAY_BATCH = 500
 ENCODED_CACHE_SIZE = 1024
-# (seq, created_at, fields granted) -> the event message as sent: one encoding per view.
-_encoded: OrderedDict[tuple[int, str, str], str] = OrderedDict()
+
+
+class Frame(NamedTuple):
+    """A server message: its JSON text (for sends through ASGI) and its websocket frame."""
+
+    text: str
+    data: bytes
+
+
+def frame_of(message: dict[str, Any]) -> Frame:
+    text = _dumps(message)
+    return Frame(text, text_frame(text))
+
+
+# (seq, created_at, fields granted) -> the event message as sent: one encoding, one frame per
+# view of an event, the same bytes for every screen with that view.
+_encoded: OrderedDict[tuple[int, str, str], Frame] = OrderedDict()
+
+
+@functools.lru_cache(maxsize=64)
+def heartbeat_frame(seq: int) -> Frame:
+    """The heartbeat at ``seq``: the same frame for every screen that is there."""
+    return frame_of({"type": "heartbeat", "seq": seq})
 
 
 @database_sync_to_async
@@ -100,8 +122,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.layers: list[str] = []  # requested ∩ granted
         self.lock = asyncio.Lock()
         self.closing = False
+        self.write: Writer | None = None  # set once accepted (realtime.wire)
         self.sent_bytes = 0
         self.acked_bytes = 0
+        self.max_unacked: int = settings.REALTIME_MAX_UNACKED_BYTES
         self.marks: deque[tuple[int, int]] = deque()  # (seq, sent_bytes after it), for acks
         self.last_heard = time.monotonic()
         self.tick_task: asyncio.Task[None] | None = None
@@ -110,6 +134,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         since = self._since_param()
         self.since: int | None = None
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None)
+        self.write = direct_writer(self.base_send)
         metrics.WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
         if isinstance(since, str):
@@ -143,11 +168,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # As channels' AsyncConsumer.__call__, without a channel-layer channel per connection:
         # wakes reach this consumer from its process's hub (one subscription per process), so a
-        # wake costs Redis one message per process, not one per screen.
+        # wake costs Redis one message per process, not one per screen. With one source of
+        # messages, a plain loop: channels' await_many_dispatch makes a task per message.
         self.scope = scope
         self.base_send = send
         with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive], self.dispatch)
+            while True:
+                await self.dispatch(await receive())
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch closes stale DB connections (a thread hop) before every message;
@@ -256,10 +283,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 logger.warning("catching up from the log failed (%s)", exc)
 
     def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
-        """The hub's heartbeat (see realtime.hub); runs beside the wakes, under the same lock.
-        ``None``: the database could not be read this time; only the heartbeat goes out."""
-        if self.tick_task is None or self.tick_task.done():
-            self.tick_task = asyncio.get_running_loop().create_task(self._tick(latest, grants))
+        """The hub's heartbeat (see realtime.hub). ``None``: the database could not be read this
+        time; only the heartbeat goes out. The common case (nothing to catch up, the same
+        layers) is done here and now: the heartbeat frame is written to the socket, no task;
+        anything else runs as a task beside the wakes, under the same lock."""
+        if self.tick_task is not None and not self.tick_task.done():
+            return
+        if self._tick_now(latest, grants):
+            return
+        self.tick_task = asyncio.get_running_loop().create_task(self._tick(latest, grants))
+
+    def _tick_now(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> bool:
+        if self.closing or self.lock.locked() or self.cursor is None:
+            return False
+        if latest is not None and latest != self.cursor:
+            return False
+        if time.monotonic() - self.last_heard > settings.REALTIME_CLIENT_TIMEOUT_SECONDS:
+            return False
+        if grants is not None:
+            if not grants or [name for name in self.requested if name in grants] != self.layers:
+                return False
+            self.grants = grants
+        return self._put(heartbeat_frame(self.cursor), self.cursor)
 
     async def _tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
         if self.closing:
@@ -270,7 +315,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if grants is not None and not grants:
             await self._close(messages.CLOSE_FORBIDDEN)
             return
-        await self._log_unmasked()
         async with self.lock:
             try:
                 if grants is not None:
@@ -286,7 +330,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
                         await self._send({"type": "resync", "seq": latest, "reason": "reset"})
                 if latest is not None and latest > self.cursor:
                     await self._catch_up(latest)
-                await self._send({"type": "heartbeat", "seq": self.cursor})
+                await self._send_frame(heartbeat_frame(self.cursor), self.cursor)
             except Overflow:
                 return
             except DatabaseError as exc:  # the cursor stays: the next heartbeat retries
@@ -322,17 +366,32 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if event["seq"] <= self.cursor:
                 continue
             self.cursor = event["seq"]
-            text = self._event_text(event)
-            if text is not None:
-                await self._send_text(text, event["seq"])
+            frame = self._event_frame(event)
+            if frame is not None:
+                await self._send_frame(frame, event["seq"])
                 metrics.delivered.count += 1
                 grant = self.grants[event["layer"]]
                 if grant.personal_data and event["kind"] != "layer.reloaded":
                     self.unmasked.setdefault(event["layer"], (grant, []))[1].append(event["object_id"])
 
+    def unmasked_take(self) -> list[dict[str, Any]]:
+        """What this screen was shown unmasked since the last heartbeat, as the arguments of
+        its access-log rows (``command.layers.layer_access_row``: one per layer, with this
+        connection's request id); the hub writes the rows of all its screens in one statement."""
+        batches, self.unmasked = self.unmasked, {}
+        return [
+            {
+                "user": self.user,
+                "channel": "websocket",
+                "grant": grant,
+                "object_ids": object_ids,
+                "request_id": self.request_id,
+            }
+            for grant, object_ids in batches.values()
+        ]
+
     async def _log_unmasked(self) -> None:
-        """Write what this screen was shown unmasked to the personal-data access log: one row
-        per layer per heartbeat, not one per event (command.layers.layer_access_log)."""
+        """Write what this screen was shown unmasked and not yet logged (when it closes)."""
         if not getattr(self, "unmasked", None):
             return  # nothing shown, or the connection never got that far
         batches, self.unmasked = self.unmasked, {}
@@ -348,9 +407,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             for layer, (grant, object_ids) in batches.items():
                 self.unmasked.setdefault(layer, (grant, []))[1][:0] = object_ids
 
-    def _event_text(self, event: dict[str, Any]) -> str | None:
+    def _event_frame(self, event: dict[str, Any]) -> Frame | None:
         """The event as this subscriber may see it, encoded; None when it is not for them.
-        Screens with the same grant share one encoding (cached per process)."""
+        Screens with the same grant share one encoding and one frame (cached per process)."""
         layer = event["layer"]
         grant = self.grants.get(layer)
         if grant is None or layer not in self.layers:
@@ -363,13 +422,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         ):
             return None  # outside the grid cells this viewer is granted
         key = (event["seq"], event["created_at"], grant.profile)
-        text = _encoded.get(key)
-        if text is None:
+        frame = _encoded.get(key)
+        if frame is None:
             if event["kind"] == "layer.reloaded":
                 properties = payload["properties"]  # counts only
             else:
                 properties = redact(layer, payload["properties"], grant) or {}
-            text = _dumps(
+            frame = frame_of(
                 {
                     "type": "event",
                     "seq": event["seq"],
@@ -380,26 +439,42 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     "created_at": event["created_at"],
                 }
             )
-            _encoded[key] = text
+            _encoded[key] = frame
             if len(_encoded) > ENCODED_CACHE_SIZE:
                 _encoded.popitem(last=False)
-        return text
+        return frame
 
     # --- sending --------------------------------------------------------------------------------
 
     async def _send(self, message: dict[str, Any]) -> None:
         seq = message.get("seq") if message["type"] in {"heartbeat", "subscribed", "resync"} else None
-        await self._send_text(_dumps(message), seq)
+        await self._send_frame(frame_of(message), seq)
 
-    async def _send_text(self, text: str, seq: int | None) -> None:
+    def _put(self, frame: Frame, seq: int | None) -> bool:
+        """Write ``frame`` straight to the socket (realtime.wire) and count it; False when that
+        cannot be done here (no direct writer, the socket is not plainly open, or the client
+        would fall too far behind: ``_send_frame`` deals with those)."""
+        if self.write is None or self.sent_bytes + len(frame.data) - self.acked_bytes > self.max_unacked:
+            return False
+        if not self.write(frame.data):
+            return False
+        self._count(frame, seq)
+        return True
+
+    def _count(self, frame: Frame, seq: int | None) -> None:
+        self.sent_bytes += len(frame.data)
+        if seq is not None:
+            self.marks.append((seq, self.sent_bytes))
+
+    async def _send_frame(self, frame: Frame, seq: int | None) -> None:
         """Send, and keep what the client has not acknowledged bounded."""
         if self.closing:
             raise Overflow
-        await self.send(text_data=text)
-        self.sent_bytes += len(text)
-        if seq is not None:
-            self.marks.append((seq, self.sent_bytes))
-        if self.sent_bytes - self.acked_bytes > settings.REALTIME_MAX_UNACKED_BYTES:
+        if self._put(frame, seq):
+            return
+        await self.send(text_data=frame.text)
+        self._count(frame, seq)
+        if self.sent_bytes - self.acked_bytes > self.max_unacked:
             # The client does not keep up (or does not ack): bound what waits in buffers for it.
             await self.send(text_data=_dumps({"type": "resync", "seq": self.cursor or 0, "reason": "slow"}))
             await self._close(messages.CLOSE_SLOW)

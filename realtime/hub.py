@@ -20,16 +20,19 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from command import metrics
-from command.access import cells_area_warm
+from command.access import access_log_write_many, cells_area_warm
 from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, latest_seq, wake_listener_set
 from command.health import delivery_probe_set
-from command.layers import LayerGrant, layers_for_user
+from command.layers import LayerGrant, layer_access_row, layers_for_user
 from command.loops import loop_local
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 logger = logging.getLogger(__name__)
+
+HEARTBEAT_SLICE = 100  # members ticked between two pauses
+HEARTBEAT_SPREAD_SECONDS = 0.5  # at most, over which the slices of one heartbeat are spread
 
 
 # How a connection logged in: ("token", key) or ("session", session key). A connection lives
@@ -97,6 +100,7 @@ class Hub:
         self._joined = asyncio.Event()
         self._wakes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._courier: asyncio.Task[None] | None = None
+        self._unlogged: list[dict[str, Any]] = []  # access-log views a failed write left for the next heartbeat
 
     def cursors(self) -> list[int | None]:
         """Where each screen of this process is in the event log (``/healthz``'s lag)."""
@@ -211,13 +215,40 @@ class Hub:
             if latest is not None:
                 metrics.LATEST_SEQ.set(latest)
             metrics.events_delivered_flush()
-            for member in members:
+            # Most members write their heartbeat frame at once (LiveConsumer.tick); in slices,
+            # spread over a part of the interval, so that a wake arriving meanwhile waits for
+            # one slice, not for every screen, and the acks come back spread out too.
+            pause = min(HEARTBEAT_SPREAD_SECONDS, settings.REALTIME_HEARTBEAT_SECONDS / 4) / (
+                1 + len(members) // HEARTBEAT_SLICE
+            )
+            for i, member in enumerate(members):
+                if i and i % HEARTBEAT_SLICE == 0:
+                    await asyncio.sleep(pause)
                 if grants is None:
                     member.tick(latest, None)
                 elif member.credential is not None and (member.user_id, member.credential) not in alive:
                     member.tick(latest, {})  # logged out, token revoked, session expired: closed
                 else:
                     member.tick(latest, grants.get(member.user_id, {}))
+            await self._log_unmasked(members)
+
+    async def _log_unmasked(self, members: list[Member]) -> None:
+        """The personal-data access log of every screen of this process for this heartbeat: a
+        row per screen and layer it was shown unmasked (who saw what, with the connection's
+        request id), written in one statement, one thread hop, not one per screen."""
+        views = [view for m in members if getattr(m, "unmasked", None) for view in m.unmasked_take()]  # type: ignore[attr-defined]
+        views, self._unlogged = self._unlogged + views, []
+        if not views:
+            return
+
+        def write() -> None:
+            access_log_write_many([row for view in views if (row := layer_access_row(**view)) is not None])
+
+        try:
+            await database_sync_to_async(write)()
+        except Exception:  # the database is away: keep them for the next heartbeat
+            logger.exception("personal-data access log of %s views not written; retrying", len(views))
+            self._unlogged = views
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
