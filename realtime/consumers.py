@@ -282,21 +282,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
             except DatabaseError as exc:  # the cursor stays: the next wake or heartbeat retries
                 logger.warning("catching up from the log failed (%s)", exc)
 
-    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
-        """The hub's heartbeat (see realtime.hub). ``None``: the database could not be read this
-        time; only the heartbeat goes out. The common case (nothing to catch up, the same
-        layers) is done here and now: the heartbeat frame is written to the socket, no task;
-        anything else runs as a task beside the wakes, under the same lock."""
+    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None, reset: bool = False) -> None:
+        """The hub's heartbeat (see realtime.hub), after the hub has handed out every event up
+        to ``latest``; ``reset``: the log went back (a restored database). ``None``: the
+        database could not be read this time; only the heartbeat goes out. The common case
+        (nothing to catch up, the same layers) is done here and now: the heartbeat frame is
+        written to the socket, no task; anything else runs as a task beside the wakes, under
+        the same lock. A cursor past ``latest`` without ``reset`` had wakes after the hub's read."""
         if self.tick_task is not None and not self.tick_task.done():
             return
-        if self._tick_now(latest, grants):
+        if not reset and self._tick_now(latest, grants):
             return
-        self.tick_task = asyncio.get_running_loop().create_task(self._tick(latest, grants))
+        self.tick_task = asyncio.get_running_loop().create_task(self._tick(latest, grants, reset))
 
     def _tick_now(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> bool:
         if self.closing or self.lock.locked() or self.cursor is None:
             return False
-        if latest is not None and latest != self.cursor:
+        if latest is not None and latest > self.cursor:
             return False
         if time.monotonic() - self.last_heard > settings.REALTIME_CLIENT_TIMEOUT_SECONDS:
             return False
@@ -306,7 +308,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.grants = grants
         return self._put(heartbeat_frame(self.cursor), self.cursor)
 
-    async def _tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
+    async def _tick(self, latest: int | None, grants: dict[str, LayerGrant] | None, reset: bool) -> None:
         if self.closing:
             return
         if time.monotonic() - self.last_heard > settings.REALTIME_CLIENT_TIMEOUT_SECONDS:
@@ -321,13 +323,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
                     await self._regrant(grants)
                 if self.cursor is None:
                     return
-                if latest is not None and latest < self.cursor:
-                    # Usually wakes outran the hub's read; if the log really went back (a restored
-                    # database) the client must start over.
-                    latest = await database_sync_to_async(latest_seq)()
-                    if latest < self.cursor:
-                        self.cursor = latest
-                        await self._send({"type": "resync", "seq": latest, "reason": "reset"})
+                if reset and latest is not None and latest < self.cursor:
+                    # The log went back (a restored database, checked by the hub): start over.
+                    self.cursor = latest
+                    await self._send({"type": "resync", "seq": latest, "reason": "reset"})
                 if latest is not None and latest > self.cursor:
                     await self._catch_up(latest)
                 await self._send_frame(heartbeat_frame(self.cursor), self.cursor)

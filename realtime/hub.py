@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 
 from command import metrics
 from command.access import access_log_write_many, cells_area_warm
-from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, latest_seq, wake_listener_set
+from command.eventlog import PROCESS_ORIGIN, WAKE_GROUP, events_after, latest_seq, wake_listener_set
 from command.health import delivery_probe_set
 from command.layers import LayerGrant, layer_access_row, layers_for_user
 from command.loops import loop_local
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+HEAL_BATCH = 500  # events the heartbeat reads for every screen at once; screens further behind read their own
 HEARTBEAT_SLICE = 100  # members ticked between two pauses
 HEARTBEAT_SPREAD_SECONDS = 0.5  # at most, over which the slices of one heartbeat are spread
 
@@ -45,7 +46,7 @@ class Member(Protocol):
     user_id: int
     credential: Credential | None
 
-    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None: ...
+    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None, reset: bool = False) -> None: ...
 
     async def event_wake(self, message: dict[str, Any]) -> None: ...
 
@@ -100,6 +101,7 @@ class Hub:
         self._joined = asyncio.Event()
         self._wakes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._courier: asyncio.Task[None] | None = None
+        self._seen: int | None = None  # the newest seq handed to the members (wakes and heals)
         self._unlogged: list[dict[str, Any]] = []  # access-log views a failed write left for the next heartbeat
 
     def cursors(self) -> list[int | None]:
@@ -169,7 +171,34 @@ class Hub:
     async def _carry(self) -> None:
         while True:
             message = await self._wakes.get()
-            await self._deliver(list(self.members), message)
+            try:
+                await self._deliver(list(self.members), message)
+                if self._seen is not None:
+                    self._seen = max(self._seen, message["seq"])
+            finally:
+                self._wakes.task_done()
+
+    async def _heal(self, latest: int) -> tuple[int, bool]:
+        """Bring every member to ``latest`` with one read of the log for the whole process (what
+        lost wakes, a crash between commit and wake or a Redis restart left out), handed out
+        as a wake; a member never reads the log for what the process has seen. Returns the
+        latest seq and whether the log went back (a restored database: members ahead of it
+        resync). A read that wakes outran (``latest`` below what was handed out) is not a reset."""
+        if self._seen is None:
+            self._seen = latest
+            return latest, False
+        if latest < self._seen:  # wakes outran the read, or the log went back: read again
+            latest = await database_sync_to_async(latest_seq)()
+            if latest < self._seen:
+                self._seen = latest
+                return latest, True
+        if latest > self._seen:
+            events = await database_sync_to_async(events_after)(self._seen, upto_seq=latest, limit=HEAL_BATCH)
+            if events:
+                self.local_wake({"type": "event.wake", "seq": events[-1]["seq"], "events": events})
+            with contextlib.suppress(TimeoutError):  # handed to every member before their heartbeat
+                await asyncio.wait_for(self._wakes.join(), settings.REALTIME_HEARTBEAT_SECONDS)
+        return latest, False
 
     async def _deliver(self, members: list[Member], message: dict[str, Any]) -> None:
         """To each member in turn (no task per screen); a member that is busy (catching up from
@@ -212,8 +241,13 @@ class Hub:
                 # catching up and re-checking grants wait for the database.
                 logger.warning("heartbeat: database not reachable (%s); retrying", exc)
                 latest, grants = None, None
+            reset = False
             if latest is not None:
                 metrics.LATEST_SEQ.set(latest)
+                try:
+                    latest, reset = await self._heal(latest)
+                except Exception as exc:  # the members catch up on their own
+                    logger.warning("heartbeat: reading the log failed (%s)", exc)
             metrics.events_delivered_flush()
             # Most members write their heartbeat frame at once (LiveConsumer.tick); in slices,
             # spread over a part of the interval, so that a wake arriving meanwhile waits for
@@ -225,11 +259,11 @@ class Hub:
                 if i and i % HEARTBEAT_SLICE == 0:
                     await asyncio.sleep(pause)
                 if grants is None:
-                    member.tick(latest, None)
+                    member.tick(latest, None, reset)
                 elif member.credential is not None and (member.user_id, member.credential) not in alive:
-                    member.tick(latest, {})  # logged out, token revoked, session expired: closed
+                    member.tick(latest, {}, reset)  # logged out, token revoked, session expired: closed
                 else:
-                    member.tick(latest, grants.get(member.user_id, {}))
+                    member.tick(latest, grants.get(member.user_id, {}), reset)
             await self._log_unmasked(members)
 
     async def _log_unmasked(self, members: list[Member]) -> None:

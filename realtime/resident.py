@@ -113,7 +113,7 @@ class ResidentConsumer(AsyncWebsocketConsumer):
                 break
             await self._send_events(events)
 
-    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None) -> None:
+    def tick(self, latest: int | None, grants: dict[str, LayerGrant] | None, reset: bool = False) -> None:
         # Residents hold no layers, so ``grants`` says nothing here: the login is checked anew.
         asyncio.get_running_loop().create_task(self._tick(latest))
 
