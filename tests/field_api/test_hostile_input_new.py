@@ -34,6 +34,9 @@ ENDPOINTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "residents:resident-notice": ("/resident/notices/{id}/", ("get",)),
     "residents:notices": ("/api/v1/notices/", ("post",)),
     "residents:notice-reads": ("/api/v1/notices/{id}/reads/", ("get",)),
+    "residents:notice-photo": ("/resident/notices/{id}/photos/{id}/", ("get",)),
+    "residents:notice-photo-thumbnail": ("/resident/notices/{id}/photos/{id}/thumbnail/", ("get",)),
+    "residents:desk-requests": ("/desk/requests/", ("get",)),
     "residents:leaderboard": ("/volunteers/leaderboard/", ("get",)),
     "residents:volunteer-card": ("/field/card/", ("get",)),
     "residents:activity-checkin": ("/field/checkin/", ("get", "post")),
@@ -65,6 +68,7 @@ ENDPOINTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "police-camera-stream": ("/police/cameras/{id}/stream/", ("get",)),
     "maps-campaigns": ("/maps/campaigns/", ("get", "post")),
     "maps-campaign-progress": ("/maps/campaigns/{id}/progress/", ("get",)),
+    "wall-panels": ("/control/api/panels.json", ("get",)),
     "analysis_report": ("/analysis/", ("get",)),
     "analysis_report_pdf": ("/analysis/report.pdf", ()),  # prints with Chromium: its period checks as the page's
     "analysis_report_xlsx": ("/analysis/report.xlsx", ("get",)),
