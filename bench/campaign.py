@@ -34,7 +34,7 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchlib import bench_database_url, daphne_start, database_ensure, psycopg_conninfo, stop  # noqa: E402 - bench/ is the script folder
+from benchlib import bench_database_url, daphne_start, database_ensure, psycopg_conninfo, screen_read, stop  # noqa: E402 - bench/ is the script folder
 from latency import HttpPool, percentile  # noqa: E402 - the keep-alive client and the percentile of the latency bench
 
 os.environ.setdefault("GRIDCOMMAND_TESTING", "1")
@@ -142,20 +142,21 @@ async def measure_gridcommand(port: int, data: dict[str, Any], marks: int) -> di
     )
     await ws.send(json.dumps({"type": "subscribe", "layers": ["campaign_buildings", "campaign_targets"]}))
 
+    def on_message(message: dict[str, Any], now: float) -> None:
+        if message.get("type") == "event":
+            if message["kind"] == "campaign.progress":
+                progress_at[message["seq"]] = now
+            elif message["kind"] == "campaign_target.updated":
+                target_seq[int(message["object_id"])] = message["seq"]
+        elif message.get("type") in ("resync", "error"):
+            screen_problems.append(message.get("type", "?"))
+
+    # The screen acks as the wall's live.js does (every heartbeat and every 100 events): acking
+    # only heartbeats let the server count it REALTIME_MAX_UNACKED_BYTES behind and close it.
+    screen_problems: list[str] = []
+
     async def screen() -> None:
-        try:
-            async for text in ws:
-                now = time.perf_counter()
-                message = json.loads(text)
-                if message.get("type") == "event":
-                    if message["kind"] == "campaign.progress":
-                        progress_at[message["seq"]] = now
-                    elif message["kind"] == "campaign_target.updated":
-                        target_seq[int(message["object_id"])] = message["seq"]
-                elif message.get("type") == "heartbeat":
-                    await ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
-        except Exception:  # noqa: S110 - closed at the end of the run
-            pass
+        await screen_read(ws, on_message, acks=True, ack_every=100)
 
     screen_task = asyncio.create_task(screen())
     await asyncio.sleep(0.5)
@@ -192,6 +193,7 @@ async def measure_gridcommand(port: int, data: dict[str, Any], marks: int) -> di
         "writes": writes,
         "lags": lags,
         "missing": len(targets) - len(lags),
+        "screen": ", ".join(screen_problems) or "no resync",
         "errors": sum(1 for s in statuses.values() if s != 201),
         "rate": len(targets) / elapsed,
     }
@@ -262,7 +264,8 @@ def main() -> int:
         f"visit write (POST -> answer):  p50 {w50:7.1f} ms  p95 {w95:7.1f} ms  {rate:5.0f} marks/s ({errors} not 201)"
     )
     print(
-        f"wall progress lag (POST -> wall): p50 {l50:7.1f} ms  p95 {l95:7.1f} ms  ({missing} progress events missing)"
+        f"wall progress lag (POST -> wall): p50 {l50:7.1f} ms  p95 {l95:7.1f} ms"
+        f"  ({missing} progress events missing; {ours['screen']})"
     )
     print(f"bare insert (baseline):        p50 {b50:7.1f} ms  p95 {b95:7.1f} ms  {base['rate']:6.0f} rows/s")
     print(f"wall lag p95 / bare insert p95: {l95 / b95:.2f}x")
