@@ -118,16 +118,27 @@ def event_record(event: Event) -> dict[str, Any]:
 # commit order is seq order) and insert the event with it. An upsert, so a flushed table
 # (transactional tests) starts again at 1. (A report's two events are appended in the same way
 # inside gc_report_submit, command/services/report_function.py.)
-_APPEND_SQL = """
+def seq_take_sql(count: int, indent: str = "  ") -> str:
+    """The one statement that takes the next ``count`` seqs from the counter row (its row lock is
+    held to commit, so commit order is seq order; an upsert, so a flushed table starts again at 1).
+    ``event_append`` and the frozen SQL functions (report, alarm) all use this text, followed by
+    their own ``RETURNING last_seq``."""
+    assert isinstance(count, int) and count > 0 and not indent.strip()
+    return (
+        f"INSERT INTO command_eventcounter (id, last_seq) VALUES (1, {count})\n"  # noqa: S608 - an int
+        f"{indent}ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + {count}"
+    )
+
+
+_APPEND_SQL = f"""
 WITH counter AS (
-  INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 1)
-  ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + 1
+  {seq_take_sql(1)}
   RETURNING last_seq
 )
 INSERT INTO command_event (seq, kind, layer, object_id, actor_id, payload, created_at)
 SELECT last_seq, %s, %s, %s, %s, %s::jsonb, %s FROM counter
 RETURNING seq
-"""
+"""  # noqa: S608 - built from a constant statement
 
 
 def event_append(

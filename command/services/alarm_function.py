@@ -17,6 +17,7 @@ equals what this module builds).
 
 from __future__ import annotations
 
+from command.eventlog import seq_take_sql
 from command.models import AlarmDevice, AlarmEvent, AlarmSignatureSeen, Event
 from command.services.alarms import ALARM_INPUT_TYPE, ALARM_RESULT_TYPE, DEVICE_EVENT, AlarmInput, AlarmRow
 from command.services.report_function import _type
@@ -77,8 +78,7 @@ BEGIN
   WHERE id = v_dev.id;
 
   IF p_in.status <> v_dev.status THEN
-    INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 1)
-    ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + 1
+    {seq_take_sql(1, indent="    ")}
     RETURNING last_seq INTO v_seq;
     INSERT INTO {_EVENT} (seq, kind, layer, object_id, actor_id, payload, created_at)
     VALUES (v_seq, '{DEVICE_EVENT}', 'alarm_devices', v_dev.id::text, NULL, p_in.device_event, p_in.received_at);

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from django.db.models import DateTimeField
 
+from command.eventlog import seq_take_sql
 from command.geometry import METRES_PER_DEGREE_LAT, METRES_PER_DEGREE_LON_EQUATOR
 from command.layers import LAYERS, masked_sql
 from command.models import Incident, Report
@@ -202,8 +203,7 @@ BEGIN
   RETURNING * INTO v_report;
 
   -- Both events, last: the counter row's lock (commit order = seq order) is held only from here.
-  INSERT INTO command_eventcounter (id, last_seq) VALUES (1, 2)
-  ON CONFLICT (id) DO UPDATE SET last_seq = command_eventcounter.last_seq + 2
+  {seq_take_sql(2)}
   RETURNING last_seq INTO v_seq;
   v_events := jsonb_build_array(
     jsonb_build_object('seq', v_seq - 1,
