@@ -254,6 +254,20 @@ class SessionTokenView(APIView):
         return Response({"token": key, "username": user.get_username(), "worker_id": worker.pk if worker else None})
 
 
+def photo_file_response(photo: Any, *, thumbnail: bool) -> FileResponse:
+    """A stored photo's JPEG or its thumbnail (a report's or a notice's), cached by the browser
+    only; 404 when there is none for this user or its file is gone."""
+    if photo is None:
+        raise Http404
+    try:
+        handle = (photo.thumbnail if thumbnail else photo.image).open("rb")
+    except OSError as exc:
+        raise Http404 from exc
+    response = FileResponse(handle, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
 class PhotoView(APIView):
     """A photo (or its thumbnail), only for users who may see its incident; anyone else gets
     404, as for a photo that does not exist."""
@@ -267,16 +281,7 @@ class PhotoView(APIView):
     )
     def get(self, request: Request, pk: int) -> FileResponse:
         photo: ReportPhoto | None = photo_get_for_user(user=request.user, photo_id=pk)
-        if photo is None:
-            raise Http404
-        field = photo.thumbnail if self.thumbnail else photo.image
-        try:
-            handle = field.open("rb")
-        except OSError as exc:
-            raise Http404 from exc
-        response = FileResponse(handle, content_type="image/jpeg")
-        response["Cache-Control"] = "private, max-age=86400"
-        return response
+        return photo_file_response(photo, thumbnail=self.thumbnail)
 
 
 class PhotoThumbnailView(PhotoView):

@@ -23,6 +23,7 @@ from command.services.notices import (
     notice_read_counts,
 )
 from field_api.serializers import StrictInputSerializer
+from field_api.views import photo_file_response
 
 
 @never_cache
@@ -39,15 +40,7 @@ def resident_notice(request: HttpRequest, pk: int) -> HttpResponse:
 def notice_photo(request: HttpRequest, pk: int, photo_id: int, thumbnail: bool = False) -> FileResponse:
     """An image of a notice (or its thumbnail), for whoever may read the notice; 404 otherwise."""
     photo = notice_photo_for_user(request.user, notice_id=pk, photo_id=photo_id)
-    if photo is None:
-        raise Http404
-    try:
-        handle = (photo.thumbnail if thumbnail else photo.image).open("rb")
-    except OSError as exc:
-        raise Http404 from exc
-    response = FileResponse(handle, content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    return photo_file_response(photo, thumbnail=thumbnail)
 
 
 class NoticeIn(StrictInputSerializer):
