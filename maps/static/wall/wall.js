@@ -124,8 +124,9 @@
       if (value == null) node.textContent = "–";
       else if (node.dataset.format === "duration") node.textContent = fmt(S.minutes, { n: Math.round(value / 60) });
       else node.textContent = raw;
-      // flash (Web Animations: no class toggling, no forced layout of the whole wall)
-      if (node.animate) node.animate([{ color: "#ffe066" }, {}], { duration: 1000, easing: "ease-out" });
+      // flash (Web Animations: no class toggling, no forced layout of the whole wall): the opacity
+      // of a layer behind the number (wall.css), run by the compositor, not a repainted colour
+      if (node.animate) node.animate([{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "ease-out", pseudoElement: "::after" });
     });
     var teams = $("#kpi-teams");
     var sig = JSON.stringify(k.open_by_team);
