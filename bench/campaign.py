@@ -148,8 +148,8 @@ async def measure_gridcommand(port: int, data: dict[str, Any], marks: int) -> di
                 progress_at[message["seq"]] = now
             elif message["kind"] == "campaign_target.updated":
                 target_seq[int(message["object_id"])] = message["seq"]
-        elif message.get("type") in ("resync", "error"):
-            screen_problems.append(message.get("type", "?"))
+        elif message.get("type") == "error" or (message.get("type") == "resync" and message.get("reason") != "initial"):
+            screen_problems.append(f"{message.get('type')} {message.get('reason', '')}".strip())
 
     # The screen acks as the wall's live.js does (every heartbeat and every 100 events): acking
     # only heartbeats let the server count it REALTIME_MAX_UNACKED_BYTES behind and close it.
@@ -193,7 +193,7 @@ async def measure_gridcommand(port: int, data: dict[str, Any], marks: int) -> di
         "writes": writes,
         "lags": lags,
         "missing": len(targets) - len(lags),
-        "screen": ", ".join(screen_problems) or "no resync",
+        "screen": ", ".join(screen_problems) or "no resync after the first",
         "errors": sum(1 for s in statuses.values() if s != 201),
         "rate": len(targets) / elapsed,
     }
