@@ -30,6 +30,7 @@ from command.services.notices import RESIDENT_PERMISSION, notices_for_resident
 from command.services.phone_login import PhoneLoginRefused, phone_code_send, phone_code_verify
 from command.services.requests import (
     RequestStateError,
+    request_cancel,
     request_publish,
     request_rate,
     request_resolve,
@@ -168,6 +169,25 @@ def resident_request(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@never_cache
+@require_POST
+def resident_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The requester withdraws their own open request (the same service as the desk's cancel)."""
+    item = _own_request(request, pk)
+    try:
+        request_cancel(request_id=item.pk, actor=request.user)
+    except RequestStateError as exc:
+        reached = STEPS.index(item.status) if item.status in STEPS else -1
+        steps = [(s, ServiceRequest.Status(s).label, i <= reached) for i, s in enumerate(STEPS)]
+        return render(
+            request,
+            "residents/resident_request.html",
+            {"item": item, "steps": steps, "errors": {"cancel": str(exc)}, "photos": item.photos.all()},
+            status=409,
+        )
+    return redirect("residents:resident-request", pk=item.pk)
+
+
 # --- the field app's pool ----------------------------------------------------------------------
 
 
@@ -250,6 +270,7 @@ def desk_requests(request: HttpRequest) -> HttpResponse:
         "teams": Team.objects.filter(is_field_team=True).order_by("code"),
         "worker_id": Worker.objects.filter(user_id=_uid(request)).values_list("pk", flat=True).first(),
         "labels": dict(ServiceRequest.Status.choices),
+        "cancel_question": _cancel_question(),
     }
     return render(request, "residents/desk_requests.html", context)
 
@@ -326,6 +347,12 @@ class RequestListView(APIView):
         return Response(RequestOut(created).data, status=status.HTTP_201_CREATED)
 
 
+def _cancel_question() -> str:
+    from django.utils.translation import gettext as _
+
+    return _("Cancel request #%(id)s? The requester sees it cancelled.")
+
+
 def _no_field_app() -> str:
     from django.utils.translation import gettext as _
 
@@ -369,6 +396,15 @@ class RequestTriageView(_Step):
         return request_triage(
             request_id=item.pk, actor=request.user, category=values["category"], team=values.get("team")
         )
+
+
+class RequestCancelView(_Step):
+    """An operator cancels an open request (a duplicate, a call withdrawn by phone); a requester
+    who filed it from the field app may withdraw it. One ``request.updated`` event (action
+    ``cancel``) follows, as for every step."""
+
+    def step(self, request: Request, item: ServiceRequest) -> ServiceRequest:
+        return request_cancel(request_id=item.pk, actor=request.user)
 
 
 class RequestPublishView(_Step):

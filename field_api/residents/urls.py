@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("resident/login/", requests.resident_login, name="resident-login"),
     path("resident/logout/", requests.resident_logout, name="resident-logout"),
     path("resident/requests/<int:pk>/", requests.resident_request, name="resident-request"),
+    path("resident/requests/<int:pk>/cancel/", requests.resident_request_cancel, name="resident-request-cancel"),
     path("resident/notices/<int:pk>/", notices.resident_notice, name="resident-notice"),
     path("resident/notices/<int:pk>/photos/<int:photo_id>/", notices.notice_photo, name="notice-photo"),
     path(
@@ -44,5 +45,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/requests/<int:pk>/triage/", requests.RequestTriageView.as_view(), name="request-triage"),
     path("api/v1/requests/<int:pk>/publish/", requests.RequestPublishView.as_view(), name="request-publish"),
     path("api/v1/requests/<int:pk>/take/", requests.RequestTakeView.as_view(), name="request-take"),
+    path("api/v1/requests/<int:pk>/cancel/", requests.RequestCancelView.as_view(), name="request-cancel"),
     path("api/v1/requests/<int:pk>/resolve/", requests.RequestResolveView.as_view(), name="request-resolve"),
 ]

@@ -70,6 +70,13 @@ def test_the_desk_enters_triages_publishes_takes_and_resolves_a_request(live_dap
     page.wait_for_function("() => document.querySelector('#message').textContent.length > 0", timeout=10000)
     other.refresh_from_db()
     assert other.status == "taken"
+    # the operator cancels the other request after a confirmation; the requester's page follows
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"{other_card} .do-cancel")
+    _status_is(page, other.pk, "cancelled")
+    other.refresh_from_db()
+    assert other.status == "cancelled"
+    assert page.locator(f"{other_card} .do-cancel").is_hidden()
 
 
 def test_the_desk_is_for_dispatchers_only(live_daphne, chromium, make_user):

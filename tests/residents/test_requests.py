@@ -154,6 +154,48 @@ def test_the_api_answers_bad_steps_with_a_reason(people, household) -> None:
     assert operator.post("/api/v1/requests/999999/publish/").status_code == 404
 
 
+def test_an_operator_cancels_an_open_request_through_the_api_with_its_event(people, household) -> None:
+    operator, worker = APIClient(), APIClient()
+    operator.force_authenticate(people["operator"])
+    worker.force_authenticate(people["v1"].user)
+    request = _published(people, household)
+    # a volunteer may see a published request but not cancel it: 403 with the reason, nothing written
+    refused = worker.post(f"/api/v1/requests/{request.pk}/cancel/")
+    assert refused.status_code == 403 and refused.json()["detail"]
+    assert ServiceRequest.objects.get(pk=request.pk).status == "published"
+    # unknown fields are refused, not ignored
+    assert operator.post(f"/api/v1/requests/{request.pk}/cancel/", {"status": "x"}, format="json").status_code == 400
+    # the operator cancels: one request.updated event names the step
+    before = Event.objects.count()
+    done = operator.post(f"/api/v1/requests/{request.pk}/cancel/")
+    assert done.status_code == 200 and done.json()["status"] == "cancelled"
+    events = list(Event.objects.order_by("seq")[before:])
+    assert [(e.kind, e.payload["properties"]["action"]) for e in events] == [("request.updated", "cancel")]
+    # a cancelled request cannot be cancelled or taken again: 409 with the reason
+    again = operator.post(f"/api/v1/requests/{request.pk}/cancel/")
+    assert again.status_code == 409 and again.json()["detail"]
+    assert worker.post(f"/api/v1/requests/{request.pk}/take/").status_code in (404, 409)
+    assert operator.post("/api/v1/requests/999999/cancel/").status_code == 404
+
+
+def test_the_requester_withdraws_an_open_request_from_the_resident_page(people, household) -> None:
+    request = _published(people, household)
+    other = Client()
+    other.force_login(resident_ensure(phone="13700000000"))
+    assert other.post(f"/resident/requests/{request.pk}/cancel/").status_code == 404  # not theirs: like missing
+    client = Client()
+    client.force_login(people["resident"])
+    page = client.get(f"/resident/requests/{request.pk}/")
+    assert 'id="withdraw-request"' in page.content.decode()
+    response = client.post(f"/resident/requests/{request.pk}/cancel/")
+    assert response.status_code == 302
+    assert ServiceRequest.objects.get(pk=request.pk).status == "cancelled"
+    page = client.get(f"/resident/requests/{request.pk}/")
+    assert 'id="withdraw-request"' not in page.content.decode()  # nothing left to withdraw
+    again = client.post(f"/resident/requests/{request.pk}/cancel/")
+    assert again.status_code == 409 and "已取消" in again.content.decode()
+
+
 def test_phone_sign_in_with_a_hashed_expiring_attempt_limited_code(
     db, caplog, settings, django_capture_on_commit_callbacks
 ) -> None:
