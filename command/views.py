@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from command.health import health_report
@@ -63,17 +66,36 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics_text(), content_type=METRICS_CONTENT_TYPE)
 
 
+def _locked_message(retry_after: int) -> str:
+    return _("Too many failed logins for this account or address; try again in %(minutes)s minutes.") % {
+        "minutes": max(1, (retry_after + 59) // 60)
+    }
+
+
 class LoginView(auth_views.LoginView):
-    """Django's login form (site and admin), saying so when the guess limit refuses a login
-    (command/lockout.py) instead of calling the password wrong; answered 429."""
+    """Django's login form, saying so when the guess limit refuses a login (command/lockout.py)
+    instead of calling the password wrong; answered 429."""
 
     def form_invalid(self, form: Any) -> HttpResponse:
         retry_after = locked_for(self.request)
         if not retry_after:
             return super().form_invalid(form)
-        message = _("Too many failed logins for this account or address; try again in %(minutes)s minutes.") % {
-            "minutes": max(1, (retry_after + 59) // 60)
-        }
-        response = self.render_to_response(self.get_context_data(form=form, login_locked=message), status=429)
+        context = self.get_context_data(form=form, login_locked=_locked_message(retry_after))
+        response = self.render_to_response(context, status=429)
         response["Retry-After"] = str(retry_after)
         return response
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's own login form (``admin.site.login``), answered like ours when the guess limit
+    refuses a login: 429 with Retry-After, and the form says the account is locked rather than
+    that the password is wrong. The admin builds its response lazily (a TemplateResponse), so
+    its form's error is replaced before it is drawn."""
+    response = admin.site.login(request)
+    retry_after = locked_for(request) if request.method == "POST" else 0
+    form = (response.context_data or {}).get("form") if isinstance(response, TemplateResponse) else None
+    if retry_after and form is not None and response.status_code == 200:
+        form.errors[NON_FIELD_ERRORS] = form.error_class([_locked_message(retry_after)])
+        response.status_code = 429
+        response["Retry-After"] = str(retry_after)
+    return response

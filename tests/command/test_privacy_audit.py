@@ -58,10 +58,15 @@ def test_the_admin_login_form_is_cut_off_after_the_configured_failures(
     for _ in range(settings.LOGIN_MAX_FAILURES):
         answer = browser.post("/admin/login/", {"username": "root2", "password": "wrong"})
         assert answer.status_code == 200
-    # then even the right password is refused (the admin's form shows its error again), no session
+    # then even the right password is refused: 429 with Retry-After, the form says why, no session
     locked = browser.post("/admin/login/", {"username": "root2", "password": "right-pw-1"})
-    assert locked.status_code in (200, 429)
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    assert "登录失败次数过多" in locked.content.decode()
     assert "_auth_user_id" not in browser.session
+    # a wrong password on an unlocked account is still the admin's plain 200 with its error
+    make_user("admin", username="root4", password="right-pw-1")
+    wrong = Client(REMOTE_ADDR="10.9.0.3").post("/admin/login/", {"username": "root4", "password": "x"})
+    assert wrong.status_code == 200
     # while another account from another address still logs in
     make_user("admin", username="root3", password="right-pw-1")
     other = Client(REMOTE_ADDR="10.9.0.2")
