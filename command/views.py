@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -19,16 +20,33 @@ from command.lockout import locked_for
 from command.metrics import METRICS_CONTENT_TYPE, address_allowed, metrics_text
 from command.roles import ROLES
 
-# (url, title, the permission it takes, or None for every signed-in user): command/roles.py
-# grants them to roles; the home page asks permissions, never group names.
-PAGES = [
+
+def _has_worker(user: Any) -> bool:
+    from command.models import Worker
+
+    return bool(user.has_perm("command.use_field_app") and Worker.objects.filter(user_id=user.pk).exists())
+
+
+def _reads_tips(user: Any) -> bool:
+    from command.services.tips import tips_reader
+
+    return tips_reader(user)
+
+
+# (url, title, who sees it: a permission, a test of the user, or None for every signed-in user):
+# command/roles.py grants the permissions to roles; the home page asks permissions (or, where a
+# page needs more than one, the page's own test), never group names. Every link a role sees opens
+# for it (tests/command/test_home.py).
+PAGES: list[tuple[str, Any, str | Callable[[Any], bool] | None]] = [
     ("/control/", _("Control room wall"), "command.use_control_room"),
     ("/control/?mode=desk", _("Control room desk"), "command.use_control_room"),
     ("/police/", _("Police view"), "command.use_police_map"),
     ("/field/", _("Field app (phones)"), "command.use_field_app"),
     ("/maps/campaigns/", _("Door-to-door campaigns"), "command.manage_campaigns"),
-    ("/field/requests/", _("Request pool"), "command.use_field_app"),
+    ("/desk/requests/", _("Request desk"), "command.dispatch_incident"),
+    ("/field/requests/", _("Request pool"), _has_worker),
     ("/volunteers/leaderboard/", _("Volunteer leaderboard"), "command.use_field_app"),
+    ("/supervision/tips/", _("Supervision tips"), _reads_tips),
     ("/resident/", _("Resident services"), "command.use_resident_page"),
     ("/maps/print/", _("Printable map"), None),
     ("/analysis/", _("Analysis: period report"), "command.view_analysis"),
@@ -37,10 +55,16 @@ PAGES = [
 ]
 
 
+def _sees(user: Any, rule: str | Callable[[Any], bool] | None) -> bool:
+    if rule is None:
+        return True
+    return user.has_perm(rule) if isinstance(rule, str) else rule(user)
+
+
 def home(request: HttpRequest) -> HttpResponse:
     grants = layers_for_user(request.user)
     user = request.user
-    pages = [(url, title) for url, title, perm in PAGES if perm is None or user.has_perm(perm)]
+    pages = [(url, title) for url, title, rule in PAGES if _sees(user, rule)]
     roles: list[str] = []
     if user.is_authenticated:
         roles = sorted(name for name in user.groups.values_list("name", flat=True) if name in ROLES)

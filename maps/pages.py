@@ -556,11 +556,13 @@ def _page(request: HttpRequest, kind: str, title: str) -> HttpResponse:
 LIST_MAX_ROWS = 200
 
 LISTS_CSS = (
-    "<style>html,body{height:auto}.folium-map{height:62vh!important;min-height:320px}"
+    # the map first, the lists under it: folium places its map's div after what the page adds
+    "<style>html,body{height:auto}body{display:flex;flex-direction:column}.gc-lists{order:1}"
+    ".folium-map{height:62vh!important;min-height:320px;flex:none}"
     ".gc-lists{font:13px system-ui,'Noto Sans CJK SC',sans-serif;padding:8px 12px;color:#222}"
     ".gc-lists h2{font-size:15px;margin:14px 0 4px}.gc-lists table{border-collapse:collapse;width:100%}"
     ".gc-lists th,.gc-lists td{border-bottom:1px solid #ddd;padding:2px 6px;text-align:left}"
-    ".gc-lists .gc-more{color:#666}</style>"
+    ".gc-lists .gc-more{color:#666}.gc-index a{margin-right:14px;white-space:nowrap}</style>"
 )
 
 
@@ -568,8 +570,14 @@ def police_lists_html(*, user: Any, grants: dict[str, LayerGrant]) -> str:
     """One table per granted layer (exactly the layers the policy grants, in their granted cells,
     with the fields the viewer may see: the police role leaves personal data out), cameras with a
     link to their stream. Text is escaped; nothing here runs script."""
-    parts = ['<section class="gc-lists" id="gc-lists">']
-    for grant in sorted(grants.values(), key=lambda g: g.layer.page_order):
+    ordered = sorted(grants.values(), key=lambda g: g.layer.page_order)
+    parts = ['<section class="gc-lists" id="gc-lists"><nav class="gc-index">']
+    parts.extend(
+        f'<a href="#list-{escape(g.layer.name)}">{escape(g.layer.title_zh)} {escape(g.layer.title_en)}</a>'
+        for g in ordered
+    )
+    parts.append("</nav>")
+    for grant in ordered:
         layer = grant.layer
         page = layer_features(grant, FeatureQuery(limit=LIST_MAX_ROWS), with_ids=grant.personal_data)
         layer_access_log(user=user, channel="page", grant=grant, object_ids=page.ids, detail="police lists")
