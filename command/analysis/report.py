@@ -24,6 +24,7 @@ from django.utils.translation import pgettext
 from command.analysis.cells import CellStats, cell_performance
 from command.analysis.coverage import CameraIncidents, RoadCoverage, camera_incident_counts, road_coverage
 from command.analysis.hotspots import Hotspot, hotspots_compute
+from command.models import Team
 
 MAX_PERIOD_DAYS = 366
 
@@ -225,6 +226,8 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
     def dash(value: Any) -> Any:
         return "" if value is None else value
 
+    teams = dict(Team.objects.values_list("code", "name_zh"))  # as the categories: their Chinese names
+
     return {
         "cells": (
             [
@@ -247,7 +250,7 @@ def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]
                 [
                     c.code,
                     c.name,
-                    c.team_code or _("all teams"),
+                    teams.get(c.team_code, c.team_code) if c.team_code else _("all teams"),
                     c.incidents,
                     c.cancelled,
                     c.resolved,

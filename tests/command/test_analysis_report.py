@@ -56,6 +56,7 @@ def test_the_command_writes_a_pdf_whose_text_holds_the_cell_names(history, tmp_p
     assert set(workbook.sheetnames) == {"cells", "hotspots", "trends", "cameras", "roads"}
     cells = list(workbook["cells"].iter_rows(min_row=2, values_only=True))
     assert tuple(cells[0][:4]) == ("A-01", "A-01 网格", "全部队伍", 6)
+    assert ("A-01", "道路巡查队") in {(row[0], row[2]) for row in cells}  # a team by its name, not its code
     with zipfile.ZipFile(next(tmp_path.glob("*.zip"))) as archive:
         assert "A-02 网格" in archive.read("cells.csv").decode("utf-8-sig")
 
