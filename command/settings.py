@@ -441,7 +441,8 @@ HEXBIN_SIZE_M = env_int("HEXBIN_SIZE_M", 100)
 if not 10 <= HEXBIN_SIZE_M <= 5000:
     raise ImproperlyConfigured("HEXBIN_SIZE_M must be between 10 and 5000")
 # Grid-cell performance: a cell below this SLA compliance (percent), or this many points worse
-# than the period before, is flagged as falling behind.
+# than the period before, is flagged as falling behind (with one incident's slack:
+# command/analysis/cells.py).
 CELL_SLA_TARGET_PERCENT = env_int("CELL_SLA_TARGET_PERCENT", 80)
 CELL_BEHIND_DROP_POINTS = env_int("CELL_BEHIND_DROP_POINTS", 10)
 # The browser that prints the period report's PDF (Debian's Chromium; never a downloaded one).

@@ -15,7 +15,7 @@ Definitions (also in docs/wall.md):
   ``ALARM_MISSED_HEARTBEATS`` heartbeats);
 - a **cell behind** is a grid cell whose SLA compliance over the last ``CELL_PERIOD_DAYS`` days
   is below ``CELL_SLA_TARGET_PERCENT``, or dropped ``CELL_BEHIND_DROP_POINTS`` against the
-  period before (command/analysis/cells.py, the analysis page's own rule);
+  period before, with one incident's slack (command/analysis/cells.py, the analysis page's own rule);
 - the **active campaigns** are those the viewer may see (command/registry_selectors.py);
 - the **hotspot notices** are the hotspots announced in the last ``HOTSPOT_NOTICE_HOURS`` (the
   live ones arrive as ``hotspot.raised`` events).

@@ -244,6 +244,47 @@ def test_cell_statistics_equal_a_hand_computation(grid, reference, teams):
 
 
 @pytest.mark.django_db
+def test_one_late_incident_does_not_flag_a_quiet_team_but_two_of_three_do(grid, reference, teams):
+    # given, over [NOW - 7 days, NOW), sanitation (SLA 720 min), all resolved, per cell and team:
+    # A-01 road: 1 late of 3 (66.7 %; 100 % with one more in time); the week before 3 of 3
+    # A-01 volunteers: 2 late of 3 (33.3 %; 66.7 % with one more in time)
+    # A-02 road: 1 late of 10 (90 %; 100 % with one more); the week before 10 of 10: a 10-point
+    #   drop that one incident undoes
+    # A-02 volunteers: 3 late of 10 (70 %; 80 % with one more), the week before 10 of 10: a drop
+    #   of 20 points even with one more in time
+    sanitation = reference["sanitation"]
+    m = lambda minutes: timedelta(minutes=minutes)  # noqa: E731
+
+    def week(cell: str, team: str, late: int, n: int, days_ago: float) -> list[Incident]:
+        where = {"days_ago": days_ago, "cell": grid[cell], "team": teams[team]}
+        x0 = 0 if cell == "A-01" else 100  # A-02 starts east of A-01 (tests/conftest.py)
+        return [
+            *incidents(sanitation, [(x0 + k, 0) for k in range(n - late)], resolved_at=m(100), **where),
+            *incidents(sanitation, [(x0 + k, 5) for k in range(late)], resolved_at=m(800), **where),
+        ]
+
+    load(
+        week("A-01", "road", 1, 3, 3),
+        week("A-01", "road", 0, 3, 10),
+        week("A-01", "volunteer", 2, 3, 3),
+        week("A-02", "road", 1, 10, 3),
+        week("A-02", "road", 0, 10, 10),
+        week("A-02", "volunteer", 3, 10, 3),
+        week("A-02", "volunteer", 0, 10, 10),
+    )
+    # when
+    with override_settings(CELL_SLA_TARGET_PERCENT=80, CELL_BEHIND_DROP_POINTS=10):
+        stats = {s.key: s for s in cell_performance(start=NOW - timedelta(days=7), end=NOW, as_of=NOW)}
+    # then: the figures are what happened; the flags have one incident's slack
+    keys = [
+        (grid[c].pk, t) for c, t in (("A-01", "road"), ("A-01", "volunteer"), ("A-02", "road"), ("A-02", "volunteer"))
+    ]
+    assert [stats[k].sla_compliance for k in keys] == [66.7, 33.3, 90.0, 70.0]
+    assert [stats[k].previous_compliance for k in keys] == [100.0, None, 100.0, 100.0]
+    assert [stats[k].behind for k in keys] == [False, True, False, True]
+
+
+@pytest.mark.django_db
 def test_a_period_that_ends_before_it_starts_is_refused(grid):
     with pytest.raises(ValueError, match="end after it starts"):
         cell_performance(start=NOW, end=NOW - timedelta(days=1))
