@@ -219,26 +219,30 @@ def hotspot_relation(
     WHERE {" AND ".join(terms)}
   ),
   scale AS ({_scale(lat, params, "pts", latest="at")}),  -- inlined: a CTE scan keeps the join out of parallel workers
+  -- the rows carry their point in WGS 84 and DBSCAN projects it: a projected column the
+  -- grouping reads too was projected twice a row (once for DBSCAN, once for the output)
   clustered AS (
-    SELECT q.merc, q.category_id, q.at, q.win, q.pad,
-           ST_ClusterDBSCAN(q.merc, eps := q.eps, minpoints := q.min_count) OVER (PARTITION BY q.category_id, q.win)
-             AS cluster
+    SELECT q.location, q.category_id, q.at, q.win, q.pad,
+           ST_ClusterDBSCAN(ST_Transform(q.location, 3857), eps := q.eps, minpoints := q.min_count)
+             OVER (PARTITION BY q.category_id, q.win) AS cluster
     FROM (
-      SELECT ST_Transform(p.location, 3857) AS merc, p.category_id, p.at, p.win, m.radius / k.k AS eps,
-             m.radius / 3 / k.k AS pad, m.min_count
+      SELECT p.location, p.category_id, p.at, p.win, m.radius / k.k AS eps, m.radius / 3 / k.k AS pad, m.min_count
       FROM pts p JOIN param m ON m.category_id = p.category_id CROSS JOIN scale k
     ) q
   ),
-  clusters AS MATERIALIZED (
-    SELECT c.category_id, c.win, c.cluster, count(*)::int AS count, min(c.at) AS first_at, max(c.at) AS last_at,
-           ST_ConvexHull(ST_Collect(c.merc)) AS hull, min(c.pad) AS pad
-    FROM clustered c WHERE c.cluster IS NOT NULL
-    GROUP BY c.category_id, c.win, c.cluster
+  clusters AS MATERIALIZED (  -- hulls in WGS 84 (for the cell), projected once a cluster (for links and pads)
+    SELECT g.*, ST_Transform(g.lonlat, 3857) AS hull FROM (
+      SELECT c.category_id, c.win, c.cluster, count(*)::int AS count, min(c.at) AS first_at, max(c.at) AS last_at,
+             ST_ConvexHull(ST_Collect(c.location)) AS lonlat, min(c.pad) AS pad
+      FROM clustered c WHERE c.cluster IS NOT NULL
+      GROUP BY c.category_id, c.win, c.cluster
+    ) g
   ),
   links AS MATERIALIZED (  -- a cluster and the clusters of the window before that its padded hull meets
     SELECT a.category_id, a.win, a.cluster, b.cluster AS before, b.count AS before_count
     FROM clusters a
-    JOIN clusters b ON b.category_id = a.category_id AND b.win = a.win + 1 AND ST_DWithin(b.hull, a.hull, a.pad + b.pad)
+    JOIN clusters b ON b.category_id = a.category_id AND b.win = a.win + 1
+      AND b.hull && ST_Expand(a.hull, a.pad + b.pad) AND ST_DWithin(b.hull, a.hull, a.pad + b.pad)
   ),
   chain AS (
     SELECT h.category_id, h.cluster AS head, h.win, h.cluster FROM clusters h WHERE h.win = 0
@@ -258,7 +262,7 @@ def hotspot_relation(
               ELSE 'stable' END AS trend,
          streak.windows, streak.windows >= %(hs_recurrent)s AS recurrent,
          h.first_at, h.last_at, {end} - {length} AS window_start, {end} AS window_end,
-         ({CELL_FOR_POINT_SQL.format(point="ST_Transform(ST_Centroid(h.hull), 4326)")}) AS grid_cell_id,
+         ({CELL_FOR_POINT_SQL.format(point="ST_Centroid(h.lonlat)")}) AS grid_cell_id,
          ST_Transform(ST_Buffer(h.hull, h.pad, 'quad_segs=4'), 4326) AS geom
   FROM clusters h
   JOIN streak ON streak.category_id = h.category_id AND streak.head = h.cluster
