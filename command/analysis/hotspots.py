@@ -5,8 +5,9 @@ from the layer declaration) run for a window, read by name. The layer, the refre
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db import connection
@@ -29,7 +30,13 @@ class Hotspot:
     window_start: datetime
     window_end: datetime
     grid_cell_id: int | None
-    geojson: dict[str, Any]  # the padded hull
+    geometry_json: str = field(repr=False)  # the padded hull as GeoJSON text, as PostGIS wrote it
+
+    @cached_property
+    def geojson(self) -> dict[str, Any]:
+        """The padded hull, parsed on first use (most callers read counts and trends only: the
+        layer's 90-day computation spent 15 ms of its ~400 parsing 130 hulls nobody read)."""
+        return dict(json.loads(self.geometry_json))
 
     def feature(self) -> dict[str, Any]:
         """As a feature of the hotspots layer (the ``hotspot.raised`` event's payload)."""
@@ -61,7 +68,7 @@ def hotspots_compute(
     out = [
         Hotspot(
             **{k: v for k, v in row.items() if not k.startswith("_")},
-            geojson=json.loads(row["_geom"]),
+            geometry_json=row["_geom"],
         )
         for row in rows
     ]

@@ -11,7 +11,6 @@ incidents. Each announcement is remembered as a ``HotspotAlert`` row.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from django.contrib.gis.geos import GEOSGeometry, Polygon
@@ -46,7 +45,7 @@ def hotspots_refresh(*, now: datetime | None = None, actor_id: int | None = None
     for hotspot in hotspots_compute(end=now):
         if hotspot.trend not in ANNOUNCED_TRENDS:
             continue
-        hull = GEOSGeometry(json.dumps(hotspot.geojson), srid=4326)
+        hull = GEOSGeometry(hotspot.geometry_json, srid=4326)
         if not isinstance(hull, Polygon):  # a padded convex hull is one polygon
             raise ValueError(f"hotspot {hotspot.id}: a {hull.geom_type}, not a polygon")
         if _already_announced(hotspot, hull, growth):

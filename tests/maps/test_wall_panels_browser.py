@@ -320,17 +320,21 @@ def test_a_hotspot_notice_and_a_cell_falling_behind_are_flagged_live(operator_co
         later.wait_for_selector(".wall-notice[data-trend=new]", timeout=10000)
         later_text = later.inner_text(".wall-notice")
         later.context.close()
-        # when: a falling object reported an hour ago in A-01 (30 min SLA) is not dealt with in time
-        late = outside_the_loop(
-            lambda: report_submit(
+
+        # when: a falling object (30 min SLA) and a road accident (20 min) reported an hour ago in
+        # A-01 are not dealt with in time (one late incident alone does not flag a cell)
+        def late_report(category: str, lon: float, lat: float) -> Any:
+            return report_submit(
                 reporter_id=None,
                 client_id=uuid.uuid4(),
-                category=reference["falling_object"],
-                location=Point(117.0002, 39.0008, srid=4326),
-                note="高空坠物",
+                category=reference[category],
+                location=Point(lon, lat, srid=4326),
+                note=category,
                 received_at=timezone.now() - timedelta(hours=1),
             )
-        )
+
+        outside_the_loop(lambda: late_report("traffic_accident", 117.0008, 39.0002))
+        late = outside_the_loop(lambda: late_report("falling_object", 117.0002, 39.0008))
         # then: A-01 is flagged behind: outlined on the map and listed
         a01 = outside_the_loop(lambda: GridCell.objects.get(code="A-01").pk)
         wall.wait_for_selector(f'#wall-cells-behind [data-cell-id="{a01}"]', timeout=15000)
