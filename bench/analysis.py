@@ -22,9 +22,10 @@ Measured, alternately, median of the samples, each in its own transaction:
 The last line is the ratio of the medians and of the best samples (goal: <= 1.2x, and seconds,
 not minutes), and the ratio of the two queries' CPU time in the database backend (run serially,
 without parallel workers, so that all of it is the backend's; when the server runs on this
-machine). On a shared, loaded machine the wall-time medians swing by a third between runs
-and the best samples by more; the CPU times swing less, but still by +-15 % (1.30x to 1.52x
-in three runs of the same code), so compare runs, not one figure.
+machine; in nanoseconds from /proc/<pid>/schedstat, else in the 10 ms ticks of
+/proc/<pid>/stat). On a shared, loaded machine the wall-time medians swing by a third between
+runs and the best samples by more; the CPU times swing less, but still by +-15 % (1.30x to
+1.52x in three runs of the same code), so compare runs, not one figure.
 """
 
 from __future__ import annotations
@@ -213,12 +214,15 @@ def backend_cpu_ratio(connection: Any, ours: Callable[[], int], bare: Callable[[
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         row = cursor.fetchone()
-    stat = Path(f"/proc/{row[0] if row else 0}/stat")
-    if not stat.exists():
+    proc = Path(f"/proc/{row[0] if row else 0}")
+    if not (proc / "stat").exists():
         return ""
+    schedstat = proc / "schedstat"
 
-    def cpu_s() -> float:  # utime + stime of the backend (fields 14 and 15 of /proc/<pid>/stat)
-        fields = stat.read_text().rsplit(")", 1)[1].split()
+    def cpu_s() -> float:
+        if schedstat.exists():  # nanoseconds on the CPU (the clock ticks of /proc/<pid>/stat are 10 ms)
+            return int(schedstat.read_text().split()[0]) / 1e9
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()  # utime + stime, fields 14 and 15
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     times: dict[str, list[float]] = {"ours": [], "bare": []}
