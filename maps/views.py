@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from command.access import PurposeRefused, purpose_stated
+from command.eventlog import latest_seq
 from command.layer_queries import FeatureQuery, layer_features
 from command.layers import LayerGrant, layer_access_log, layers_for_user
 from maps.auth import request_viewer
@@ -89,10 +90,13 @@ def layer_geojson(request: HttpRequest, layer: str) -> HttpResponse | StreamingH
         )
     except BadRequest as exc:
         return _error(exc)
+    seq = latest_seq()  # first: commit order is seq order, so the features hold every event up to it
     page = layer_features(grant, query, with_ids=grant.personal_data)
     layer_access_log(user=viewer, channel="geojson", grant=grant, object_ids=page.ids, detail=request.GET.urlencode())
     response = _body_response(page.geojson, content_type="application/geo+json")
     response["X-Features-Returned"] = str(page.returned)
+    # a live client's resync at a seq not above this can take this answer as its snapshot
+    response["X-Event-Seq"] = str(seq)
     response["Cache-Control"] = "private, no-store"
     if page.full:  # the next page may be empty; it then has no next link
         params = request.GET.copy()

@@ -30,6 +30,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from command.eventlog import latest_seq
 from command.field_selectors import contents_policy, incident_get_for_user, photos_visible_to
 from command.layers import OPEN_INCIDENT_STATUSES, layer_access_log, layers_for_user
 from command.models import Category, GridCell, Incident, Report, Team
@@ -274,10 +275,15 @@ def control(request: HttpRequest) -> HttpResponse:
 @require_GET
 @wall_view
 def state(request: HttpRequest) -> JsonResponse:
-    """Everything the wall shows besides the map: KPIs, charts, cell load, feed, alarms."""
+    """Everything the wall shows besides the map: KPIs, charts, cell load, feed, alarms; and
+    ``seq``, the last event committed before they were read (so they count every event up to it:
+    a stream's resync at a seq not above it can take this answer; wall.js asks it before its
+    stream is subscribed)."""
+    seq = latest_seq()  # first: commit order is seq order, so the reads below see all up to it
     now = timezone.now()
     return _json(
         {
+            "seq": seq,
             "at": now.isoformat(),
             "kpis": wall_kpis(now),
             "trends": wall_trends(now),

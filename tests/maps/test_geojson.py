@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.contrib.gis.geos import Point
 from django.test import Client
 from django.utils import timezone
 
+from command.eventlog import latest_seq
 from command.layers import LAYERS
-from command.models import PersonalDataAccess
+from command.models import Category, PersonalDataAccess
+from command.services.reports import report_submit
 from tests.maps.conftest import Village
 
 AREA = "116.999,38.999,117.003,39.002"  # the whole village with a margin
@@ -191,3 +195,27 @@ def test_a_large_collection_is_sent_in_pieces_with_its_length(village: Village, 
     # then
     assert response.streaming and int(response["Content-Length"]) == len(body) > 100
     assert len(json.loads(body)["features"]) == 9
+
+
+def test_the_answer_says_up_to_which_event_it_counts(
+    village: Village, login: Callable, reference: dict[str, Category]
+) -> None:
+    # given: an operator and the log's last event
+    operator = login("operator")
+    before = latest_seq()
+    # when: a report commits between two answers
+    first = get(operator, "incidents", status="new")
+    incident_id = report_submit(
+        reporter_id=None,
+        client_id=uuid.uuid4(),
+        category=reference["sanitation"],
+        location=Point(117.0006, 39.0006, srid=4326),
+        note="",
+    ).report.incident_id
+    second = get(operator, "incidents", status="new")
+    # then: each answer's X-Event-Seq is the last event committed before it was read, and only
+    # the second holds the report's incident (a live client resyncing at that seq may take it)
+    assert int(first["X-Event-Seq"]) == before
+    assert int(second["X-Event-Seq"]) == latest_seq() > before
+    assert str(incident_id) not in {str(f["id"]) for f in first.json()["features"]}
+    assert str(incident_id) in {str(f["id"]) for f in second.json()["features"]}

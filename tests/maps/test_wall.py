@@ -16,6 +16,7 @@ from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from command.event_payloads import payload_validate
+from command.eventlog import latest_seq
 from command.models import Event, Incident, Report, Team, Worker
 from command.selectors import cameras_covering
 from command.services import incidents as services
@@ -248,6 +249,7 @@ def test_wall_page_is_air_gapped_and_translated(login, village):
 def test_state_and_desk_answer_from_the_selectors(login, village):
     client = login("operator")
     state = client.get("/control/api/state.json").json()
+    assert state["seq"] == latest_seq()  # counts every event up to it (wall.js: a resync at it takes it)
     assert state["kpis"]["open_total"] == Incident.objects.filter(status__in=Incident.OPEN_STATUSES).count()
     assert {row["id"] for row in state["feed"]} >= {i.pk for i in village.hot_incidents}
     rows = client.get("/control/api/incidents.json?hours=24&status=open").json()["incidents"]

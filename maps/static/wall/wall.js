@@ -38,10 +38,13 @@
     (children || []).forEach(function (c) { if (c) node.appendChild(c); });
     return node;
   }
-  function timeOf(iso) {
-    var d = new Date(iso);
-    return d.toLocaleTimeString(cfg.language && cfg.language.indexOf("en") === 0 ? "en-GB" : "zh-CN", { hour12: false });
-  }
+  // One formatter each, made once: toLocaleTimeString(locale, options) builds a new one on every
+  // call (~0.2-0.4 ms each: a reload's 50 feed rows and the alarm banner spent 20-30 ms in it).
+  var TIME_FORMAT = new Intl.DateTimeFormat(cfg.language && cfg.language.indexOf("en") === 0 ? "en-GB" : "zh-CN",
+    { hour12: false, hour: "numeric", minute: "numeric", second: "numeric" });
+  var CLOCK_FORMAT = new Intl.DateTimeFormat(cfg.language === "en" ? "en-GB" : "zh-CN",
+    { hour12: false, year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" });
+  function timeOf(iso) { return TIME_FORMAT.format(new Date(iso)); }
   function category(id) { return R.categories[String(id)] || { name: "#" + id, priority: 4 }; }
   function statusLabel(s) { return R.statuses[s] || s; }
   function isOpen(props) { return !!props && OPEN[props.status] === true; }
@@ -81,7 +84,7 @@
       banner.hidden = false;
     }
   }
-  setInterval(function () { $("#wall-clock").textContent = new Date().toLocaleString(cfg.language === "en" ? "en-GB" : "zh-CN", { hour12: false }); }, 1000);
+  setInterval(function () { $("#wall-clock").textContent = CLOCK_FORMAT.format(new Date()); }, 1000);
 
   // --- the numbers: one request, debounced, when events say something changed ----------------
   var refreshTimer = null, refreshing = false, refreshAgain = false, lastRefresh = 0;
@@ -94,24 +97,46 @@
       loadState(false).catch(function (err) { console.warn("wall: numbers not refreshed", err); }); // the next event or reconnect retries
     }, wait);
   }
-  function loadState(withFeed) {
+  function fetchState() {
+    return fetch("/control/api/state.json", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("state: HTTP " + r.status); return r.json(); });
+  }
+  function drawState(state, withFeed) {
+    renderKpis(state.kpis);
+    scheduleCharts(state.trends);
+    shadeCells(state.trends.cell_load);
+    setAlarms(state.alarms);
+    if (withFeed) renderFeed(state.feed);
+  }
+  function loadState(withFeed, answer) {
     refreshing = true;
     lastRefresh = Date.now();
-    return fetch("/control/api/state.json", { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) throw new Error("state: HTTP " + r.status); return r.json(); })
+    return (answer || fetchState())
       .then(function (state) {
         W.stateLoads += 1;
-        renderKpis(state.kpis);
-        scheduleCharts(state.trends);
-        shadeCells(state.trends.cell_load);
-        setAlarms(state.alarms);
-        if (withFeed) renderFeed(state.feed);
+        if (!answer) drawState(state, withFeed); // an early answer was drawn when it came
         firstData("state");
       })
       .finally(function () {
         refreshing = false;
         if (refreshAgain) { refreshAgain = false; scheduleRefresh(); }
       });
+  }
+  // The first numbers are asked for at once and drawn when they come, while the feed stream
+  // connects (a websocket handshake and a subscribe, serialised with the map's and the panels'
+  // by the browser: 0.1-0.4 s here). The stream's first resync takes them if they count every
+  // event up to its seq (state.json says up to which one it counts: `seq`), else asks again.
+  var early = fetchState().then(function (state) { drawState(state, true); return state; });
+  early.catch(function (err) { console.warn("wall: first numbers not loaded", err); }); // the resync asks again
+  function feedResync(seq) {
+    W.feedResyncs += 1;
+    var first = early;
+    early = null;
+    if (first === null) return loadState(true);
+    return first.then(
+      function (state) { return typeof seq === "number" && state.seq >= seq ? loadState(true, Promise.resolve(state)) : loadState(true); },
+      function () { return loadState(true); }
+    );
   }
 
   function renderKpis(k) {
@@ -120,13 +145,19 @@
       var value = node.dataset.kpi.split(".").reduce(function (o, key) { return o == null ? null : o[key]; }, k);
       var raw = value == null ? "" : String(value);
       if (node.dataset.value === raw) return;
+      var first = node.dataset.value === undefined; // the page's first numbers: nothing changed, no flash
       node.dataset.value = raw;
       if (value == null) node.textContent = "–";
       else if (node.dataset.format === "duration") node.textContent = fmt(S.minutes, { n: Math.round(value / 60) });
       else node.textContent = raw;
       // flash (Web Animations: no class toggling, no forced layout of the whole wall): the opacity
       // of a layer behind the number (wall.css), run by the compositor, not a repainted colour
-      if (node.animate) node.animate([{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "ease-out", pseudoElement: "::after" });
+      // (the previous flash of the same number is cancelled first: two animations of one
+      // layer's opacity cannot both run on the compositor, and the main thread then drew every
+      // frame for as long as numbers kept changing, i.e. always while reports came in)
+      if (first || !node.animate) return;
+      if (node._gcFlash) node._gcFlash.cancel();
+      node._gcFlash = node.animate([{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "ease-out", pseudoElement: "::after" });
     });
     var teams = $("#kpi-teams");
     var sig = JSON.stringify(k.open_by_team);
@@ -154,25 +185,37 @@
   var AXIS = { axisLabel: { color: "#b8c7d9" } };
   // Charts are drawn when the page is idle (an event's feed row and markers go first), only
   // the latest numbers, and only the charts whose numbers changed.
-  var chartsWaiting = null, drawn = {};
+  var chartsWaiting = null, chartsBusy = false, drawn = {};
   var whenIdle = window.requestIdleCallback
     ? function (fn) { window.requestIdleCallback(fn, { timeout: 1500 }); }
     : function (fn) { setTimeout(fn, 50); };
-  var CHARTS_MIN_MS = 3000, chartsAt = 0;
+  var CHARTS_MIN_MS = 10000, chartsAt = 0;
   function scheduleCharts(t) {
     W.trends = t;
-    var idle = chartsWaiting === null;
     chartsWaiting = t;
-    if (!idle) return;
+    if (chartsBusy) return;
+    chartsBusy = true;
     // trends move slowly: at most one drawing every CHARTS_MIN_MS, when the page is idle
     setTimeout(function () {
-      whenIdle(function () {
-        var next = chartsWaiting;
-        chartsWaiting = null;
-        chartsAt = Date.now();
-        renderCharts(next);
-      });
+      var next = chartsWaiting;
+      chartsWaiting = null;
+      chartsAt = Date.now();
+      drawCharts(next, 0);
     }, Math.max(0, CHARTS_MIN_MS - (Date.now() - chartsAt)));
+  }
+  // One chart per idle callback: a drawing takes 30-50 ms here (more under load), and an event
+  // that arrives meanwhile waits for one chart, not for three (one callback for all three was a
+  // 100-130 ms task every 3 s while reports came in).
+  function drawCharts(t, i) {
+    if (i >= CHART_DRAWS.length) {
+      chartsBusy = false;
+      if (chartsWaiting !== null) scheduleCharts(chartsWaiting);
+      return;
+    }
+    whenIdle(function () {
+      try { CHART_DRAWS[i](t); } catch (err) { console.error("wall: chart", err); }
+      drawCharts(t, i + 1);
+    });
   }
   function changed(id, data) {
     var sig = JSON.stringify(data);
@@ -180,13 +223,13 @@
     drawn[id] = sig;
     return true;
   }
-  function renderCharts(t) {
-    W.trends = t;
+  function drawHourly(t) {
     var hourly = chart("chart-hourly");
     if (hourly && changed("hourly", [t.hours, t.per_category])) {
       var hours = t.hours.map(function (iso) { return new Date(iso).getHours() + ":00"; });
       var series = Object.keys(t.per_category).map(function (cat) {
-        return { name: category(cat).name, type: "bar", stack: "all", data: t.per_category[cat] };
+        // by id: a series that stays is updated in place (its bars diffed), not rebuilt
+        return { id: "c" + cat, name: category(cat).name, type: "bar", stack: "all", data: t.per_category[cat] };
       });
       hourly.setOption({
         animation: false, backgroundColor: "transparent", title: { text: S.per_hour, textStyle: { fontSize: 14 } },
@@ -196,6 +239,8 @@
         series: series,
       }, { replaceMerge: ["series"] });
     }
+  }
+  function drawSla(t) {
     var sla = chart("chart-sla");
     if (sla && changed("sla", t.sla_by_team)) {
       var teams = Object.keys(t.sla_by_team);
@@ -204,13 +249,15 @@
         tooltip: {}, grid: { top: 30, left: 110, right: 20, bottom: 20 },
         xAxis: Object.assign({ type: "value", max: 100, axisLabel: { formatter: "{value}%", color: "#b8c7d9" } }),
         yAxis: Object.assign({ type: "category", data: teams.map(function (x) { return x === "none" ? S.unassigned : R.teams[x] || x; }) }, AXIS),
-        series: [{ type: "bar", data: teams.map(function (x) {
+        series: [{ id: "sla", type: "bar", data: teams.map(function (x) {
           var v = t.sla_by_team[x];
           var pct = v.due ? Math.round((1000 * v.met) / v.due) / 10 : 100;
           return { value: pct, itemStyle: { color: pct >= 90 ? "#3ddc84" : pct >= 70 ? "#ffb300" : "#ff5252" } };
         }), label: { show: true, position: "right", formatter: "{c}%" } }],
       }, { replaceMerge: ["series"] });
     }
+  }
+  function drawCells(t) {
     var cells = chart("chart-cells");
     if (cells && changed("cells", t.cell_load)) {
       var ids = Object.keys(t.cell_load).sort(function (a, b) { return t.cell_load[b] - t.cell_load[a]; }).slice(0, 12);
@@ -219,10 +266,12 @@
         tooltip: {}, grid: { top: 30, left: 36, right: 10, bottom: 22 },
         xAxis: Object.assign({ type: "category", data: ids.map(function (id) { return R.cells[id] || "#" + id; }) }, AXIS),
         yAxis: Object.assign({ type: "value", minInterval: 1 }, AXIS),
-        series: [{ type: "bar", data: ids.map(function (id) { return t.cell_load[id]; }), itemStyle: { color: "#ff7043" } }],
+        series: [{ id: "cells", type: "bar", data: ids.map(function (id) { return t.cell_load[id]; }), itemStyle: { color: "#ff7043" } }],
       }, { replaceMerge: ["series"] });
     }
   }
+
+  var CHART_DRAWS = [drawHourly, drawSla, drawCells];
 
   // --- grid cells shaded by open-incident load -------------------------------------------------
   // Drawn as GeoJSON (a view of a few thousand cells at most) or as vector tiles (more): both are
@@ -272,7 +321,12 @@
     ]);
     if (!OPEN[inc.status]) li.classList.add("closed-like");
     if (inc.overdue) li.classList.add("overdue");
-    if (fresh) li.classList.add("fresh");
+    if (fresh) {
+      li.classList.add("fresh");
+      // the highlight's layer goes when it has faded: kept, every row the feed ever flashed
+      // stayed a composited layer (up to 50), all of them in every frame's layer work
+      li.addEventListener("animationend", function () { li.classList.remove("fresh"); }, { once: true });
+    }
     li.addEventListener("click", function () { openDrawer(inc.id); });
     return li;
   }
@@ -459,30 +513,52 @@
 
   function viewBbox() { return loader.viewBbox(map, 0.2); }
   function geojson(layer, query) {
+    // a snapshot and the event seq it counts up to (X-Event-Seq: read before the features)
     return fetch("/maps/layers/" + layer + ".geojson?" + query, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error(layer + " snapshot: HTTP " + r.status);
-      return r.json();
+      var seq = Number(r.headers.get("X-Event-Seq"));
+      return r.json().then(function (fc) { return { fc: fc, seq: isNaN(seq) ? -1 : seq }; });
     });
   }
-  function mapSnapshot() {
-    W.mapResyncs += 1;
-    var bbox = viewBbox().map(function (v) { return v.toFixed(6); }).join(",");
+  function bboxParam() { return viewBbox().map(function (v) { return v.toFixed(6); }).join(","); }
+  function fetchMap() {
+    var bbox = bboxParam();
     return Promise.all([
       geojson("incidents", "status=" + cfg.open_statuses.join(",") + "&limit=5000&bbox=" + bbox),
-      geojson("workers", "limit=5000&bbox=" + bbox).catch(function () { return { features: [] }; }),
+      geojson("workers", "limit=5000&bbox=" + bbox).catch(function () { return { fc: { features: [] }, seq: Infinity }; }),
     ]).then(function (res) {
-      mapQueue = []; // the snapshot is newer than every event still waiting
-      cluster.clearLayers();
-      W.markers = {};
-      var batch = [];
-      (res[0].features || []).forEach(function (f) { placeIncident(f.id, f.geometry, f.properties, false, batch); });
-      cluster.addLayers(batch); // one re-clustering, not one per marker
-      workerGroup.clearLayers();
-      W.workers = {};
-      (res[1].features || []).forEach(function (f) { placeWorker(f.id, f.geometry, f.properties); });
+      return { bbox: bbox, seq: Math.min(res[0].seq, res[1].seq), incidents: res[0].fc, workers: res[1].fc };
+    });
+  }
+  function drawMap(snap) {
+    mapQueue = []; // the snapshot is newer than every event still waiting
+    cluster.clearLayers();
+    W.markers = {};
+    var batch = [];
+    (snap.incidents.features || []).forEach(function (f) { placeIncident(f.id, f.geometry, f.properties, false, batch); });
+    cluster.addLayers(batch); // one re-clustering, not one per marker
+    workerGroup.clearLayers();
+    W.workers = {};
+    (snap.workers.features || []).forEach(function (f) { placeWorker(f.id, f.geometry, f.properties); });
+  }
+  // Like the numbers, the first snapshot of the view is asked for at once (earlyMap, below) and
+  // drawn when it comes; the map stream's first resync takes it if it counts every event up to
+  // the resync's seq and the view has not moved, else asks again.
+  var earlyMap = null;
+  function mapSnapshot(seq) {
+    W.mapResyncs += 1;
+    var loaded = function (snap, drawn) {
+      if (!drawn) drawMap(snap);
       W.mapLoaded = true;
       firstData("map");
-    });
+    };
+    var fresh = function () { return fetchMap().then(function (snap) { loaded(snap, false); }); };
+    var first = earlyMap;
+    earlyMap = null;
+    if (first === null) return fresh();
+    return first.then(function (snap) {
+      return typeof seq === "number" && snap.seq >= seq && snap.bbox === bboxParam() ? loaded(snap, true) : fresh();
+    }, fresh);
   }
   // The map's events wait for the frame after they arrive and are applied together: the feed
   // row of the same event (the other stream) is painted first, and a burst re-clusters once.
@@ -525,10 +601,6 @@
     }
     scheduleRefresh();
     if (cfg.mode === "desk") scheduleDesk();
-  }
-  function feedResync() {
-    W.feedResyncs += 1;
-    return loadState(true);
   }
 
   // --- the incident drawer -----------------------------------------------------------------------
@@ -689,11 +761,12 @@
 
   // --- start ------------------------------------------------------------------------------------
   // The map's other layers (cells, buildings, cameras, ...) load once the wall's own first data
-  // is in: they do not hold up the numbers, the feed and the open incidents.
+  // is in and painted: they do not hold up the numbers, the feed and the open incidents (started
+  // in the same task, the buildings' tile grid alone kept that frame ~30 ms longer).
   var waitingFor = { state: true, map: !!(map && cluster) };
   function firstData(what) {
     delete waitingFor[what];
-    if (Object.keys(waitingFor).length === 0) later();
+    if (Object.keys(waitingFor).length === 0) requestAnimationFrame(function () { setTimeout(later, 0); });
   }
   var laterDone = false;
   function later() {
@@ -713,15 +786,26 @@
     map.options.zoomSnap = 0.25;
     if (hooks.bounds) map.fitBounds(hooks.bounds, { padding: [16, 16], animate: false });
   }
+  if (map && cluster) {
+    earlyMap = fetchMap().then(function (snap) { drawMap(snap); return snap; });
+    earlyMap.catch(function (err) { console.warn("wall: first map snapshot not loaded", err); }); // the resync asks again
+  }
   W.feedLive = window.GridLive.connect({
     layers: ["incidents", "reports", "workers"], onEvent: feedEvent, onResync: feedResync, onStatus: onStatus,
   });
   if (map && cluster) {
+    var liveBbox = bboxParam();
     W.mapLive = window.GridLive.connect({ layers: ["incidents", "workers"], bbox: viewBbox(), onEvent: mapEvent, onResync: mapSnapshot });
     var moveTimer = null;
     map.on("moveend", function () {
       clearTimeout(moveTimer);
-      moveTimer = setTimeout(function () { W.mapLive.update({ bbox: viewBbox() }); }, 400);
+      moveTimer = setTimeout(function () {
+        // a view that did not move (Leaflet says moveend after a resize of the same view, as the
+        // page settles) keeps its subscription and its snapshot: no reload of the same markers
+        if (bboxParam() === liveBbox) return;
+        liveBbox = bboxParam();
+        W.mapLive.update({ bbox: viewBbox() });
+      }, 400);
     });
   }
   W.el = el; W.fmt = fmt; W.timeOf = timeOf; // for the panels

@@ -7,7 +7,7 @@
  *     layers: ["incidents", "cameras"],
  *     bbox: null,                          // or [minLon, minLat, maxLon, maxLat]
  *     onEvent(event) {},                   // {seq, kind, layer, object_id, payload, created_at}: once per seq, in order
- *     onResync() {},                       // reload your snapshot; may return a Promise
+ *     onResync(seq) {},                    // reload your snapshot (it must hold every event up to seq); may return a Promise
  *     onStatus(status) {},                 // "connecting" | "live" | "offline"
  *     token: null,                         // an API token (pages without a session: the field app)
  *   });
@@ -119,7 +119,7 @@
       };
       var result;
       try {
-        result = onResync();
+        result = onResync(seq);
       } catch (err) {
         console.error("GridLive onResync", err);
       }

@@ -28,15 +28,19 @@
       last = behind;
       var layer = cellsLayer();
       if (!layer || !layer.eachLayer) return; // not loaded yet, or vector tiles (very many cells): listed only
+      // only the cells whose flag changed are restyled (and brought to the front): every
+      // panels.json load restyled all of them (324 SVG paths) and re-stacked those behind
       layer.eachLayer(function (l) {
         var p = (l.feature && l.feature.properties) || {};
         if (p.level === "big") return;
+        var flag = behind[String(p.id)] ? "1" : "0";
+        if (l._gcBehind === flag) return;
         if (!l._gcBase) l._gcBase = { color: l.options.color, weight: l.options.weight, dashArray: l.options.dashArray || null };
-        var row = behind[String(p.id)];
-        l.setStyle(row ? { color: "#ff1744", weight: 5, dashArray: "12 6" } : l._gcBase);
-        if (row) l.bringToFront();
+        l._gcBehind = flag;
+        l.setStyle(flag === "1" ? { color: "#ff1744", weight: 5, dashArray: "12 6" } : l._gcBase);
+        if (flag === "1") l.bringToFront();
         var node = l.getElement && l.getElement();
-        if (node) node.dataset.behind = row ? "1" : "0";
+        if (node) node.dataset.behind = flag;
       });
     }
 
