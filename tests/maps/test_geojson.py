@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.contrib.gis.geos import Point
 from django.test import Client
 from django.utils import timezone
 
 from command.eventlog import latest_seq
 from command.layers import LAYERS
 from command.models import Category, PersonalDataAccess
-from command.services.reports import report_submit
 from tests.maps.conftest import Village
+from tests.maps.test_wall_browser import submit
 
 AREA = "116.999,38.999,117.003,39.002"  # the whole village with a margin
 pytestmark = pytest.mark.django_db
@@ -205,13 +203,7 @@ def test_the_answer_says_up_to_which_event_it_counts(
     before = latest_seq()
     # when: a report commits between two answers
     first = get(operator, "incidents", status="new")
-    incident_id = report_submit(
-        reporter_id=None,
-        client_id=uuid.uuid4(),
-        category=reference["sanitation"],
-        location=Point(117.0006, 39.0006, srid=4326),
-        note="",
-    ).report.incident_id
+    incident_id = submit(reference, "sanitation", 117.0006, 39.0006).incident_id
     second = get(operator, "incidents", status="new")
     # then: each answer's X-Event-Seq is the last event committed before it was read, and only
     # the second holds the report's incident (a live client resyncing at that seq may take it)

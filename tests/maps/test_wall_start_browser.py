@@ -60,6 +60,21 @@ def open_wall(chromium: Any, server: DaphneServer, cookie: str, answers: Answers
     return page
 
 
+def what_it_shows(page: Any, incident_id: int) -> dict[str, Any]:
+    """Half a second after the wall is ready: the requests counted, the incident in the feed and
+    on the map, the open total and the stream's status; the page is closed."""
+    page.wait_for_timeout(500)
+    seen = {
+        "asked": dict(page.asked),
+        "in_feed": feed_count(page, incident_id),
+        "on_map": page.evaluate(f"GridWall.markers['{incident_id}'] !== undefined"),
+        "open_total": page.evaluate("GridWall.kpis.open_total"),
+        "status": page.evaluate("GridWall.status"),
+    }
+    page.context.close()
+    return seen
+
+
 def test_first_answers_older_than_the_streams_are_asked_for_again(wall_people, chromium) -> None:  # noqa: F811 - the fixture above
     cookie = wall_people["cookie"]
     with daphne_server(extra_env=QUIET) as server:
@@ -76,18 +91,13 @@ def test_first_answers_older_than_the_streams_are_asked_for_again(wall_people, c
         )
         # then: each stream's resync came after the report, so both were asked again, and the
         # report's incident is in the feed, on the map and in the numbers
-        page.wait_for_timeout(500)
-        asked = dict(page.asked)
-        in_feed = feed_count(page, incident_id)
-        on_map = page.evaluate(f"GridWall.markers['{incident_id}'] !== undefined")
-        open_total = page.evaluate("GridWall.kpis.open_total")
-        page.context.close()
+        seen = what_it_shows(page, incident_id)
     assert json.loads(old_state[0])["seq"] < latest_seq()  # the answers served first were older
     assert int(old_map[1]["X-Event-Seq"]) < latest_seq()
-    assert asked == {"/control/api/state.json": 2, "/maps/layers/incidents.geojson": 2}
-    assert in_feed == 1
-    assert on_map is True
-    assert open_total == Incident.objects.filter(status__in=Incident.OPEN_STATUSES).count()
+    assert seen["asked"] == {"/control/api/state.json": 2, "/maps/layers/incidents.geojson": 2}
+    assert seen["in_feed"] == 1
+    assert seen["on_map"] is True
+    assert seen["open_total"] == Incident.objects.filter(status__in=Incident.OPEN_STATUSES).count()
 
 
 def test_a_quiet_start_takes_the_first_answers(wall_people, chromium) -> None:  # noqa: F811 - the fixture above
@@ -97,14 +107,9 @@ def test_a_quiet_start_takes_the_first_answers(wall_people, chromium) -> None:  
         # when: the wall opens and nothing commits meanwhile (its own requests, only counted)
         counted: Answers = {"/control/api/state.json": (b"", {}), "/maps/layers/incidents.geojson": (b"", {})}
         page = open_wall(chromium, server, cookie, counted)
-        page.wait_for_timeout(500)
-        asked = dict(page.asked)
-        in_feed = feed_count(page, incident_id)
-        on_map = page.evaluate(f"GridWall.markers['{incident_id}'] !== undefined")
-        status = page.evaluate("GridWall.status")
-        page.context.close()
+        seen = what_it_shows(page, incident_id)
     # then: one request each, asked before the streams were subscribed and taken by their resync
-    assert asked == {"/control/api/state.json": 1, "/maps/layers/incidents.geojson": 1}
-    assert in_feed == 1
-    assert on_map is True
-    assert status == "live"
+    assert seen["asked"] == {"/control/api/state.json": 1, "/maps/layers/incidents.geojson": 1}
+    assert seen["in_feed"] == 1
+    assert seen["on_map"] is True
+    assert seen["status"] == "live"
