@@ -98,10 +98,12 @@ def periodic_jobs_start() -> None:
 
 
 def periodic_jobs_app(app: Any) -> Any:
-    """ASGI wrapper: starts the periodic task on the first call a process serves."""
+    """ASGI wrapper: starts the periodic task on the first call a process serves. A plain
+    function returning the app's coroutine: no coroutine of its own held by every open socket."""
 
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> Any:
         periodic_jobs_start()
-        return await app(scope, receive, send)
+        return app(scope, receive, send)
 
+    wrapped._asgi_single_callable = True  # type: ignore[attr-defined]  # ASGI 3 (asgiref)
     return wrapped

@@ -10,19 +10,27 @@ no channel-layer work and gets HTTP 403.
   accepts with the protocol ``gridcommand``.
 - Otherwise the session cookie, and only with a matching ``Origin``.
 - Anything else, including an anonymous or inactive user, is refused.
+
+A socket lives for hours, so the login is a step of the handshake, not a stack of wrappers
+around the connection: channels' session and cookie middlewares would each keep a copy of the
+scope, a session store and a coroutine for as long as the socket is open (idle screens, docs/
+benchmarks.md). ``live_login`` reads the session only for a cookie login and hands the consumer
+one scope.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlparse
 
 from channels.auth import get_user
 from channels.security.websocket import OriginValidator
-from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http.cookie import parse_cookie
 
 from command.logins import BadCredentials, auser_for_token, token_from_authorization
 
@@ -68,38 +76,58 @@ async def _deny(receive: Any, send: Any, scope: Scope, reason: str) -> None:
         await send({"type": "websocket.close", "code": 4403})
 
 
+async def _session_login(session_key: str) -> tuple[Any, str | None]:
+    """The user of a session cookie and the session's key (None once channels' ``get_user``
+    flushed a session whose password hash no longer verifies). The store is made in a context of
+    its own: Django's cache handler keeps a per-context copy, which would otherwise stay in the
+    socket's task as long as it is open."""
+    engine = import_module(settings.SESSION_ENGINE)
+    session = contextvars.copy_context().run(engine.SessionStore, session_key)
+    user = await get_user({"session": session})
+    return user, session.session_key
+
+
+async def live_login(scope: Scope, receive: Any, send: Any) -> Scope | None:
+    """The scope to serve, with ``user`` (an active, authenticated user) and the login that
+    opened the socket under ``CREDENTIAL``; or None once the handshake has been refused."""
+    origin = _header(scope, b"origin")
+    if origin is not None and not origin_allowed(origin):
+        await _deny(receive, send, scope, "foreign origin")
+        return None
+    try:
+        key = token_from_authorization(_header(scope, b"authorization") or token_from_subprotocols(scope))
+    except BadCredentials:
+        await _deny(receive, send, scope, "malformed token")
+        return None
+    credential: tuple[str, str] | None = None
+    if key is not None:
+        user = await auser_for_token(key) or AnonymousUser()
+        credential = ("token", key)
+    elif origin is not None:
+        cookie = _header(scope, b"cookie")
+        session_key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME) if cookie else None
+        user, session_key = await _session_login(session_key) if session_key else (AnonymousUser(), None)
+        credential = ("session", session_key) if session_key else None
+    else:
+        user = AnonymousUser()
+    if not (user.is_authenticated and user.is_active) or credential is None:
+        reason = (
+            "unknown, revoked or expired token" if key is not None else "no session" if origin else "no credentials"
+        )
+        await _deny(receive, send, scope, reason)
+        return None
+    # realtime.hub re-checks the credential every heartbeat: logging out ends the socket
+    return {**scope, "user": user, CREDENTIAL: credential}
+
+
 class LiveAuthMiddleware:
-    """Sets ``scope["user"]`` to an active, authenticated user or refuses the handshake."""
+    """Serves ``inner`` with ``live_login``'s scope, or refuses the handshake. (The live
+    consumer logs in inside its own coroutine: one coroutine less per open socket.)"""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
-        origin = _header(scope, b"origin")
-        if origin is not None and not origin_allowed(origin):
-            return await _deny(receive, send, scope, "foreign origin")
-        try:
-            key = token_from_authorization(_header(scope, b"authorization") or token_from_subprotocols(scope))
-        except BadCredentials:
-            return await _deny(receive, send, scope, "malformed token")
-        credential: tuple[str, str] | None = None
-        if key is not None:
-            user = await auser_for_token(key) or AnonymousUser()
-            credential = ("token", key)
-        elif origin is not None:
-            user = await get_user(scope)
-            session_key = getattr(scope.get("session"), "session_key", None)
-            credential = ("session", session_key) if session_key else None
-        else:
-            user = AnonymousUser()
-        if not (user.is_authenticated and user.is_active) or credential is None:
-            reason = (
-                "unknown, revoked or expired token" if key is not None else "no session" if origin else "no credentials"
-            )
-            return await _deny(receive, send, scope, reason)
-        # realtime.hub re-checks the credential every heartbeat: logging out ends the socket
-        return await self.inner({**scope, "user": user, CREDENTIAL: credential}, receive, send)
-
-
-def LiveAuthMiddlewareStack(inner: Any) -> Any:
-    return SessionMiddlewareStack(LiveAuthMiddleware(inner))
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        served = await live_login(scope, receive, send)
+        if served is not None:
+            await self.inner(served, receive, send)

@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
@@ -40,14 +40,15 @@ from command.access import cells_area_warm, feature_in_cells, new_request_id, re
 from command.eventlog import event_resumable, events_after, latest_seq
 from command.layers import LayerGrant, layer_access_log, layers_for_user, redact
 from realtime import messages
-from realtime.auth import CREDENTIAL, SUBPROTOCOL
+from realtime.auth import CREDENTIAL, SUBPROTOCOL, live_login
 from realtime.geo import geometry_in_bbox
 from realtime.hub import hub_for_loop
-from realtime.wire import Writer, direct_writer, text_frame
+from realtime.wire import Writer, daphne_protocol, direct_reader, direct_writer, socket_trim, text_frame
 
 logger = logging.getLogger(__name__)
 
 REPLAY_BATCH = 500
+OPEN_SCOPE: dict[str, Any] = {"type": "websocket", "path": "/ws/live/"}  # what an open socket keeps of its scope
 ENCODED_CACHE_SIZE = 1024
 
 
@@ -106,6 +107,9 @@ def _dumps(message: dict[str, Any]) -> str:
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
+    scope: dict[str, Any]
+    base_send: Any
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -119,6 +123,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.requested: list[str] = []
         self.bbox: messages.Bbox | None = None
         self.grants: dict[str, LayerGrant] = await _grants_for(self.user)
+        self.user = hub_for_loop().viewer(self.user)  # one object per user for its screens
         self.layers: list[str] = []  # requested ∩ granted
         self.lock = asyncio.Lock()
         self.closing = False
@@ -126,7 +131,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.sent_bytes = 0
         self.acked_bytes = 0
         self.max_unacked: int = settings.REALTIME_MAX_UNACKED_BYTES
-        self.marks: deque[tuple[int, int]] = deque()  # (seq, sent_bytes after it), for acks
+        self.marks: list[tuple[int, int]] = []  # (seq, sent_bytes after it), for acks (a deque is 760 B)
         self.last_heard = time.monotonic()
         self.tick_task: asyncio.Task[None] | None = None
         # Unmasked personal data sent since the last heartbeat: layer -> (grant, object ids).
@@ -134,7 +139,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         since = self._since_param()
         self.since: int | None = None
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None)
-        self.write = direct_writer(self.base_send)
+        self.scope = OPEN_SCOPE  # read above: the headers and the rest need not stay as long as the socket
+        protocol = daphne_protocol(self.base_send)
+        if protocol is not None:  # served by Daphne: trimmed, and written and read directly
+            socket_trim(protocol)
+            self.write = direct_writer(protocol)
+            direct_reader(protocol, self._direct_text)
         metrics.WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
         if isinstance(since, str):
@@ -165,12 +175,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if tick_task is not None:
             tick_task.cancel()
 
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> Any:
+        """As channels' ``as_asgi``, a plain function: the consumer's coroutine is the socket's
+        only one (channels' wraps it in a coroutine of its own)."""
+
+        def app(scope: Any, receive: Any, send: Any) -> Any:
+            return cls(**initkwargs)(scope, receive, send)
+
+        app._asgi_single_callable = True  # type: ignore[attr-defined]  # ASGI 3 (asgiref)
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        return app
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # As channels' AsyncConsumer.__call__, without a channel-layer channel per connection:
         # wakes reach this consumer from its process's hub (one subscription per process), so a
         # wake costs Redis one message per process, not one per screen. With one source of
         # messages, a plain loop: channels' await_many_dispatch makes a task per message.
-        self.scope = scope
+        # The login (realtime.auth) is the first step here, not a middleware's coroutine.
+        served = await live_login(scope, receive, send)
+        del scope  # this frame lives as long as the socket: it keeps no scope (connect drops it)
+        if served is None:
+            return
+        self.scope = served
+        served = None
         self.base_send = send
         with contextlib.suppress(StopConsumer):
             while True:
@@ -218,8 +247,29 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self._subscribe(message)
 
     def _ack(self, seq: int) -> None:
-        while self.marks and self.marks[0][0] <= seq:
-            self.acked_bytes = self.marks.popleft()[1]
+        marks = self.marks
+        done = 0
+        while done < len(marks) and marks[done][0] <= seq:
+            done += 1
+        if done:
+            self.acked_bytes = marks[done - 1][1]
+            del marks[:done]
+
+    def _direct_text(self, text: str) -> bool:
+        """A message read on the reactor's turn (realtime.wire.direct_reader): an ack is dealt
+        with here (a screen acks every heartbeat: most of what an idle socket hears); anything
+        else, valid or not, answers False and goes through ``receive``."""
+        if len(text) > settings.REALTIME_MAX_CLIENT_MESSAGE_BYTES:
+            return False
+        try:
+            message = messages.client_message_adapter.validate_json(text)
+        except ValidationError:
+            return False
+        if not isinstance(message, messages.Ack):
+            return False
+        self.last_heard = time.monotonic()
+        self._ack(message.seq)
+        return True
 
     async def _subscribe(self, message: messages.Subscribe) -> None:
         async with self.lock:

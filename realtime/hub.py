@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -103,6 +104,17 @@ class Hub:
         self._courier: asyncio.Task[None] | None = None
         self._seen: int | None = None  # the newest seq handed to the members (wakes and heals)
         self._unlogged: list[dict[str, Any]] = []  # access-log views a failed write left for the next heartbeat
+        self._viewers: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+    def viewer(self, user: Any) -> Any:
+        """One user object for all the screens of a user in this process (a screen keeps its
+        user for its name and the access log's rows; a user object with its permission caches
+        is ~2-5 kB, once per user rather than per screen). Grants are never read from it: the
+        heartbeat reads them from the database."""
+        shared = self._viewers.get(user.pk)
+        if shared is None:
+            self._viewers[user.pk] = shared = user
+        return shared
 
     def cursors(self) -> list[int | None]:
         """Where each screen of this process is in the event log (``/healthz``'s lag)."""

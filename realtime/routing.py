@@ -1,12 +1,17 @@
-"""Websocket routes: one endpoint, ``/ws/live/`` (docs/websocket-api.md)."""
+"""Websocket routes: ``/ws/live/`` and ``/ws/resident/`` (docs/websocket-api.md).
+
+Routed by a plain function, not channels' ``URLRouter`` and ``ProtocolTypeRouter``: each of
+those is a coroutine (and ``URLRouter`` a copy of the scope) that waits, for as long as the
+socket is open, for the consumer to finish. An open socket holds only its consumer's coroutine.
+"""
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.routing import URLRouter
-from django.urls import path, re_path
+from typing import Any
 
-from realtime.auth import LiveAuthMiddlewareStack
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from realtime.auth import LiveAuthMiddleware
 from realtime.consumers import LiveConsumer
 from realtime.messages import CLOSE_NOT_FOUND
 from realtime.resident import ResidentConsumer
@@ -19,9 +24,20 @@ class NoSuchEndpoint(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
 
-websocket_urlpatterns: list = [
-    path("ws/live/", LiveConsumer.as_asgi()),
-    path("ws/resident/", ResidentConsumer.as_asgi()),
-    re_path(r"", NoSuchEndpoint.as_asgi()),
-]
-websocket_application = LiveAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+ENDPOINTS: dict[str, Any] = {
+    "/ws/live/": LiveConsumer.as_asgi(),  # logs in inside its own coroutine (realtime.auth.live_login)
+    "/ws/resident/": LiveAuthMiddleware(ResidentConsumer.as_asgi()),
+}
+_no_such_endpoint = NoSuchEndpoint.as_asgi()
+
+
+def websocket_application(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    """The consumer of the scope's path: its coroutine, awaited by the server directly."""
+    path = scope["path"]
+    root = scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return ENDPOINTS.get(path, _no_such_endpoint)(scope, receive, send)
+
+
+websocket_application._asgi_single_callable = True  # type: ignore[attr-defined]  # ASGI 3 (asgiref)
