@@ -43,7 +43,15 @@ from realtime import messages
 from realtime.auth import CREDENTIAL, SUBPROTOCOL, live_login
 from realtime.geo import geometry_in_bbox
 from realtime.hub import hub_for_loop
-from realtime.wire import Writer, daphne_protocol, direct_reader, direct_writer, socket_trim, text_frame
+from realtime.wire import (
+    Writer,
+    daphne_protocol,
+    direct_reader,
+    direct_writer,
+    internals_known,
+    socket_trim,
+    text_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +149,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None)
         self.scope = OPEN_SCOPE  # read above: the headers and the rest need not stay as long as the socket
         protocol = daphne_protocol(self.base_send)
-        if protocol is not None:  # served by Daphne: trimmed, and written and read directly
-            socket_trim(protocol)
+        if protocol is not None:  # served by Daphne: written directly, trimmed and read directly
             self.write = direct_writer(protocol)
-            direct_reader(protocol, self._direct_text)
+            if internals_known(protocol):
+                socket_trim(protocol)
+                direct_reader(protocol, self._direct_text)
         metrics.WEBSOCKET_CONNECTIONS.inc()
         self.counted = True
         if isinstance(since, str):

@@ -163,6 +163,22 @@ class _RequestPath:
         self.path = path
 
 
+# What socket_trim, direct_reader and their reads lean on of autobahn's protocol (pyproject.toml
+# holds autobahn and Twisted to the series they were tested with). A release without one of them
+# gets the plain path: nothing trimmed, every message through ASGI; tests/realtime/test_wire.py
+# fails loudly instead, so an upgrade is a decision, not a surprise.
+PROTOCOL_INTERNALS = ("_dataReceived", "_onMessage", "onMessageEnd", "onMessage", "CONFIG_ATTRS")
+OPEN_SOCKET_INTERNALS = ("failedByMe", "trackedTimings", "transport", "factory", "muted")
+
+
+def internals_known(protocol: Any) -> bool:
+    """Does ``protocol`` (an open socket) have what ``socket_trim`` and ``direct_reader`` use?"""
+    cls = type(protocol)
+    return all(hasattr(cls, name) for name in PROTOCOL_INTERNALS) and all(
+        hasattr(protocol, name) for name in OPEN_SOCKET_INTERNALS
+    )
+
+
 def socket_trim(protocol: Any) -> None:
     """Let go of what an open socket served by Daphne keeps but no longer uses, so that
     thousands of idle screens cost less memory each (docs/benchmarks.md, idle sockets):
