@@ -359,3 +359,77 @@ def test_the_live_bbox_follows_the_view_in_gcj02_mode(people, chromium) -> None:
 
     expected = wgs84_to_gcj02(117.0018, 39.0008)
     assert abs(drawn_at[0] - expected[0]) < 1e-6 and abs(drawn_at[1] - expected[1]) < 1e-6
+
+
+# The colour the cells layer's own tile canvas holds at a point (lon, lat): the vector tiles of
+# the current zoom only, read back from the canvas they were drawn on (un-premultiplied RGBA;
+# markers and other layers are not in it). null while the cells are not drawn as tiles there.
+CELL_PIXEL = """([lon, lat]) => {
+  const entry = GridLayerLoader.get('cells'), map = GridWallMap.map;
+  if (!entry || entry.mode !== 'tiles' || !entry.layer) return null;
+  const p = map.latLngToContainerPoint([lat, lon]), box = map.getContainer().getBoundingClientRect();
+  const x = box.left + p.x, y = box.top + p.y;
+  for (const tile of Object.values(entry.layer._tiles)) {
+    if (!tile.current || tile.coords.z !== entry.layer._tileZoom) continue;
+    const c = tile.el, r = c.getBoundingClientRect();
+    if (x < r.left || x >= r.right || y < r.top || y >= r.bottom) continue;
+    const px = Math.floor(((x - r.left) * c.width) / r.width), py = Math.floor(((y - r.top) * c.height) / r.height);
+    return Array.from(c.getContext('2d').getImageData(px, py, 1, 1).data);
+  }
+  return null;
+}"""
+A01_MIDDLE, A02_MIDDLE = (117.0005, 39.0005), (117.0015, 39.0005)  # tests/conftest.py: grid
+
+
+def test_cells_drawn_as_vector_tiles_are_shaded_by_open_incident_load_and_follow_it_live(people, chromium) -> None:
+    """The big-layer path: with more cells than a page draws as GeoJSON the wall gets them as
+    vector tiles, one canvas per tile, restyled per feature (``shadeCells``). The pixels drawn
+    for a cell follow its open incidents: warm and denser the more it has, the plain cell
+    colour (blue) with none; tiles drawn later (a zoom) carry the shades too."""
+    ref = people["reference"]
+    # given: every layer above 0 features comes as vector tiles (MAP_INLINE_MAX_FEATURES=0)
+    env = {**ENV, "MAP_INLINE_MAX_FEATURES": "0"}
+    # ... two open incidents in A-01 (two categories: not grouped into one), none in A-02
+    loaded = [
+        submit(ref, "road_damage", 117.0003, 39.0003).incident_id,
+        submit(ref, "sanitation", 117.0007, 39.0007).incident_id,
+    ]
+    with daphne_server(extra_env=env) as server:
+        page = wall_page(chromium, server, people["cookie"])
+        page.wait_for_function("() => GridLayerLoader.get('cells') && GridLayerLoader.get('cells').mode === 'tiles'")
+
+        def pixels_once(predicate: str, timeout: float = 10000) -> tuple[list[int], list[int]]:
+            """Wait until the two cells' pixels [r, g, b, a] satisfy ``predicate(a01, a02)``."""
+            page.wait_for_function(
+                f"""([a, b]) => {{ const pixel = {CELL_PIXEL}; const p1 = pixel(a), p2 = pixel(b);
+                  return p1 !== null && p2 !== null && ({predicate})(p1, p2); }}""",
+                arg=[list(A01_MIDDLE), list(A02_MIDDLE)],
+                timeout=timeout,
+            )
+            return (
+                page.evaluate(CELL_PIXEL, list(A01_MIDDLE)),
+                page.evaluate(CELL_PIXEL, list(A02_MIDDLE)),
+            )
+
+        # then: A-01 (2 open) is drawn warm, A-02 (none) keeps the cells' own blue
+        warm_cold = pixels_once("(p1, p2) => p1[0] > p1[2] && p2[2] > p2[0]")
+        # when: a phone reports in A-02 (1 open: half of A-01's load)
+        api_post(server, "/api/v1/reports/", people["worker_token"], report_body("elevator_fault", *A02_MIDDLE))
+        # then: A-02 turns warm too, lighter than A-01 (a smaller share of the largest load)
+        both_warm = pixels_once("(p1, p2) => p2[0] > p2[2] && p1[3] > p2[3]")
+        # when: the operator cancels A-01's two incidents
+        for incident_id in loaded:
+            api_post(server, f"/api/v1/incidents/{incident_id}/cancel/", people["operator_token"], {"reason": "测试"})
+        # then: A-01 is back to blue, and A-02 (now the largest load) is drawn denser than before
+        cold_warm = pixels_once(f"(p1, p2) => p1[2] > p1[0] && p2[0] > p2[2] && p2[3] > {both_warm[1][3]}")
+        # when: the view zooms in (new tiles, drawn from scratch) ... then: they carry the same shades
+        page.evaluate("(() => { const m = GridWallMap.map; m.setZoom(m.getZoom() + 1, {animate: false}); })()")
+        zoomed = pixels_once(f"(p1, p2) => p1[2] > p1[0] && p2[0] > p2[2] && p2[3] > {both_warm[1][3]}")
+        errors = page.wall_errors
+        page.context.close()
+    # the pixels themselves (measured: A-01 loaded [229, 21, 28, 109], A-02 empty [51, 133, 255, 25]):
+    # a loaded cell is drawn much more opaque than an empty one
+    assert warm_cold[0][3] > 2 * warm_cold[1][3], warm_cold
+    assert cold_warm[1][3] > 2 * cold_warm[0][3], cold_warm
+    assert zoomed == cold_warm, "the new zoom's tiles are drawn with the same shades"
+    assert errors == []
