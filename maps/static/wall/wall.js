@@ -157,7 +157,9 @@
       // frame for as long as numbers kept changing, i.e. always while reports came in)
       if (first || !node.animate) return;
       if (node._gcFlash) node._gcFlash.cancel();
-      node._gcFlash = node.animate([{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "ease-out", pseudoElement: "::after" });
+      // in 2 steps, not a frame-by-frame fade: without a GPU every frame of a running
+      // animation is composited in software (wall.css)
+      node._gcFlash = node.animate([{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "steps(2, end)", pseudoElement: "::after" });
     });
     var teams = $("#kpi-teams");
     var sig = JSON.stringify(k.open_by_team);
