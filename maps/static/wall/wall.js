@@ -54,6 +54,11 @@
   var cluster = hooks.cluster;
   var shift = cfg.gcj02 && window.GridGcj02 ? window.GridGcj02 : function (lon, lat) { return [lon, lat]; };
   var loader = window.GridLayerLoader; // the map's other layers, loaded after the first paint (maps/pages.py)
+  // Incidents and workers are drawn in a pane (so an SVG) of their own, over the other overlays:
+  // in the overlay pane's one SVG with the cells, cones and hulls, each marker added, moved or
+  // removed made Chromium paint all of them again (bench/wall.py on the scale data).
+  var LIVE_PANE = "gcLive";
+  if (map && !map.getPane(LIVE_PANE)) map.createPane(LIVE_PANE).style.zIndex = "430"; // overlays 400, panels' 450
 
   // Exposed for people debugging a wall from the console, and for the browser tests.
   var W = (window.GridWall = {
@@ -484,7 +489,7 @@
       cluster.refreshClusters([marker]); // an array: markercluster takes only L.Marker alone, not a circle marker
       return;
     }
-    marker = L.circleMarker(latlng, markerStyle(props));
+    marker = L.circleMarker(latlng, Object.assign({ pane: LIVE_PANE }, markerStyle(props)));
     marker.feature = { id: key, properties: props };
     marker.on("click", function () { openDrawer(Number(key)); });
     W.markers[key] = marker;
@@ -503,7 +508,7 @@
     }
     var latlng = latLngOf(geometry);
     if (m) { m.setLatLng(latlng); m.feature.properties = props; return; }
-    m = L.circleMarker(latlng, { radius: 6 * SCALE, color: "#ffffff", weight: 2, fillColor: "#66bb6a", fillOpacity: 1, className: "gc-worker" });
+    m = L.circleMarker(latlng, { pane: LIVE_PANE, radius: 6 * SCALE, color: "#ffffff", weight: 2, fillColor: "#66bb6a", fillOpacity: 1, className: "gc-worker" });
     m.feature = { id: key, properties: props };
     m.bindTooltip(function () {
       var p = m.feature.properties;
