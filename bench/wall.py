@@ -6,7 +6,8 @@ report-to-websocket latency of the same reports.
   open incidents loaded (``GridWall``: status live, one state load, one map snapshot). Baseline,
   same run: a bare page loading the same vendored libraries (Leaflet, ECharts, live.js) from the
   same server. Goal: < 3 s.
-- **report-to-pixel vs report-to-websocket**: 100 reports (5/s) posted through the API; a raw
+- **report-to-pixel vs report-to-websocket**: on a settled wall (its charts' library and map
+  layers loaded, the network idle), 100 reports (5/s) posted through the API; a raw
   websocket client (the REST token) records when each one's ``incident.created`` arrives, the
   page records when its feed row has been painted (two animation frames after the row is added).
   Goal: the page adds < 50 ms at p95 over the websocket.
