@@ -55,7 +55,7 @@ PAGES: list[tuple[str, Any, str | Callable[[Any], bool] | None]] = [
 ]
 
 
-def _sees(user: Any, rule: str | Callable[[Any], bool] | None) -> bool:
+def page_shown(user: Any, rule: str | Callable[[Any], bool] | None) -> bool:
     if rule is None:
         return True
     return user.has_perm(rule) if isinstance(rule, str) else rule(user)
@@ -64,7 +64,7 @@ def _sees(user: Any, rule: str | Callable[[Any], bool] | None) -> bool:
 def home(request: HttpRequest) -> HttpResponse:
     grants = layers_for_user(request.user)
     user = request.user
-    pages = [(url, title) for url, title, rule in PAGES if _sees(user, rule)]
+    pages = [(url, title) for url, title, rule in PAGES if page_shown(user, rule)]
     roles: list[str] = []
     if user.is_authenticated:
         roles = sorted(name for name in user.groups.values_list("name", flat=True) if name in ROLES)
