@@ -271,8 +271,10 @@ def _healthy(url: str) -> bool:
 
 
 def wait_healthy(spec: ClusterSpec, timeout: float = 60) -> None:
-    """Until nginx and every Daphne answer /healthz 200."""
-    urls = [f"http://127.0.0.1:{spec.port}"] + [f"http://127.0.0.1:{p}" for p in spec.backend_ports]
+    """Until every Daphne, then nginx, answer /healthz 200. The processes are asked first (``all``
+    stops at the first that fails): asked through nginx while one was still starting, nginx marked
+    it failed for ``fail_timeout`` and sent everything to the other (a test saw one upstream)."""
+    urls = [f"http://127.0.0.1:{p}" for p in spec.backend_ports] + [f"http://127.0.0.1:{spec.port}"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(_healthy(url) for url in urls):
