@@ -135,7 +135,7 @@ BAD_CALLS = {
         *signed(s, {"type": "alarm"})
     ),
     "timestamp too old": lambda s: signed(s, {"type": "alarm"}, ts=int(time.time()) - 301),
-    "timestamp ahead": lambda s: signed(s, {"type": "alarm"}, ts=int(time.time()) + 301),
+    "timestamp ahead": lambda s: signed(s, {"type": "alarm"}, ts=int(time.time()) + 360),
     "timestamp not a number": lambda s: (lambda raw: (raw, {**signed(s, raw)[1], "X-GC-Timestamp": "soon"}))(
         b'{"type": "alarm"}'
     ),
