@@ -159,6 +159,11 @@ def resident_request(request: HttpRequest, pk: int) -> HttpResponse:
             errors, code = _errors(exc), 400
         except RequestStateError as exc:
             errors, code = {"rating": str(exc)}, 409
+    return _request_page(request, item, errors, code)
+
+
+def _request_page(request: HttpRequest, item: ServiceRequest, errors: dict[str, str], code: int) -> HttpResponse:
+    """The requester's page of one request: its steps, reached so far, and any refusal."""
     reached = STEPS.index(item.status) if item.status in STEPS else -1
     steps = [(s, ServiceRequest.Status(s).label, i <= reached) for i, s in enumerate(STEPS)]
     return render(
@@ -177,14 +182,7 @@ def resident_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         request_cancel(request_id=item.pk, actor=request.user)
     except RequestStateError as exc:
-        reached = STEPS.index(item.status) if item.status in STEPS else -1
-        steps = [(s, ServiceRequest.Status(s).label, i <= reached) for i, s in enumerate(STEPS)]
-        return render(
-            request,
-            "residents/resident_request.html",
-            {"item": item, "steps": steps, "errors": {"cancel": str(exc)}, "photos": item.photos.all()},
-            status=409,
-        )
+        return _request_page(request, item, {"cancel": str(exc)}, 409)
     return redirect("residents:resident-request", pk=item.pk)
 
 
