@@ -205,7 +205,9 @@ def hotspot_relation(
         *_category_terms(source.category_sql, query, params),
     ]
     return f"""(
-  WITH RECURSIVE param AS (
+  -- param and scale are read twice (the points, the clusters) and inlined where read: a CTE
+  -- scan keeps the join out of parallel workers
+  WITH RECURSIVE param AS NOT MATERIALIZED (
     SELECT c.id AS category_id, COALESCE(p.radius, %(hs_radius)s) AS radius,
            COALESCE(p.min_count, %(hs_min)s) AS min_count
     FROM command_category c
@@ -218,25 +220,31 @@ def hotspot_relation(
     FROM {source.table} i
     WHERE {" AND ".join(terms)}
   ),
-  scale AS ({_scale(lat, params, "pts", latest="at")}),  -- inlined: a CTE scan keeps the join out of parallel workers
+  scale AS NOT MATERIALIZED ({_scale(lat, params, "pts", latest="at")}),
   -- the rows carry their point in WGS 84 and DBSCAN projects it: a projected column the
-  -- grouping reads too was projected twice a row (once for DBSCAN, once for the output)
+  -- grouping reads too was projected twice a row (once for DBSCAN, once for the output).
+  -- They carry nothing the grouping can take from the category (the pad): each column
+  -- carried is sorted twice, for the partitions and for the clusters.
   clustered AS (
-    SELECT q.location, q.category_id, q.at, q.win, q.pad,
+    SELECT q.location, q.category_id, q.at, q.win,
            ST_ClusterDBSCAN(ST_Transform(q.location, 3857), eps := q.eps, minpoints := q.min_count)
              OVER (PARTITION BY q.category_id, q.win) AS cluster
     FROM (
-      SELECT p.location, p.category_id, p.at, p.win, m.radius / k.k AS eps, m.radius / 3 / k.k AS pad, m.min_count
+      SELECT p.location, p.category_id, p.at, p.win, m.radius / k.k AS eps, m.min_count
       FROM pts p JOIN param m ON m.category_id = p.category_id CROSS JOIN scale k
     ) q
   ),
-  clusters AS MATERIALIZED (  -- hulls in WGS 84 (for the cell), projected once a cluster (for links and pads)
-    SELECT g.*, ST_Transform(g.lonlat, 3857) AS hull FROM (
+  -- hulls in WGS 84 (for the cell), projected once a cluster (for links and pads). A hull
+  -- of the cluster's points as one line (ST_MakeLine of an array), not a multipoint
+  -- (ST_Collect): GEOS then reads one coordinate sequence, not a geometry per point (the
+  -- same hull, ~3 ms less over 17,680 clustered points)
+  clusters AS MATERIALIZED (
+    SELECT g.*, m.radius / 3 / k.k AS pad, ST_Transform(g.lonlat, 3857) AS hull FROM (
       SELECT c.category_id, c.win, c.cluster, count(*)::int AS count, min(c.at) AS first_at, max(c.at) AS last_at,
-             ST_ConvexHull(ST_Collect(c.location)) AS lonlat, min(c.pad) AS pad
+             ST_ConvexHull(ST_MakeLine(array_agg(c.location))) AS lonlat
       FROM clustered c WHERE c.cluster IS NOT NULL
       GROUP BY c.category_id, c.win, c.cluster
-    ) g
+    ) g JOIN param m ON m.category_id = g.category_id CROSS JOIN scale k
   ),
   links AS MATERIALIZED (  -- a cluster and the clusters of the window before that its padded hull meets
     SELECT a.category_id, a.win, a.cluster, b.cluster AS before, b.count AS before_count
