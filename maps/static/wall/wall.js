@@ -48,6 +48,22 @@
   function category(id) { return R.categories[String(id)] || { name: "#" + id, priority: 4 }; }
   function statusLabel(s) { return R.statuses[s] || s; }
   function isOpen(props) { return !!props && OPEN[props.status] === true; }
+  // Every animation of the wall (a new incident's pulse, a closed one's fade, a new feed row's
+  // highlight, a changed number's flash) runs in steps, and on one clock: each starts on a
+  // multiple of STEP_MS of the document timeline, and every step is a multiple of it too, so
+  // all their steps fall in the same frames. Started whenever their event came, the steps of
+  // ~20 pulses, rows and flashes were out of phase and the compositor drew (in software, without
+  // a GPU) ~45 frames a second while reports came in, each competing with the next report's
+  // frame for the CPU. Until its first step the animation shows its first keyframe (fill
+  // backwards): it is on the screen at once, the same as if it had started then.
+  var STEP_MS = 125;
+  function stepped(node, keyframes, options) {
+    if (!node.animate) return null;
+    var anim = node.animate(keyframes, Object.assign({ fill: "backwards" }, options));
+    var now = document.timeline ? document.timeline.currentTime : null;
+    if (typeof now === "number") anim.startTime = Math.ceil(now / STEP_MS) * STEP_MS;
+    return anim;
+  }
 
   var hooks = window.GridWallMap || {};
   var map = hooks.map;
@@ -59,6 +75,30 @@
   // removed made Chromium paint all of them again (bench/wall.py on the scale data).
   var LIVE_PANE = "gcLive";
   if (map && !map.getPane(LIVE_PANE)) map.createPane(LIVE_PANE).style.zIndex = "430"; // overlays 400, panels' 450
+  // Marker icons (the clusters, the rings) and tiles are placed by a 2D translate, not by
+  // Leaflet's translate3d: Chromium gives every element with a 3D transform a composited layer
+  // of its own, and the wall had ~80 (each tile canvas, each cluster icon), all of them in every
+  // frame's layer work (Layerize, Commit, the compositor's draw; in software without a GPU). The
+  // position is the same (Leaflet keeps it in el._leaflet_pos); the panes and the zoom
+  // animation keep theirs.
+  if (window.L && L.Browser.any3d) {
+    var flat = function (node) {
+      var pos = node && node._leaflet_pos;
+      if (pos) node.style.transform = "translate(" + pos.x + "px," + pos.y + "px)";
+    };
+    var markerSetPos = L.Marker.prototype._setPos;
+    L.Marker.prototype._setPos = function (pos) {
+      markerSetPos.call(this, pos);
+      flat(this._icon);
+      flat(this._shadow);
+    };
+    var gridAddTile = L.GridLayer.prototype._addTile;
+    L.GridLayer.prototype._addTile = function (coords, container) {
+      gridAddTile.call(this, coords, container);
+      var tile = this._tiles[this._tileCoordsToKey(coords)];
+      if (tile) flat(tile.el);
+    };
+  }
 
   // Exposed for people debugging a wall from the console, and for the browser tests.
   var W = (window.GridWall = {
@@ -160,11 +200,11 @@
       // (the previous flash of the same number is cancelled first: two animations of one
       // layer's opacity cannot both run on the compositor, and the main thread then drew every
       // frame for as long as numbers kept changing, i.e. always while reports came in)
-      if (first || !node.animate) return;
+      if (first) return;
       if (node._gcFlash) node._gcFlash.cancel();
       // in 2 steps, not a frame-by-frame fade: without a GPU every frame of a running
-      // animation is composited in software (wall.css)
-      node._gcFlash = node.animate([{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "steps(2, end)", pseudoElement: "::after" });
+      // animation is composited in software (wall.css); on the wall's one clock (stepped)
+      node._gcFlash = stepped(node, [{ opacity: 0.45 }, { opacity: 0 }], { duration: 1000, easing: "steps(2, end)", pseudoElement: "::after" });
     });
     var teams = $("#kpi-teams");
     var sig = JSON.stringify(k.open_by_team);
@@ -328,12 +368,6 @@
     ]);
     if (!OPEN[inc.status]) li.classList.add("closed-like");
     if (inc.overdue) li.classList.add("overdue");
-    if (fresh) {
-      li.classList.add("fresh");
-      // the highlight's layer goes when it has faded: kept, every row the feed ever flashed
-      // stayed a composited layer (up to 50), all of them in every frame's layer work
-      li.addEventListener("animationend", function () { li.classList.remove("fresh"); }, { once: true });
-    }
     li.addEventListener("click", function () { openDrawer(inc.id); });
     return li;
   }
@@ -359,7 +393,15 @@
     }
     if (kind !== "incident.created") return; // an older incident not in the feed: stays out of it
     W.feed.unshift(row);
-    feedList.insertBefore(feedRow(row, true), feedList.firstChild);
+    var li = feedRow(row, true);
+    feedList.insertBefore(li, feedList.firstChild);
+    // a new row is highlighted, fading in 4 steps (stepped: on the wall's clock); the highlight's
+    // layer goes when it has faded: kept, every row the feed ever flashed stayed a composited
+    // layer (up to 50), all of them in every frame's layer work
+    li.classList.add("fresh");
+    var glow = stepped(li, [{ opacity: 1 }, { opacity: 0 }], { duration: 3000, easing: "steps(4, end)", pseudoElement: "::before" });
+    if (glow) glow.onfinish = function () { li.classList.remove("fresh"); };
+    else li.classList.remove("fresh");
     while (W.feed.length > FEED_SIZE) {
       var gone = W.feed.pop();
       var old = feedList.querySelector('[data-incident-id="' + gone.id + '"]');
@@ -454,8 +496,16 @@
   }
   // A new incident pulses, a resolved one fades: HTML rings animated by transform and opacity
   // only (run by the compositor), not SVG paths whose animation repainted the whole map's
-  // overlay (all cells and cones) on every frame.
-  function transient(latlng, colour, radius, className, ms) {
+  // overlay (all cells and cones) on every frame. In steps, on the wall's clock (stepped): a
+  // pulse 8 a second, 4 times; a fade in 4 steps over 4 s. A ring is removed when its animation
+  // has finished (rings that finish on the same step go in the same frame), or after a while if
+  // the animation never ran (a hidden page).
+  var RINGS = {
+    "gc-pulse": { keyframes: [{ transform: "scale(1)", opacity: 1 }, { transform: "scale(4)", opacity: 0 }],
+      timing: { duration: 1000, easing: "steps(8, end)", iterations: 4 } },
+    "gc-fade": { keyframes: [{ opacity: 0.9 }, { opacity: 0 }], timing: { duration: 4000, easing: "steps(4, end)", fill: "both" } },
+  };
+  function transient(latlng, colour, radius, className) {
     var ring = document.createElement("div");
     ring.className = "gc-ring " + className;
     ring.style.borderColor = colour;
@@ -464,7 +514,12 @@
     var m = L.marker(latlng, {
       icon: L.divIcon({ html: ring, className: "gc-transient", iconSize: [size, size] }), interactive: false, keyboard: false,
     }).addTo(map);
-    setTimeout(function () { map.removeLayer(m); }, ms);
+    var gone = false;
+    var remove = function () { if (!gone) { gone = true; map.removeLayer(m); } };
+    var how = RINGS[className];
+    var anim = stepped(ring, how.keyframes, how.timing);
+    if (anim) anim.onfinish = remove;
+    setTimeout(remove, 4000 + 2 * STEP_MS + (anim ? 5000 : 0));
     return m;
   }
   function placeIncident(id, geometry, props, live, batch) {
@@ -476,7 +531,7 @@
         delete W.markers[key];
         if (live) {
           // resolved (or closed, cancelled): fades out where it was
-          transient(marker.getLatLng(), "#9aa5b1", markerStyle(marker.feature.properties).radius, "gc-fade", 4500);
+          transient(marker.getLatLng(), "#9aa5b1", markerStyle(marker.feature.properties).radius, "gc-fade");
         }
       }
       return;
@@ -495,7 +550,7 @@
     W.markers[key] = marker;
     if (batch) batch.push(marker);
     else cluster.addLayer(marker);
-    if (live) { var st = markerStyle(props); transient(latlng, st.fillColor, st.radius, "gc-pulse", 4200); } // pulses as it commits
+    if (live) { var st = markerStyle(props); transient(latlng, st.fillColor, st.radius, "gc-pulse"); } // pulses as it commits
   }
 
   var workerGroup = map ? L.featureGroup().addTo(map) : null;
@@ -538,7 +593,6 @@
     });
   }
   function drawMap(snap) {
-    mapQueue = []; // the snapshot is newer than every event still waiting
     cluster.clearLayers();
     W.markers = {};
     var batch = [];
@@ -567,19 +621,10 @@
       return typeof seq === "number" && snap.seq >= seq && snap.bbox === bboxParam() ? loaded(snap, true) : fresh();
     }, fresh);
   }
-  // The map's events wait for the frame after they arrive and are applied together: the feed
-  // row of the same event (the other stream) is painted first, and a burst re-clusters once.
-  var mapQueue = [];
+  // The map's events are applied in their message's own task, like the feed's: the marker and
+  // the feed row of one incident go into the same frame (deferred to the frame after, the marker
+  // came a frame or two after its row).
   function mapEvent(ev) {
-    mapQueue.push(ev);
-    if (mapQueue.length === 1) requestAnimationFrame(function () { setTimeout(flushMap, 0); });
-  }
-  function flushMap() {
-    var events = mapQueue;
-    mapQueue = [];
-    events.forEach(applyMapEvent);
-  }
-  function applyMapEvent(ev) {
     if (ev.kind === "layer.reloaded") { mapSnapshot(); return; }
     if (!ev.payload) return;
     if (ev.layer === "incidents") {
