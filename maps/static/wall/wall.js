@@ -1,10 +1,11 @@
 /*
  * The control-room wall (/control/, maps/wall.py). Runs unattended for days:
  *
- * - two live streams (realtime/live.js): "feed" (incidents + reports, whole district) drives the
- *   feed, the alarms and the refresh of the numbers; "map" (incidents + workers, the map view's
- *   bbox, following the view) drives the markers. Each resumes after a drop (no event missed or
- *   applied twice) and reloads its snapshot on resync;
+ * - one live stream (realtime/live.js: incidents, reports and workers of the whole district)
+ *   drives the feed, the alarms, the refresh of the numbers and the markers of what is in the
+ *   map's view (the view's bbox follows the map). It resumes after a drop (no event missed or
+ *   applied twice) and reloads its snapshots on resync; the map reloads its own when the view
+ *   moves;
  * - every number (KPIs, charts, cell load, alarms) comes from /control/api/state.json, computed
  *   once on the server (command/wall_selectors.py); events only say when to ask again;
  * - what it keeps is bounded: the feed (FEED_SIZE rows), open incidents in view, workers on duty,
@@ -167,9 +168,9 @@
         if (refreshAgain) { refreshAgain = false; scheduleRefresh(); }
       });
   }
-  // The first numbers are asked for at once and drawn when they come, while the feed stream
-  // connects (a websocket handshake and a subscribe, serialised with the map's and the panels'
-  // by the browser: 0.1-0.4 s here). The stream's first resync takes them if they count every
+  // The first numbers are asked for at once and drawn when they come, while the stream
+  // connects (a websocket handshake and a subscribe, serialised with the panels' by the
+  // browser: 0.1-0.4 s here). The stream's first resync takes them if they count every
   // event up to its seq (state.json says up to which one it counts: `seq`), else asks again.
   var early = fetchState().then(function (state) { drawState(state, true); return state; });
   early.catch(function (err) { console.warn("wall: first numbers not loaded", err); }); // the resync asks again
@@ -585,6 +586,8 @@
   function bboxParam() { return viewBbox().map(function (v) { return v.toFixed(6); }).join(","); }
   function fetchMap() {
     var bbox = bboxParam();
+    mapViewParam = bbox;
+    mapView = bbox.split(",").map(Number); // what the events are kept to from now on (mapEvent)
     return Promise.all([
       geojson("incidents", "status=" + cfg.open_statuses.join(",") + "&limit=5000&bbox=" + bbox),
       geojson("workers", "limit=5000&bbox=" + bbox).catch(function () { return { fc: { features: [] }, seq: Infinity }; }),
@@ -602,41 +605,73 @@
     W.workers = {};
     (snap.workers.features || []).forEach(function (f) { placeWorker(f.id, f.geometry, f.properties); });
   }
-  // Like the numbers, the first snapshot of the view is asked for at once (earlyMap, below) and
-  // drawn when it comes; the map stream's first resync takes it if it counts every event up to
-  // the resync's seq and the view has not moved, else asks again.
-  var earlyMap = null;
+  // The map has no stream of its own: it takes the incidents and workers of the wall's one
+  // stream (the feed's, the whole district) that are in its view (mapView, the bbox of its last
+  // snapshot), in their message's own task, so an incident's marker and its feed row go into
+  // the same frame. (A second stream, the view's bbox, had the server send each event to the
+  // page twice, and its copy came up to 20 ms after the feed's, often a frame later.)
+  //
+  // Snapshots: like the numbers, the first one is asked for at once (earlyMap, below) and drawn
+  // when it comes; the stream's first resync takes it if it counts every event up to the
+  // resync's seq and the view has not moved, else asks again. When the view moves, the map asks
+  // for the new view's snapshot; the events that come meanwhile wait (mapHeld) and are applied
+  // after it, but those it already counts (its X-Event-Seq) are dropped.
+  var earlyMap = null, mapView = null, mapViewParam = null, mapHeld = null, mapGeneration = 0;
   function mapSnapshot(seq) {
     W.mapResyncs += 1;
+    var mine = ++mapGeneration;
     var loaded = function (snap, drawn) {
+      if (mine !== mapGeneration) return; // a newer snapshot (the view moved again) took over
       if (!drawn) drawMap(snap);
       W.mapLoaded = true;
       firstData("map");
+      mapRelease(snap.seq);
     };
     var fresh = function () { return fetchMap().then(function (snap) { loaded(snap, false); }); };
     var first = earlyMap;
     earlyMap = null;
-    if (first === null) return fresh();
-    return first.then(function (snap) {
+    var done = first === null ? fresh() : first.then(function (snap) {
       return typeof seq === "number" && snap.seq >= seq && snap.bbox === bboxParam() ? loaded(snap, true) : fresh();
     }, fresh);
+    return done.catch(function (err) {
+      if (mine === mapGeneration) mapRelease(-Infinity); // the markers as they were, kept up to date
+      throw err;
+    });
   }
-  // The map's events are applied in their message's own task, like the feed's: the marker and
-  // the feed row of one incident go into the same frame (deferred to the frame after, the marker
-  // came a frame or two after its row).
+  function mapViewMoved() {
+    if (mapHeld === null) mapHeld = [];
+    mapSnapshot().catch(function (err) { console.warn("wall: map snapshot not loaded", err); }); // the next move retries
+  }
+  function mapRelease(snapSeq) {
+    var events = mapHeld || [];
+    mapHeld = null;
+    events.forEach(function (ev) { if (!(ev.seq <= snapSeq)) applyMapEvent(ev); });
+  }
+  function inView(geometry) {
+    if (!mapView || !geometry || geometry.type !== "Point") return true;
+    var c = geometry.coordinates;
+    return c[0] >= mapView[0] && c[0] <= mapView[2] && c[1] >= mapView[1] && c[1] <= mapView[3];
+  }
   function mapEvent(ev) {
-    if (ev.kind === "layer.reloaded") { mapSnapshot(); return; }
+    if (ev.layer !== "incidents" && ev.layer !== "workers") return;
+    if (mapHeld !== null) mapHeld.push(ev);
+    else applyMapEvent(ev);
+  }
+  function applyMapEvent(ev) {
+    if (ev.kind === "layer.reloaded") { mapViewMoved(); return; }
     if (!ev.payload) return;
+    var gone = ev.kind === "record.deleted";
+    var away = !gone && !inView(ev.payload.geometry); // out of the view: not on this map
     if (ev.layer === "incidents") {
-      if (ev.kind === "record.deleted") placeIncident(ev.object_id, null, null, false);
+      if (gone || away) placeIncident(ev.object_id, null, null, gone);
       else placeIncident(ev.object_id, ev.payload.geometry, ev.payload.properties, ev.kind === "incident.created" || ev.kind === "incident.updated");
     } else if (ev.layer === "workers") {
-      if (ev.kind === "record.deleted") placeWorker(ev.object_id, null, null);
+      if (gone || away) placeWorker(ev.object_id, null, null);
       else placeWorker(ev.object_id, ev.payload.geometry, ev.payload.properties);
     }
   }
 
-  // --- feed stream: feed rows, alarms, and "ask for the numbers again" -------------------------
+  // --- the stream's events: feed rows, alarms, and "ask for the numbers again" -----------------
   function feedEvent(ev) {
     emit("event", ev);
     if (ev.layer === "incidents" && ev.payload && ev.kind !== "record.deleted" && ev.kind !== "layer.reloaded") {
@@ -842,21 +877,29 @@
     earlyMap = fetchMap().then(function (snap) { drawMap(snap); return snap; });
     earlyMap.catch(function (err) { console.warn("wall: first map snapshot not loaded", err); }); // the resync asks again
   }
-  W.feedLive = window.GridLive.connect({
-    layers: ["incidents", "reports", "workers"], onEvent: feedEvent, onResync: feedResync, onStatus: onStatus,
+  // One stream for the feed, the numbers and the map (mapEvent)
+  var withMap = !!(map && cluster);
+  W.live = window.GridLive.connect({
+    layers: ["incidents", "reports", "workers"],
+    onEvent: function (ev) {
+      feedEvent(ev);
+      if (withMap) mapEvent(ev);
+    },
+    onResync: function (seq) {
+      return withMap ? Promise.all([feedResync(seq), mapSnapshot(seq)]) : feedResync(seq);
+    },
+    onStatus: onStatus,
   });
-  if (map && cluster) {
-    var liveBbox = bboxParam();
-    W.mapLive = window.GridLive.connect({ layers: ["incidents", "workers"], bbox: viewBbox(), onEvent: mapEvent, onResync: mapSnapshot });
+  if (withMap) {
     var moveTimer = null;
     map.on("moveend", function () {
       clearTimeout(moveTimer);
       moveTimer = setTimeout(function () {
         // a view that did not move (Leaflet says moveend after a resize of the same view, as the
-        // page settles) keeps its subscription and its snapshot: no reload of the same markers
-        if (bboxParam() === liveBbox) return;
-        liveBbox = bboxParam();
-        W.mapLive.update({ bbox: viewBbox() });
+        // page settles) keeps its snapshot: no reload of the same markers; before the stream's
+        // first resync, that resync loads the view as it is then
+        if (bboxParam() === mapViewParam || W.mapResyncs === 0) return;
+        mapViewMoved();
       }, 400);
     });
   }
