@@ -15,7 +15,8 @@ report-to-websocket latency of the same reports.
 - **heap**: the wall open for N minutes while events arrive at 5/s (a report every 0.6 s, 2
   events, and the cancellation of an incident opened ~20 reports earlier, 1 event: the open set
   stays level, as on a real wall). JS heap after a forced GC at the start and at the end. Goal:
-  grows < 10 %.
+  grows < 10 %. At the end the run cancels the incidents it opened and left open, so the next run
+  meets the same open set on the map.
 
     .venv/bin/python bench/wall.py            # scale data (50,000 buildings, 200,000 incidents), 10-minute heap run
     .venv/bin/python bench/wall.py --quick    # a small district, 20 reports, a 15-second heap run: under a minute
@@ -61,7 +62,8 @@ window.__pix = {}; window.__mpix = {};
   const mark = (store, id) => {
     if (id === undefined || id === null || (id in store)) return;
     store[id] = -1;
-    requestAnimationFrame(() => requestAnimationFrame(() => { store[id] = performance.timeOrigin + performance.now(); }));
+    const painted = () => { store[id] = performance.timeOrigin + performance.now(); };
+    requestAnimationFrame(() => requestAnimationFrame(painted));
   };
   // the feed row
   new MutationObserver((records) => {
@@ -74,7 +76,11 @@ window.__pix = {}; window.__mpix = {};
   const one = c.addLayer, many = c.addLayers;
   const mapped = (m) => mark(window.__mpix, m && m.feature ? String(m.feature.id) : undefined);
   c.addLayer = function (m) { const r = one.apply(this, arguments); mapped(m); return r; };
-  c.addLayers = function (ms) { const r = many.apply(this, arguments); (Array.isArray(ms) ? ms : [ms]).forEach(mapped); return r; };
+  c.addLayers = function (ms) {
+    const r = many.apply(this, arguments);
+    (Array.isArray(ms) ? ms : [ms]).forEach(mapped);
+    return r;
+  };
 })();
 """
 
@@ -355,7 +361,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="print where the page's main thread spends the latency run (CDP)"
     )
-    parser.add_argument("--trace", default=None, help="with --profile: write the latency run's Chrome trace to this file")
+    parser.add_argument("--trace", default=None, help="with --profile: write the latency run's Chrome trace here")
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -502,12 +508,10 @@ def main() -> None:
             ]
             in_page = [pix[str(i)] - heard[str(i)] for _t, i in sent if pix[str(i)] > 0 and str(i) in heard]
             # each part alone, after the page's own socket heard it
-            feed_part = [
-                marks["feed"][str(i)] - heard[str(i)] for _t, i in sent if marks["feed"].get(str(i), -1) > 0 and str(i) in heard
-            ]
-            map_part = [
-                marks["map"][str(i)] - heard[str(i)] for _t, i in sent if marks["map"].get(str(i), -1) > 0 and str(i) in heard
-            ]
+            feed_part, map_part = (
+                [marks[k][str(i)] - heard[str(i)] for _t, i in sent if marks[k].get(str(i), -1) > 0 and str(i) in heard]
+                for k in ("feed", "map")
+            )
             long_ms = float(page.evaluate("window.__long"))
             phase("latency")
             # --- heap over a run at 5 events/s ------------------------------------------------
