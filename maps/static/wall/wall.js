@@ -372,9 +372,17 @@
     li.addEventListener("click", function () { openDrawer(inc.id); });
     return li;
   }
+  // the feed's rows by incident id: a selector per id (querySelector('[data-incident-id="…"]'))
+  // filled Blink's selector cache with one entry per incident the wall ever showed (to its cap)
+  var feedNodes = new Map();
   function renderFeed(rows) {
     W.feed = rows.slice(0, FEED_SIZE);
-    feedList.replaceChildren.apply(feedList, W.feed.map(function (r) { return feedRow(r, false); }));
+    feedNodes.clear();
+    feedList.replaceChildren.apply(feedList, W.feed.map(function (r) {
+      var li = feedRow(r, false);
+      feedNodes.set(Number(r.id), li);
+      return li;
+    }));
   }
   function feedUpsert(props, kind, geometry) {
     var id = Number(props.id);
@@ -386,16 +394,21 @@
       opened_at: props.opened_at, due_at: props.due_at, overdue: kind === "incident.overdue" || (idx >= 0 && W.feed[idx].overdue && isOpen(props)),
       location: geometry ? geometry.coordinates : null,
     };
-    var node = feedList.querySelector('[data-incident-id="' + id + '"]');
+    var node = feedNodes.get(id);
     if (idx >= 0) {
       W.feed[idx] = row;
-      if (node) node.replaceWith(feedRow(row, false));
+      if (node) {
+        var next = feedRow(row, false);
+        node.replaceWith(next);
+        feedNodes.set(id, next);
+      }
       return;
     }
     if (kind !== "incident.created") return; // an older incident not in the feed: stays out of it
     W.feed.unshift(row);
     var li = feedRow(row, true);
     feedList.insertBefore(li, feedList.firstChild);
+    feedNodes.set(id, li);
     // a new row is highlighted, fading in 4 steps (stepped: on the wall's clock); the highlight's
     // layer goes when it has faded: kept, every row the feed ever flashed stayed a composited
     // layer (up to 50), all of them in every frame's layer work
@@ -405,8 +418,9 @@
     else li.classList.remove("fresh");
     while (W.feed.length > FEED_SIZE) {
       var gone = W.feed.pop();
-      var old = feedList.querySelector('[data-incident-id="' + gone.id + '"]');
+      var old = feedNodes.get(gone.id);
       if (old) old.remove();
+      feedNodes.delete(gone.id);
     }
   }
 
