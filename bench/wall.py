@@ -546,11 +546,16 @@ def main() -> None:
             heap_start = heap()
             end = time.monotonic() + minutes * 60
             events = 0
+            heap_minutes: list[float] = []  # a reading each minute of the run: levelling off, or a slope
+            next_reading = time.monotonic() + 60
             while time.monotonic() < end:
                 tick = time.monotonic()
                 reporter.report()
                 reporter.cancel_old()
                 events += 3
+                if tick >= next_reading and time.monotonic() + 30 < end:
+                    heap_minutes.append(heap())
+                    next_reading += 60
                 time.sleep(max(0.0, 0.6 - (time.monotonic() - tick)))
             time.sleep(1 if args.quick else 3)  # the last events land
             heap_end = heap()
@@ -608,6 +613,8 @@ def main() -> None:
         f"  from the end of the latency run (18 s in): {heap_early / 1e6:.1f} MB -> {heap_end / 1e6:.1f} MB, "
         f"{100 * (heap_end - heap_early) / heap_early:+.1f} %"
     )
+    if heap_minutes:
+        print("  each minute (MB): " + " ".join(f"{h / 1e6:.2f}" for h in [heap_start, *heap_minutes, heap_end]))
     print(f"ratio report-to-pixel p95 / report-to-websocket p95: {px95 / ws95:.2f}x")
 
 
