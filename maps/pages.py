@@ -61,7 +61,10 @@ VENDOR_ASSETS: dict[str, str | None] = {
     "Control.FullScreen.css": "vendor/fullscreen/Control.FullScreen.css",
     "vectorgrid": "vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",
     "gc_layer_loader": "maps/layer-loader.js",  # ours: the layers a page loads after its first paint
+    "gc_markercluster_fixes": "maps/markercluster-fixes.js",  # ours: fixes to markercluster (a leak)
 }
+# Our scripts that patch a vendored library, linked right after it wherever it is linked.
+VENDOR_FOLLOWERS: dict[str, tuple[str, ...]] = {"markerclusterjs": ("gc_markercluster_fixes",)}
 # What a page that draws no folium marker, popup or icon leaves out of folium's default assets
 # (jQuery, Bootstrap, Awesome Markers and its font: ~400 KB the wall parsed before its first paint).
 UNUSED_ASSETS = frozenset(
@@ -326,6 +329,8 @@ def _vendor(element: Any, *, skip: frozenset[str] = frozenset()) -> None:
                 local = VENDOR_ASSETS[name]
                 if local is not None and name not in skip:
                     links.append((name, static(local)))
+                    for follower in VENDOR_FOLLOWERS.get(name, ()):
+                        links.append((follower, static(str(VENDOR_ASSETS[follower]))))
             setattr(element, attr, links)
     for child in list(element._children.values()):
         _vendor(child, skip=skip)

@@ -30,6 +30,12 @@ def test_no_asset_leaves_the_server(village: Village, make_user: Callable, kind:
     assert not EXTERNAL.findall(html)
     assert "/static/vendor/leaflet/leaflet.js" in html
     assert "cdn" not in html.lower()
+    # markercluster comes with our fix to it, after it (maps/static/maps/markercluster-fixes.js)
+    cluster, fixes = (
+        html.find("/static/vendor/markercluster/leaflet.markercluster.js"),
+        html.find("/static/maps/markercluster-fixes.js"),
+    )
+    assert 0 < cluster < fixes, kind
 
 
 def shows(html: str, text: str) -> bool:

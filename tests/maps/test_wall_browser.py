@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from command.models import Category, Incident, Report, Worker
+from command.services.incidents import incident_cancel
 from command.services.reports import report_submit
 from command.wall_selectors import day_start
 from tests.realtime.conftest import session_cookie
@@ -432,4 +433,58 @@ def test_cells_drawn_as_vector_tiles_are_shaded_by_open_incident_load_and_follow
     assert warm_cold[0][3] > 2 * warm_cold[1][3], warm_cold
     assert cold_warm[1][3] > 2 * cold_warm[0][3], cold_warm
     assert zoomed == cold_warm, "the new zoom's tiles are drawn with the same shades"
+    assert errors == []
+
+
+# The incident cluster's grids (markercluster's DistanceGrid, one per zoom, for markers on their
+# own and for clusters): rows, cells, the objects in them, and the rows and cells left empty.
+CLUSTER_GRIDS = """() => {
+  const c = GridWallMap.cluster, out = {rows: 0, empty_rows: 0, cells: 0, empty_cells: 0, objects: 0, points: 0};
+  for (const grids of [c._gridUnclustered, c._gridClusters]) for (const z in grids) {
+    const g = grids[z];
+    for (const y in g._grid) {
+      const row = g._grid[y];
+      out.rows++;
+      if (Object.keys(row).length === 0) out.empty_rows++;
+      for (const x in row) { out.cells++; if (row[x].length === 0) out.empty_cells++; out.objects += row[x].length; }
+    }
+    out.points += Object.keys(g._objectPoint).length;
+  }
+  out.markers = Object.keys(GridWall.markers).length;
+  return out;
+}"""
+
+
+def test_incidents_that_come_and_go_leave_nothing_behind_in_the_map(people, chromium) -> None:
+    """A wall runs for days, and every incident closed takes its marker off the map: the marker
+    cluster's grids hold the markers on the map and nothing else. (markercluster 1.5.3 left a row,
+    and often an empty cell, in its grids for each marker removed: ~1,600 rows in ten minutes of
+    bench/wall.py; maps/static/maps/markercluster-fixes.js.)"""
+    ref = people["reference"]
+    with daphne_server(extra_env=ENV) as server:
+        page = wall_page(chromium, server, people["cookie"])
+        page.wait_for_function("() => GridWall.mapLoaded === true", timeout=10000)
+        before = page.evaluate(CLUSTER_GRIDS)
+        # when: twelve incidents open (four categories at three points ~80 m apart: none is
+        # grouped into another) ...
+        ids = {
+            submit(ref, category, lon, 39.0005).incident_id
+            for lon in (117.0003, 117.0010, 117.0017)
+            for category in ("road_damage", "parking_dispute", "sanitation", "other")
+        }
+        page.wait_for_function(
+            f"() => Object.keys(GridWall.markers).length === {before['markers'] + len(ids)}", timeout=10000
+        )
+        during = page.evaluate(CLUSTER_GRIDS)
+        # ... and are cancelled
+        for incident_id in ids:
+            incident_cancel(incident_id=incident_id, actor=people["operator"], reason="测试")
+        page.wait_for_function(f"() => Object.keys(GridWall.markers).length === {before['markers']}", timeout=10000)
+        after = page.evaluate(CLUSTER_GRIDS)
+        errors = page.wall_errors
+        page.context.close()
+    assert len(ids) == 12 and during["objects"] > before["objects"]
+    # then: the grids are as they were before the incidents came: no row or cell left behind
+    assert after == before, (before, during, after)
+    assert after["empty_rows"] == 0 and after["empty_cells"] == 0
     assert errors == []
