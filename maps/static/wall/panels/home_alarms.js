@@ -22,7 +22,11 @@
     box.body.append(list, empty);
     var devices = {}; // device id -> {props, geometry, shape}
     var group = ctx.map && window.L ? window.L.featureGroup().addTo(ctx.map) : null;
-    var home = {}; // incident id -> true: a home alarm
+    // incident id -> true: a home alarm. Kept while the incident is open, and at most HOME_KEPT
+    // (the oldest ids go first: a wall runs for days, and one closed while it was offline
+    // sends no event here)
+    var home = {};
+    var HOME_KEPT = 500;
 
     // --- the banner: home alarms marked, with their own sound --------------------------------
     function isHome(id) { return home[id] === true || (W.alarms && W.alarms[id] && W.alarms[id].home === true); }
@@ -40,10 +44,16 @@
     });
     W.on("event", function (ev) {
       var p = ev.payload && ev.payload.properties;
+      if (ev.layer === "incidents" && home[ev.object_id] && (ev.kind === "record.deleted" || (p && ctx.cfg.open_statuses.indexOf(p.status) < 0))) {
+        delete home[ev.object_id];
+        return;
+      }
       if (ev.kind !== "report.created" || !p || p.source !== "alarm" || !p.incident_id) return;
       var id = String(p.incident_id);
       if (home[id]) return;
       home[id] = true;
+      var kept = Object.keys(home); // integer keys: in ascending order, the oldest incident first
+      if (kept.length > HOME_KEPT) delete home[kept[0]];
       if (W.alarms && W.alarms[id] && W.renderAlarms) W.renderAlarms();
     });
 
