@@ -14,13 +14,18 @@ report-to-websocket latency of the same reports.
   < 50 ms at p95 over the websocket.
 - **heap**: the wall open for N minutes while events arrive at 5/s (a report every 0.6 s, 2
   events, and the cancellation of an incident opened ~20 reports earlier, 1 event: the open set
-  stays level, as on a real wall). JS heap after a forced GC at the start and at the end. Goal:
-  grows < 10 %. The start is taken after a warm-up at the same rate (``--warmup-minutes``,
-  default 2; quick: 5 reports): in its first minutes the page's heap takes on V8's optimised
-  code and fills browser buffers that stop at a fixed size (layout-shift and resource-timing
-  entries), which is not what an unattended wall keeps growing by. The growth from the end of
-  the latency run (18 s of warm-up, as before) is printed too. At the end the run cancels the
-  incidents it opened and left open, so the next run meets the same open set on the map.
+  stays level, as on a real wall). JS heap after a forced GC at the start, each minute and at
+  the end. Goal: grows < 10 %. The wall of this run is a page of its own in a Chromium of its
+  own, as on a real wall (``BareWall``): no probe of the latency run is in it, and DevTools only
+  reads its heap (Playwright turns on DevTools' network agent, which keeps every request and
+  frame in the page's heap). The start is taken after a warm-up at the same rate (30 reports,
+  then ``--warmup-minutes``, default 2; quick: 20 reports): in its first minutes the page's heap
+  takes on V8's optimised code and fills browser buffers that stop at a fixed size
+  (layout-shift and resource-timing entries), which is not what an unattended wall keeps
+  growing by. The growth from 18 s after the page settled (quick: 12 s) is printed too. ``--snapshots``
+  prints what the heap grew by, from heap snapshots at the start, half-way and the end. At the
+  end the run cancels the incidents it opened and left open, so the next run meets the same
+  open set on the map.
 
     .venv/bin/python bench/wall.py            # scale data (50,000 buildings, 200,000 incidents), 10-minute heap run
     .venv/bin/python bench/wall.py --quick    # a small district, 20 reports, a 15-second heap run: under a minute
@@ -309,6 +314,123 @@ class SocketTimes(threading.Thread):
                     ws.send(json.dumps({"type": "ack", "seq": message["seq"]}))
 
 
+class BareWall:
+    """The wall in a Chromium of its own, without Playwright: a real wall's browser. Playwright
+    turns DevTools' Network domain on in every page it drives, and the network agent keeps a
+    record of every request and websocket frame in the page's heap (173 kB in six minutes of
+    the heap run). Here DevTools is used only to read the heap (Runtime, HeapProfiler) and to
+    give the page its login cookie."""
+
+    def __init__(self, base: str, cookie: str, executable: str, args: list[str]) -> None:
+        import tempfile
+
+        from websockets.sync.client import connect
+
+        self.profile = tempfile.TemporaryDirectory(prefix="gc-wall-")
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--headless",
+                *args,
+                f"--user-data-dir={self.profile.name}",
+                "--remote-debugging-port=0",
+                "--window-size=1920,1080",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        active = Path(self.profile.name) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (active.exists() and active.read_text().count("\n") >= 1):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit("the bare Chromium did not start")
+            time.sleep(0.1)
+        port = int(active.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+            targets = json.loads(response.read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.stack = contextlib.ExitStack()
+        self.ws = self.stack.enter_context(
+            connect(page["webSocketDebuggerUrl"], max_size=None, proxy=None, open_timeout=30)
+        )
+        self.next_id = 0
+        self.chunks: list[str] = []
+        self.send("Network.setCookie", {"name": "sessionid", "value": cookie, "url": base})
+        self.send("Page.navigate", {"url": base + "/control/"})
+
+    def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params or {}}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=300))
+            if message.get("method") == "HeapProfiler.addHeapSnapshotChunk":
+                self.chunks.append(message["params"]["chunk"])
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message.get("result", {})
+                return result
+
+    def evaluate(self, expression: str) -> Any:
+        answer = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        return answer["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the bare wall did not reach {expression!r}")
+            time.sleep(0.2)
+
+    def heap(self) -> float:
+        """The JS heap in use after a full garbage collection."""
+        self.send("HeapProfiler.collectGarbage")
+        return float(self.send("Runtime.getHeapUsage")["usedSize"])
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """A heap snapshot summed by (node type, name): {key: (count, bytes)}."""
+        self.chunks = []
+        self.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+        return snapshot_summary(json.loads("".join(self.chunks)))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stack.close()
+        stop(self.process)
+        self.profile.cleanup()
+
+
+def snapshot_summary(snapshot: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Count and self size of a V8 heap snapshot's nodes by type and name (names cut at 60)."""
+    meta = snapshot["snapshot"]["meta"]
+    fields: list[str] = meta["node_fields"]
+    types: list[str] = meta["node_types"][0]
+    width, t_at, n_at, s_at = len(fields), fields.index("type"), fields.index("name"), fields.index("self_size")
+    nodes, strings = snapshot["nodes"], snapshot["strings"]
+    out: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(nodes), width):
+        kind = types[nodes[i + t_at]]
+        name = strings[nodes[i + n_at]] if kind in ("object", "native", "code", "hidden", "closure", "array") else ""
+        key = f"{kind}:{name[:60]}"
+        count, size = out.get(key, (0, 0))
+        out[key] = (count + 1, size + nodes[i + s_at])
+    return out
+
+
+def snapshot_diff(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], top: int = 25) -> None:
+    """What the heap grew by between two snapshots, biggest first, to stderr."""
+    keys = set(before) | set(after)
+    rows = [
+        (k, after.get(k, (0, 0))[0] - before.get(k, (0, 0))[0], after.get(k, (0, 0))[1] - before.get(k, (0, 0))[1])
+        for k in keys
+    ]
+    total = sum(r[2] for r in rows)
+    print(f"heap snapshots: {total / 1000:+.0f} kB between the first and the last", file=sys.stderr)
+    for key, count, size in sorted(rows, key=lambda r: -abs(r[2]))[:top]:
+        print(f"  {size / 1000:+8.1f} kB {count:+7d}  {key}", file=sys.stderr)
+
+
 def profile_print(profile: dict[str, Any], top: int = 20) -> None:
     """The functions the page's main thread spent most time in (self time), from a CDP profile."""
     nodes = {n["id"]: n for n in profile["nodes"]}
@@ -366,10 +488,13 @@ def main() -> None:
         "--warmup-minutes",
         type=float,
         default=None,
-        help="events at 5/s before the heap run's first reading (default 2; quick: 5 reports)",
+        help="minutes at 5 events/s before the heap run's first reading, after 30 reports (quick 20): 2, quick 0",
     )
     parser.add_argument(
         "--profile", action="store_true", help="print where the page's main thread spends the latency run (CDP)"
+    )
+    parser.add_argument(
+        "--snapshots", action="store_true", help="heap snapshots at the heap run's start and end: what it grew by"
     )
     parser.add_argument("--trace", default=None, help="with --profile: write the latency run's Chrome trace here")
     args = parser.parse_args()
@@ -524,19 +649,25 @@ def main() -> None:
                 for k in ("feed", "map")
             )
             long_ms = float(page.evaluate("window.__long"))
+            sockets.stopped = True
+            context.close()  # the latency run's page and its probes go
             phase("latency")
-            # --- heap over a run at 5 events/s ------------------------------------------------
-            cdp = context.new_cdp_session(page)
-
-            def heap() -> float:
-                cdp.send("HeapProfiler.collectGarbage")
-                return float(cdp.send("Runtime.getHeapUsage")["usedSize"])
-
-            for _ in range(5 if args.quick else 30):  # warm up: the open set reaches its level
+            # --- heap over a run at 5 events/s, in a Chromium of the wall's own ---------------
+            launch = chromium_launch_kwargs()
+            wall = BareWall(base, setup["cookie"], str(launch["executable_path"]), list(launch["args"]))
+            wall.wait_for(
+                "window.GridWall && GridWall.ready && GridWall.status === 'live' && GridWall.mapLoaded === true", 120
+            )
+            wall.wait_for("window.echarts !== undefined", 60)  # settled, as the latency run's page
+            wall.evaluate(f"({SETTLED})()")
+            settled_at = time.monotonic()
+            heap = wall.heap
+            for _ in range(20 if args.quick else 30):  # warm up: the open set reaches its level
                 reporter.report()
                 reporter.cancel_old()
                 time.sleep(0.6)
-            heap_early = heap()  # the old start: 18 s after the latency run
+            heap_early = heap()  # the old start: 18 s after the page went live (quick: 12 s)
+            early_after = time.monotonic() - settled_at
             warm_end = time.monotonic() + warmup_minutes * 60
             while time.monotonic() < warm_end:  # compiled code and the capped buffers settle
                 tick = time.monotonic()
@@ -544,6 +675,8 @@ def main() -> None:
                 reporter.cancel_old()
                 time.sleep(max(0.0, 0.6 - (time.monotonic() - tick)))
             heap_start = heap()
+            first = wall.snapshot() if args.snapshots else None
+            middle: dict[str, tuple[int, int]] | None = None
             end = time.monotonic() + minutes * 60
             events = 0
             heap_minutes: list[float] = []  # a reading each minute of the run: levelling off, or a slope
@@ -555,17 +688,25 @@ def main() -> None:
                 events += 3
                 if tick >= next_reading and time.monotonic() + 30 < end:
                     heap_minutes.append(heap())
+                    if first is not None and len(heap_minutes) == int(minutes / 2):
+                        middle = wall.snapshot()
                     next_reading += 60
                 time.sleep(max(0.0, 0.6 - (time.monotonic() - tick)))
             time.sleep(1 if args.quick else 3)  # the last events land
             heap_end = heap()
+            if first is not None:
+                last = wall.snapshot()
+                print("the whole heap run:", file=sys.stderr)
+                snapshot_diff(first, last)
+                if middle is not None:
+                    print("its second half:", file=sys.stderr)
+                    snapshot_diff(middle, last)
+            wall.close()
             phase("heap")
             # the run's incidents still open are cancelled: the next run meets the same open set
             # (each run left ~100 more on the wall's map, 98 -> 500 in five runs)
             while reporter.opened:
                 reporter.cancel_old(keep=0)
-            sockets.stopped = True
-            context.close()
             browser.close()
     finally:
         stop(process)
@@ -610,7 +751,7 @@ def main() -> None:
         f"goal < 10 %: {'met' if growth < 10 else 'NOT met'}"
     )
     print(
-        f"  from the end of the latency run (18 s in): {heap_early / 1e6:.1f} MB -> {heap_end / 1e6:.1f} MB, "
+        f"  from {early_after:.0f} s after the page settled: {heap_early / 1e6:.1f} MB -> {heap_end / 1e6:.1f} MB, "
         f"{100 * (heap_end - heap_early) / heap_early:+.1f} %"
     )
     if heap_minutes:
