@@ -22,8 +22,9 @@ report-to-websocket latency of the same reports.
   then ``--warmup-minutes``, default 2; quick: 20 reports): in its first minutes the page's heap
   takes on V8's optimised code and fills browser buffers that stop at a fixed size
   (layout-shift and resource-timing entries), which is not what an unattended wall keeps
-  growing by. The growth from 18 s after the page settled (quick: 12 s) is printed too. ``--snapshots``
-  prints what the heap grew by, from heap snapshots at the start, half-way and the end. At the
+  growing by. The growth from 18 s after the page settled (quick: 12 s) is printed too, and (not
+  in --quick) what heap snapshots at the start, half-way and the end say it grew by: V8's
+  compiled code, and everything else (``--snapshots``: by object type, to stderr). At the
   end the run cancels the incidents it opened and left open, so the next run meets the same
   open set on the map.
 
@@ -418,6 +419,19 @@ def snapshot_summary(snapshot: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return out
 
 
+def code_split(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    """The growth between two snapshot summaries: V8's compiled code and its metadata (bytecode,
+    optimised code, deoptimisation data, feedback), and everything else."""
+    code = rest = 0
+    for key in set(before) | set(after):
+        delta = after.get(key, (0, 0))[1] - before.get(key, (0, 0))[1]
+        if key.startswith("code:"):
+            code += delta
+        else:
+            rest += delta
+    return f"V8's compiled code {code / 1000:+.0f} kB, everything else {rest / 1000:+.0f} kB"
+
+
 def snapshot_diff(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], top: int = 25) -> None:
     """What the heap grew by between two snapshots, biggest first, to stderr."""
     keys = set(before) | set(after)
@@ -675,7 +689,8 @@ def main() -> None:
                 reporter.cancel_old()
                 time.sleep(max(0.0, 0.6 - (time.monotonic() - tick)))
             heap_start = heap()
-            first = wall.snapshot() if args.snapshots else None
+            # what grows, by heap snapshots (not in --quick: a snapshot of the scale wall takes seconds)
+            first = wall.snapshot() if args.snapshots or not args.quick else None
             middle: dict[str, tuple[int, int]] | None = None
             end = time.monotonic() + minutes * 60
             events = 0
@@ -694,13 +709,18 @@ def main() -> None:
                 time.sleep(max(0.0, 0.6 - (time.monotonic() - tick)))
             time.sleep(1 if args.quick else 3)  # the last events land
             heap_end = heap()
+            grew: list[str] = []
             if first is not None:
                 last = wall.snapshot()
-                print("the whole heap run:", file=sys.stderr)
-                snapshot_diff(first, last)
+                grew.append("start -> end: " + code_split(first, last))
                 if middle is not None:
-                    print("its second half:", file=sys.stderr)
-                    snapshot_diff(middle, last)
+                    grew.append("half-way -> end: " + code_split(middle, last))
+                if args.snapshots:
+                    print("the whole heap run:", file=sys.stderr)
+                    snapshot_diff(first, last)
+                    if middle is not None:
+                        print("its second half:", file=sys.stderr)
+                        snapshot_diff(middle, last)
             wall.close()
             phase("heap")
             # the run's incidents still open are cancelled: the next run meets the same open set
@@ -754,6 +774,8 @@ def main() -> None:
         f"  from {early_after:.0f} s after the page settled: {heap_early / 1e6:.1f} MB -> {heap_end / 1e6:.1f} MB, "
         f"{100 * (heap_end - heap_early) / heap_early:+.1f} %"
     )
+    if grew:
+        print("  heap snapshots, " + "; ".join(grew))
     if heap_minutes:
         print("  each minute (MB): " + " ".join(f"{h / 1e6:.2f}" for h in [heap_start, *heap_minutes, heap_end]))
     print(f"ratio report-to-pixel p95 / report-to-websocket p95: {px95 / ws95:.2f}x")
