@@ -44,6 +44,7 @@ import importlib
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -327,13 +328,13 @@ class BareWall:
 
         from websockets.sync.client import connect
 
-        self.profile = tempfile.TemporaryDirectory(prefix="gc-wall-")
+        self.profile = tempfile.mkdtemp(prefix="gc-wall-")
         self.process = subprocess.Popen(
             [
                 executable,
                 "--headless",
                 *args,
-                f"--user-data-dir={self.profile.name}",
+                f"--user-data-dir={self.profile}",
                 "--remote-debugging-port=0",
                 "--window-size=1920,1080",
                 "about:blank",
@@ -341,7 +342,7 @@ class BareWall:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        active = Path(self.profile.name) / "DevToolsActivePort"
+        active = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (active.exists() and active.read_text().count("\n") >= 1):
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -399,7 +400,15 @@ class BareWall:
         with contextlib.suppress(Exception):
             self.stack.close()
         stop(self.process)
-        self.profile.cleanup()
+        for _attempt in range(20):  # its helper processes may still be writing into the profile
+            try:
+                shutil.rmtree(self.profile)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.25)
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def snapshot_summary(snapshot: dict[str, Any]) -> dict[str, tuple[int, int]]:
