@@ -428,26 +428,29 @@ def snapshot_summary(snapshot: dict[str, Any]) -> dict[str, tuple[int, int]]:
     return out
 
 
+def snapshot_deltas(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[tuple[str, int, int]]:
+    """(type:name, count, bytes) grown between two snapshot summaries."""
+    zero = (0, 0)
+    return [
+        (k, after.get(k, zero)[0] - before.get(k, zero)[0], after.get(k, zero)[1] - before.get(k, zero)[1])
+        for k in set(before) | set(after)
+    ]
+
+
 def code_split(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
     """The growth between two snapshot summaries: V8's compiled code and its metadata (bytecode,
     optimised code, deoptimisation data, feedback), and everything else."""
-    code = rest = 0
-    for key in set(before) | set(after):
-        delta = after.get(key, (0, 0))[1] - before.get(key, (0, 0))[1]
-        if key.startswith("code:"):
-            code += delta
-        else:
-            rest += delta
+    rows = snapshot_deltas(before, after)
+    code = sum(size for key, _count, size in rows if key.startswith("code:"))
+    rest = sum(size for key, _count, size in rows if not key.startswith("code:"))
     return f"V8's compiled code {code / 1000:+.0f} kB, everything else {rest / 1000:+.0f} kB"
 
 
 def snapshot_diff(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], top: int = 25) -> None:
     """What the heap grew by between two snapshots, biggest first, to stderr."""
-    keys = set(before) | set(after)
-    rows = [
-        (k, after.get(k, (0, 0))[0] - before.get(k, (0, 0))[0], after.get(k, (0, 0))[1] - before.get(k, (0, 0))[1])
-        for k in keys
-    ]
+    rows = snapshot_deltas(before, after)
     total = sum(r[2] for r in rows)
     print(f"heap snapshots: {total / 1000:+.0f} kB between the first and the last", file=sys.stderr)
     for key, count, size in sorted(rows, key=lambda r: -abs(r[2]))[:top]:
@@ -551,6 +554,7 @@ def main() -> None:
     # check of bench/ does not take in the test helpers)
     chromium_launch_kwargs = importlib.import_module("tests.support").chromium_launch_kwargs
 
+    wall: BareWall | None = None
     try:
         with sync_playwright() as p:
             phase("daphne up")
@@ -689,7 +693,7 @@ def main() -> None:
                 reporter.report()
                 reporter.cancel_old()
                 time.sleep(0.6)
-            heap_early = heap()  # the old start: 18 s after the page went live (quick: 12 s)
+            heap_early = heap()  # the old start: 18 s after the page settled (quick: 12 s)
             early_after = time.monotonic() - settled_at
             warm_end = time.monotonic() + warmup_minutes * 60
             while time.monotonic() < warm_end:  # compiled code and the capped buffers settle
@@ -731,6 +735,7 @@ def main() -> None:
                         print("its second half:", file=sys.stderr)
                         snapshot_diff(middle, last)
             wall.close()
+            wall = None
             phase("heap")
             # the run's incidents still open are cancelled: the next run meets the same open set
             # (each run left ~100 more on the wall's map, 98 -> 500 in five runs)
@@ -738,6 +743,8 @@ def main() -> None:
                 reporter.cancel_old(keep=0)
             browser.close()
     finally:
+        if wall is not None:
+            wall.close()  # its Chromium too when the run stops half-way
         stop(process)
     if not to_ws or not to_pixel:
         raise SystemExit(f"no report of the latency run was measured ({len(sent)} opened an incident)")
